@@ -1,0 +1,71 @@
+import chalk, { Chalk, type ChalkInstance } from 'chalk';
+
+/**
+ * Human output goes to stderr, machine output (NDJSON events, --json reports) to stdout.
+ * Colour and progress only when stderr is a terminal and NO_COLOR is unset.
+ */
+export function colourEnabled(stream: NodeJS.WriteStream = process.stderr): boolean {
+  if (process.env.NO_COLOR !== undefined && process.env.NO_COLOR !== '') return false;
+  if (process.env.FORCE_COLOR === '0') return false;
+  return Boolean(stream.isTTY);
+}
+
+export function makeColour(stream: NodeJS.WriteStream = process.stderr): ChalkInstance {
+  return colourEnabled(stream) ? chalk : new Chalk({ level: 0 });
+}
+
+export interface Logger {
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+/** A logger for a command: lines prefixed with the tool name on stderr. */
+export function createLogger(tool: string, quiet = false): Logger {
+  const c = makeColour();
+  const write = (line: string): void => {
+    process.stderr.write(`${line}\n`);
+  };
+  return {
+    info: (m) => {
+      if (!quiet) write(`${c.dim(tool + ':')} ${m}`);
+    },
+    warn: (m) => write(`${c.yellow(tool + ': warning:')} ${m}`),
+    error: (m) => write(`${c.red(tool + ': error:')} ${m}`),
+  };
+}
+
+export interface Progress {
+  tick(n?: number): void;
+  done(): void;
+}
+
+/** A one-line progress bar on stderr; silent unless stderr is a TTY. */
+export function createProgress(label: string, total?: number): Progress {
+  if (!process.stderr.isTTY || !colourEnabled()) return { tick: () => {}, done: () => {} };
+  let count = 0;
+  let last = 0;
+  const draw = (): void => {
+    const width = 30;
+    const bar =
+      total && total > 0
+        ? '#'.repeat(Math.round((count / total) * width)).padEnd(width, '.')
+        : '';
+    const of = total ? `/${total}` : '';
+    process.stderr.write(`\r${label} ${bar} ${count}${of}`);
+  };
+  return {
+    tick(n = 1) {
+      count += n;
+      const now = Date.now();
+      if (now - last > 100) {
+        last = now;
+        draw();
+      }
+    },
+    done() {
+      draw();
+      process.stderr.write('\n');
+    },
+  };
+}

@@ -1,0 +1,59 @@
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+/** A temporary name beside the target, hidden, so no reader mistakes it for a finished file. */
+export function tempNameFor(target: string): string {
+  return join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
+/** fsync a directory so that a rename into it survives a power cut. */
+export async function fsyncDir(dir: string): Promise<void> {
+  let fh;
+  try {
+    fh = await open(dir, constants.O_RDONLY);
+    await fh.sync();
+  } catch {
+    // Some filesystems refuse fsync on a directory; the rename is still atomic.
+  } finally {
+    await fh?.close();
+  }
+}
+
+/**
+ * Write a whole file atomically: temp name, fsync, rename, fsync of the folder.
+ * A crash leaves either the old file or the new one, never half of one.
+ */
+export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
+  await mkdir(dirname(target), { recursive: true });
+  const tmp = tempNameFor(target);
+  const fh = await open(tmp, 'w', 0o644);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } catch (err) {
+    await fh.close();
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  await fh.close();
+  try {
+    await rename(tmp, target);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  await fsyncDir(dirname(target));
+}
+
+export async function writeJsonAtomic(target: string, value: unknown): Promise<void> {
+  await writeFileAtomic(target, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Move a finished file into place (same filesystem), creating the folder and syncing it. */
+export async function publish(tmp: string, target: string): Promise<void> {
+  await mkdir(dirname(target), { recursive: true });
+  await rename(tmp, target);
+  await fsyncDir(dirname(target));
+}

@@ -1,0 +1,5 @@
+export * from './atomic.js';
+export * from './layout.js';
+export * from './lock.js';
+export * from './quarantine.js';
+export * from './sanitize.js';

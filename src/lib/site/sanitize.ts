@@ -5,6 +5,7 @@
 export function sanitizePathPart(value: string | undefined, fallback = 'unknown', maxLength = 64): string {
   const cleaned = (value ?? '')
     .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
     .replace(/[^A-Za-z0-9._-]+/g, '_')
     .replace(/^[._]+/, '')
     .replace(/_+$/, '')

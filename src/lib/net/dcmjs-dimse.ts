@@ -1,0 +1,29 @@
+/**
+ * The one place fiona imports dcmjs-dimse (0.3.3, pinned). It is a CommonJS webpack bundle, so
+ * Node's ESM loader gives us only its default export; this module re-exports the parts fiona
+ * uses with their types, and silences the library's logger (it logs every PDU at INFO by
+ * default, building the strings even when nobody reads them).
+ *
+ * The SCU code (src/lib/net/scu) and the SCP code (src/lib/net/scp) import from here only.
+ */
+import dimse from 'dcmjs-dimse';
+
+type DimseModule = typeof dimse;
+
+export type Association = InstanceType<DimseModule['association']['Association']>;
+export type PresentationContext = InstanceType<DimseModule['association']['PresentationContext']>;
+export type DimseDataset = InstanceType<DimseModule['Dataset']>;
+
+export const Scp: DimseModule['Scp'] = dimse.Scp;
+export const Server: DimseModule['Server'] = dimse.Server;
+export const Client: DimseModule['Client'] = dimse.Client;
+export const Dataset: DimseModule['Dataset'] = dimse.Dataset;
+export const Implementation: DimseModule['Implementation'] = dimse.Implementation;
+export const constants: DimseModule['constants'] = dimse.constants;
+export const requests: DimseModule['requests'] = dimse.requests;
+export const responses: DimseModule['responses'] = dimse.responses;
+export const associationClasses: DimseModule['association'] = dimse.association;
+export const dimseVersion: string = dimse.version;
+
+// dcmjs-dimse enables every log level at import; fiona reports through its own events.
+dimse.log.setLevel('silent');

@@ -1,0 +1,529 @@
+/**
+ * The DICOM client side: one association to a peer, on dcmjs-dimse's Network class.
+ *
+ * Why not dcmjs-dimse's Client: Client.send() proposes Implicit and Explicit VR Little Endian
+ * for every request and transcodes (through dcmjs, which drops private tags) when the peer
+ * picks the other one; it also holds every dataset in memory and gives no way to tell a
+ * request that never got a response from one that did. Here the caller names exactly which
+ * presentation contexts to propose, each request resolves with its responses or fails with
+ * the reason, and C-STORE datasets can be streamed from a file (see FileDataset).
+ *
+ * Used by store.ts and echo.ts (C-STORE, C-ECHO) and by query.ts / retrieve.ts (C-FIND,
+ * C-MOVE, C-GET: `onStoreRequest` receives the C-STOREs of a C-GET).
+ */
+import { open } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
+import dimse from 'dcmjs-dimse';
+
+const { Scp, Dataset } = dimse;
+const { Association: AssociationClass } = dimse.association;
+const { PresentationContextResult, Status } = dimse.constants;
+
+// dcmjs-dimse logs every PDU through loglevel to the console (stdout), which would corrupt
+// our NDJSON output; its messages are re-raised as errors here where they matter.
+dimse.log.setLevel(process.env.FIONA_DIMSE_LOG ? 'info' : 'silent');
+
+type DimseAssociation = InstanceType<typeof AssociationClass>;
+type DimseRequest = InstanceType<typeof dimse.requests.CEchoRequest> & {
+  on(event: 'response', fn: (r: DimseResponse) => void): void;
+  on(event: 'done', fn: () => void): void;
+};
+export type DimseResponse = InstanceType<typeof dimse.responses.CEchoResponse>;
+type DimseDataset = InstanceType<typeof Dataset>;
+type DimseContext = ReturnType<DimseAssociation['getPresentationContext']>;
+
+/** Where to connect: the peer's address and the two AE titles. */
+export interface DicomPeer {
+  host: string;
+  port: number;
+  /** The peer's AE title (called). */
+  calledAet: string;
+  /** Our AE title (calling). */
+  callingAet: string;
+}
+
+/** One proposed presentation context: an abstract syntax and the transfer syntaxes we offer for it. */
+export interface ContextProposal {
+  abstractSyntax: string;
+  transferSyntaxes: string[];
+  /** SCP/SCU role selection (C-GET: we are SCP for the storage classes). */
+  scpRole?: boolean;
+}
+
+export interface AssociationTimeouts {
+  /** TCP connect (ms). */
+  connectMs?: number;
+  /** From connect to the A-ASSOCIATE-AC/RJ (ms): a hung peer is caught here. */
+  associateMs?: number;
+  /** No progress in either direction for this long aborts the association (ms). */
+  idleMs?: number;
+}
+
+export interface OpenOptions extends AssociationTimeouts {
+  /** Called for C-STORE requests the peer sends us (C-GET). Return the status to answer. */
+  onStoreRequest?: (request: unknown) => Promise<number> | number;
+}
+
+/** Why an association did not come up or went away; `transient` says whether a retry may help. */
+export class AssociationError extends Error {
+  constructor(
+    message: string,
+    readonly kind: 'refused' | 'unreachable' | 'timeout' | 'rejected' | 'aborted' | 'closed' | 'protocol',
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'AssociationError';
+  }
+}
+
+/** A request that ended without a final response (association lost, context missing, peer silent). */
+export class NoResponseError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NoResponseError';
+  }
+}
+
+const REJECT_REASONS: Record<string, string> = {
+  '1:1': 'no reason given',
+  '1:2': 'application context name not supported',
+  '1:3': 'calling AE title not recognized',
+  '1:7': 'called AE title not recognized',
+  '2:1': 'no reason given (ACSE)',
+  '2:2': 'protocol version not supported',
+  '3:1': 'temporary congestion',
+  '3:2': 'local limit exceeded',
+};
+
+/** A dataset whose bytes are a byte range of a file, sent as they are (see ScuNetwork). */
+export class FileDataset extends Dataset {
+  constructor(
+    readonly path: string,
+    readonly offset: number,
+    readonly length: number,
+    transferSyntaxUid: string,
+    sopClassUid: string,
+    sopInstanceUid: string,
+  ) {
+    super({ SOPClassUID: sopClassUid, SOPInstanceUID: sopInstanceUid }, transferSyntaxUid);
+  }
+
+  // Never re-encoded: dcmjs-dimse must not be able to produce other bytes for this dataset.
+  override getDenaturalizedDataset(): Buffer {
+    throw new Error('FileDataset is streamed from its file, never re-encoded');
+  }
+}
+
+interface NetworkLike {
+  socket: Socket;
+  association?: DimseAssociation;
+  lastPduTime?: number;
+  statistics: { addBytesSent(n: number): void };
+  sendAssociationRequest(a: DimseAssociation): void;
+  sendAssociationReleaseRequest(): void;
+  sendAssociationReleaseResponse(): void;
+  sendAbort(source?: number, reason?: number): void;
+  sendRequests(r: DimseRequest | DimseRequest[]): void;
+  sendResponse(request: unknown, response: unknown): void;
+  on(event: string, fn: (...args: never[]) => void): void;
+  emit(event: string, ...args: unknown[]): void;
+  _sendPDataTF(command: CommandLike, pcId: number, maxPduLength: number): void;
+  _sendDimse(dimse: { command: CommandLike; context: DimseContext }): void;
+}
+interface CommandLike {
+  getDataset(): DimseDataset | undefined;
+  getCommandDataset(): DimseDataset;
+  raiseDoneEvent?: () => void;
+}
+type NetworkCtor = new (socket: Socket, opts: Record<string, unknown>) => NetworkLike;
+
+// dcmjs-dimse exports its Network class only as the base of Scp.
+const NetworkBase = Object.getPrototypeOf(Scp) as NetworkCtor;
+
+/** How much file data one socket.write carries: several PDUs per write keeps syscalls down. */
+const WRITE_BLOCK = 1024 * 1024;
+/** dcmjs-dimse's own cap on PDU size when the peer says "unlimited" (0). */
+const MAX_PDU_CAP = 4 * 1024 * 1024;
+
+/** P-DATA-TF PDU header + PDV header, PS3.8 9.3.5 / E.2. */
+function writePduHeader(buf: Buffer, at: number, pcId: number, dataLength: number, control: number): number {
+  buf.writeUInt8(0x04, at); // P-DATA-TF
+  buf.writeUInt8(0, at + 1);
+  buf.writeUInt32BE(dataLength + 6, at + 2); // PDU length: one PDV item (4 length + 2 header + data)
+  buf.writeUInt32BE(dataLength + 2, at + 6); // PDV item length
+  buf.writeUInt8(pcId, at + 10);
+  buf.writeUInt8(control, at + 11); // bit 0: command, bit 1: last fragment
+  return at + 12;
+}
+
+/**
+ * dcmjs-dimse's Network with two changes: a FileDataset is streamed from its file in
+ * PDU-sized fragments with backpressure (memory bounded, bytes untouched), and a dataset
+ * is never transcoded: a transfer syntax mismatch fails the request instead.
+ */
+class ScuNetwork extends NetworkBase {
+  override _sendDimse(d: { command: CommandLike; context: DimseContext }): void {
+    const dataset = d.command.getDataset();
+    if (dataset) {
+      const accepted = this.association?.getPresentationContext(d.context.getPresentationContextId()).getAcceptedTransferSyntaxUid();
+      if (accepted !== dataset.getTransferSyntaxUid()) {
+        // Without a response the request counts as failed by the caller; never transcode.
+        d.command.raiseDoneEvent?.();
+        return;
+      }
+    }
+    super._sendDimse(d);
+  }
+
+  override _sendPDataTF(command: CommandLike, pcId: number, maxPduLength: number): void {
+    const dataset = command.getDataset();
+    if (!(dataset instanceof FileDataset)) {
+      super._sendPDataTF(command, pcId, maxPduLength);
+      return;
+    }
+    const commandBytes = command.getCommandDataset().getDenaturalizedCommandDataset();
+    const head = Buffer.allocUnsafe(12 + commandBytes.length);
+    writePduHeader(head, 0, pcId, commandBytes.length, 0x03);
+    commandBytes.copy(head, 12);
+    this.socket.write(head);
+    this.statistics.addBytesSent(head.length);
+    const max = maxPduLength === 0 ? MAX_PDU_CAP : Math.min(maxPduLength, MAX_PDU_CAP);
+    this.streamFile(dataset, pcId, max - 6).catch((err: Error) => {
+      // The PDV sequence cannot be completed: the association is unusable.
+      this.emit('streamError', err);
+    });
+  }
+
+  private async streamFile(ds: FileDataset, pcId: number, fragment: number): Promise<void> {
+    const fh = await open(ds.path, 'r');
+    try {
+      const perBlock = Math.max(1, Math.floor(WRITE_BLOCK / fragment));
+      const scratch = Buffer.allocUnsafe(perBlock * fragment);
+      let pos = ds.offset;
+      const end = ds.offset + ds.length;
+      while (pos < end) {
+        const want = Math.min(scratch.length, end - pos);
+        let got = 0;
+        while (got < want) {
+          const { bytesRead } = await fh.read(scratch, got, want - got, pos + got);
+          if (bytesRead === 0) throw new Error(`${ds.path}: file shrank while sending (ended at byte ${pos + got}, expected ${end})`);
+          got += bytesRead;
+        }
+        const pdus = Math.ceil(want / fragment);
+        const out = Buffer.allocUnsafe(want + pdus * 12);
+        let at = 0;
+        for (let i = 0; i < pdus; i++) {
+          const from = i * fragment;
+          const len = Math.min(fragment, want - from);
+          const last = pos + from + len >= end;
+          at = writePduHeader(out, at, pcId, len, last ? 0x02 : 0x00);
+          scratch.copy(out, at, from, from + len);
+          at += len;
+        }
+        pos += want;
+        if (this.socket.destroyed) throw new Error('connection closed while sending');
+        const flushed = this.socket.write(out);
+        this.statistics.addBytesSent(out.length);
+        // Sending is progress: the idle timer must not fire while a large file goes out.
+        this.lastPduTime = Date.now();
+        if (!flushed) await waitDrain(this.socket);
+      }
+    } finally {
+      await fh.close();
+    }
+  }
+}
+
+function waitDrain(socket: Socket): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error): void => {
+      socket.off('drain', onDrain);
+      socket.off('close', onClose);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onDrain = (): void => done();
+    const onClose = (): void => done(new Error('connection closed while sending'));
+    socket.on('drain', onDrain);
+    socket.on('close', onClose);
+  });
+}
+
+export interface AcceptedContext {
+  id: number;
+  abstractSyntax: string;
+  transferSyntax?: string;
+  accepted: boolean;
+  /** The peer's reason when not accepted. */
+  result: string;
+}
+
+/**
+ * An open association. Requests are sent one after another (dcmjs-dimse's network sends
+ * one at a time); each resolves with all its responses (pending ones first) or rejects
+ * with NoResponseError / AssociationError.
+ */
+export class ScuAssociation {
+  private chain: Promise<unknown> = Promise.resolve();
+  private failure?: AssociationError;
+  private closeWaiters: Array<() => void> = [];
+  private pendingFail?: (err: Error) => void;
+  private closed = false;
+
+  private constructor(
+    readonly peer: DicomPeer,
+    private readonly network: NetworkLike,
+    private readonly socket: Socket,
+    private readonly association: DimseAssociation,
+  ) {}
+
+  /** Connect, negotiate the proposed contexts, and resolve once the peer accepted. */
+  static open(peer: DicomPeer, proposals: ContextProposal[], opts: OpenOptions = {}): Promise<ScuAssociation> {
+    if (proposals.length === 0) throw new Error('an association needs at least one presentation context');
+    if (proposals.length > 128) throw new Error(`at most 128 presentation contexts per association, got ${proposals.length}`);
+    const association = new AssociationClass(peer.callingAet, peer.calledAet);
+    for (const p of proposals) {
+      const id = association.addPresentationContext(p.abstractSyntax);
+      for (const ts of p.transferSyntaxes) association.addTransferSyntaxToPresentationContext(id, ts);
+      if (p.scpRole) {
+        const ctx = association.getPresentationContext(id);
+        ctx.setUserRole(true);
+        ctx.setProviderRole(true);
+      }
+    }
+    const connectMs = opts.connectMs ?? 15_000;
+    const associateMs = opts.associateMs ?? 30_000;
+    const idleMs = opts.idleMs ?? 120_000;
+
+    const socket = connect({ host: peer.host, port: peer.port });
+    socket.setNoDelay(true);
+    const network = new ScuNetwork(socket, {
+      connectTimeout: Math.max(connectMs, idleMs),
+      associationTimeout: associateMs,
+      pduTimeout: idleMs,
+    });
+    const scu = new ScuAssociation(peer, network, socket, association);
+    const where = `${peer.calledAet}@${peer.host}:${peer.port}`;
+
+    return new Promise<ScuAssociation>((resolve, reject) => {
+      let settled = false;
+      const fail = (err: AssociationError): void => {
+        if (!settled) {
+          settled = true;
+          clearTimeout(timer);
+          reject(err);
+        }
+        scu.fail(err);
+        socket.destroy();
+      };
+      // Our own deadline for the whole negotiation; dcmjs-dimse checks only once a second.
+      const timer = setTimeout(() => {
+        const connected = !socket.connecting;
+        fail(
+          connected
+            ? new AssociationError(`${where}: no answer to the association request within ${associateMs} ms (peer hung?)`, 'timeout')
+            : new AssociationError(`${where}: could not connect within ${connectMs} ms`, 'timeout'),
+        );
+      }, connectMs + associateMs);
+
+      network.on('connect', () => network.sendAssociationRequest(association));
+      network.on('associationAccepted', () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(scu);
+      });
+      network.on('associationRejected', (r: { result: number; source: number; reason: number }) => {
+        const why = REJECT_REASONS[`${r.source}:${r.reason}`] ?? `source ${r.source}, reason ${r.reason}`;
+        const perm = r.result === 1 ? 'permanent' : 'transient';
+        fail(new AssociationError(`${where}: association rejected (${perm}): ${why}`, 'rejected'));
+      });
+      network.on('abort', (a: { source: number; reason: number }) => {
+        fail(new AssociationError(`${where}: association aborted by the peer (source ${a.source}, reason ${a.reason})`, 'aborted'));
+      });
+      network.on('associationReleaseRequested', () => {
+        // A peer that releases first: answer and close (PS3.8 7.2).
+        network.sendAssociationReleaseResponse();
+        fail(new AssociationError(`${where}: the peer released the association`, 'closed'));
+      });
+      network.on('associationReleaseResponse', () => {
+        socket.end();
+      });
+      network.on('streamError', (err: Error) => {
+        network.sendAbort();
+        fail(new AssociationError(`${where}: ${err.message}`, 'aborted', { cause: err }));
+      });
+      network.on('networkError', (err: Error) => {
+        fail(classifyNetworkError(where, err, socket));
+      });
+      network.on('close', () => {
+        fail(new AssociationError(`${where}: connection closed`, 'closed'));
+        scu.markClosed();
+      });
+      network.on('cStoreRequest', (request: unknown, callback: (rsp: unknown) => void) => {
+        void scu.answerStore(request, callback, opts.onStoreRequest);
+      });
+    });
+  }
+
+  /** The contexts as the peer answered them. */
+  contexts(): AcceptedContext[] {
+    return this.association.getPresentationContexts().map(({ id, context }) => ({
+      id,
+      abstractSyntax: context.getAbstractSyntaxUid(),
+      transferSyntax: context.getAcceptedTransferSyntaxUid(),
+      accepted: context.getResult() === PresentationContextResult.Accept,
+      result: context.getResultDescription(),
+    }));
+  }
+
+  /** The accepted context for exactly this abstract syntax and transfer syntax, if any. */
+  acceptedContext(abstractSyntax: string, transferSyntax?: string): AcceptedContext | undefined {
+    return this.contexts().find(
+      (c) => c.accepted && c.abstractSyntax === abstractSyntax && (transferSyntax === undefined || c.transferSyntax === transferSyntax),
+    );
+  }
+
+  /** The peer's maximum PDU length (0 = unlimited). */
+  get maxPduLength(): number {
+    return this.association.getMaxPduLength();
+  }
+
+  get isOpen(): boolean {
+    return this.failure === undefined && !this.closed;
+  }
+
+  /** Send one request and collect its responses; requests queue behind each other. */
+  request(request: unknown): Promise<DimseResponse[]> {
+    const run = (): Promise<DimseResponse[]> => this.sendOne(request as DimseRequest);
+    const p = this.chain.then(run, run);
+    this.chain = p.catch(() => undefined);
+    return p;
+  }
+
+  private sendOne(req: DimseRequest): Promise<DimseResponse[]> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closed) return Promise.reject(new AssociationError('association already closed', 'closed'));
+    return new Promise<DimseResponse[]>((resolve, reject) => {
+      const responses: DimseResponse[] = [];
+      let finished = false;
+      const finish = (err?: Error): void => {
+        if (finished) return;
+        finished = true;
+        this.pendingFail = undefined;
+        if (err) reject(err);
+        else resolve(responses);
+      };
+      this.pendingFail = (err) => finish(new NoResponseError(`no response: ${err.message}`));
+      req.on('response', (r) => responses.push(r));
+      req.on('done', () => {
+        const last = responses[responses.length - 1];
+        if (last && last.getStatus() !== Status.Pending) finish();
+        else finish(new NoResponseError('no response: the request could not be sent in an accepted presentation context/transfer syntax'));
+      });
+      this.network.sendRequests(req);
+    });
+  }
+
+  /** A-RELEASE; resolves when the connection is closed (or after a grace period). */
+  async release(graceMs = 10_000): Promise<void> {
+    if (this.closed) return;
+    await this.chain;
+    if (this.closed) return;
+    const closed = new Promise<void>((r) => this.closeWaiters.push(r));
+    if (!this.failure) this.network.sendAssociationReleaseRequest();
+    else this.socket.destroy();
+    const timer = setTimeout(() => this.socket.destroy(), graceMs);
+    await closed;
+    clearTimeout(timer);
+  }
+
+  /** A-ABORT and close at once. */
+  abort(): void {
+    if (this.closed) return;
+    try {
+      this.network.sendAbort();
+    } catch {
+      // The socket may already be gone.
+    }
+    this.fail(new AssociationError('aborted by us', 'aborted'));
+    this.socket.destroy();
+  }
+
+  private fail(err: AssociationError): void {
+    if (!this.failure) this.failure = err;
+    this.pendingFail?.(err);
+  }
+
+  private markClosed(): void {
+    this.closed = true;
+    for (const w of this.closeWaiters.splice(0)) w();
+  }
+
+  private async answerStore(
+    request: unknown,
+    callback: (rsp: unknown) => void,
+    handler: OpenOptions['onStoreRequest'],
+  ): Promise<void> {
+    const { CStoreResponse } = dimse.responses;
+    let status: number = Status.SopClassNotSupported;
+    try {
+      if (handler) status = await handler(request);
+    } catch {
+      status = Status.ProcessingFailure;
+    }
+    const rsp = CStoreResponse.fromRequest(request as InstanceType<typeof dimse.requests.CStoreRequest>);
+    rsp.setStatus(status);
+    callback(rsp);
+  }
+}
+
+function classifyNetworkError(where: string, err: Error, socket: Socket): AssociationError {
+  const msg = err.message;
+  if (/ECONNREFUSED/.test(msg)) return new AssociationError(`${where}: connection refused (nothing listens there)`, 'refused', { cause: err });
+  if (/EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN/.test(msg)) return new AssociationError(`${where}: host unreachable (${msg})`, 'unreachable', { cause: err });
+  if (/timeout/i.test(msg)) {
+    return new AssociationError(`${where}: ${socket.connecting ? 'connect' : 'association'} timed out (${msg.replace(/^.*-> /, '')})`, 'timeout', { cause: err });
+  }
+  if (/ECONNRESET|EPIPE/.test(msg)) return new AssociationError(`${where}: connection reset by the peer`, 'closed', { cause: err });
+  return new AssociationError(`${where}: ${msg}`, 'protocol', { cause: err });
+}
+
+/** Status classes of a DIMSE response (PS3.7 C.4.2.1.4 and Annex C). */
+export type StatusClass = 'success' | 'warning' | 'failure' | 'pending' | 'cancel';
+
+export function statusClass(status: number): StatusClass {
+  if (status === 0x0000) return 'success';
+  if (status === 0xff00 || status === 0xff01) return 'pending';
+  if (status === 0xfe00) return 'cancel';
+  if (status === 0x0001 || status === 0x0107 || status === 0x0116 || (status & 0xf000) === 0xb000) return 'warning';
+  return 'failure';
+}
+
+/** A readable name for the common statuses. */
+export function statusText(status: number): string {
+  const known: Record<number, string> = {
+    0x0000: 'success',
+    0x0001: 'warning: requested optional attributes not supported',
+    0x0107: 'warning: attribute list error',
+    0x0116: 'warning: attribute value out of range',
+    0xb000: 'warning: coercion of data elements',
+    0xb006: 'warning: elements discarded',
+    0xb007: 'warning: data set does not match SOP class',
+    0x0110: 'processing failure',
+    0x0111: 'duplicate SOP instance',
+    0x0117: 'invalid object instance',
+    0x0122: 'SOP class not supported',
+    0x0124: 'not authorized',
+    0x0210: 'duplicate invocation',
+    0x0211: 'unrecognized operation',
+    0x0212: 'mistyped argument',
+    0x0213: 'resource limitation',
+  };
+  const hex = `0x${status.toString(16).padStart(4, '0').toUpperCase()}`;
+  if (known[status]) return `${known[status]} (${hex})`;
+  if ((status & 0xff00) === 0xa700) return `refused: out of resources (${hex})`;
+  if ((status & 0xff00) === 0xa900) return `error: data set does not match SOP class (${hex})`;
+  if ((status & 0xf000) === 0xc000) return `error: cannot understand (${hex})`;
+  return `status ${hex}`;
+}

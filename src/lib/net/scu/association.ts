@@ -13,24 +13,27 @@
  */
 import { open } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
-import dimse from 'dcmjs-dimse';
+// The shared typed wrapper (it also silences dcmjs-dimse's logger, which writes to stdout).
+import {
+  Dataset,
+  Scp,
+  associationClasses,
+  constants,
+  requests as dimseRequests,
+  responses as dimseResponses,
+  type Association as DimseAssociation,
+  type DimseDataset,
+  type PresentationContext as DimseContext,
+} from '../dcmjs-dimse.js';
 
-const { Scp, Dataset } = dimse;
-const { Association: AssociationClass } = dimse.association;
-const { PresentationContextResult, Status } = dimse.constants;
+const { Association: AssociationClass } = associationClasses;
+const { PresentationContextResult, Status } = constants;
 
-// dcmjs-dimse logs every PDU through loglevel to the console (stdout), which would corrupt
-// our NDJSON output; its messages are re-raised as errors here where they matter.
-dimse.log.setLevel(process.env.FIONA_DIMSE_LOG ? 'info' : 'silent');
-
-type DimseAssociation = InstanceType<typeof AssociationClass>;
-type DimseRequest = InstanceType<typeof dimse.requests.CEchoRequest> & {
+type DimseRequest = InstanceType<typeof dimseRequests.CEchoRequest> & {
   on(event: 'response', fn: (r: DimseResponse) => void): void;
   on(event: 'done', fn: () => void): void;
 };
-export type DimseResponse = InstanceType<typeof dimse.responses.CEchoResponse>;
-type DimseDataset = InstanceType<typeof Dataset>;
-type DimseContext = ReturnType<DimseAssociation['getPresentationContext']>;
+export type DimseResponse = InstanceType<typeof dimseResponses.CEchoResponse>;
 
 /** Where to connect: the peer's address and the two AE titles. */
 export interface DicomPeer {
@@ -465,14 +468,14 @@ export class ScuAssociation {
     callback: (rsp: unknown) => void,
     handler: OpenOptions['onStoreRequest'],
   ): Promise<void> {
-    const { CStoreResponse } = dimse.responses;
+    const { CStoreResponse } = dimseResponses;
     let status: number = Status.SopClassNotSupported;
     try {
       if (handler) status = await handler(request);
     } catch {
       status = Status.ProcessingFailure;
     }
-    const rsp = CStoreResponse.fromRequest(request as InstanceType<typeof dimse.requests.CStoreRequest>);
+    const rsp = CStoreResponse.fromRequest(request as InstanceType<typeof dimseRequests.CStoreRequest>);
     rsp.setStatus(status);
     callback(rsp);
   }
@@ -482,6 +485,12 @@ function classifyNetworkError(where: string, err: Error, socket: Socket): Associ
   const msg = err.message;
   if (/ECONNREFUSED/.test(msg)) return new AssociationError(`${where}: connection refused (nothing listens there)`, 'refused', { cause: err });
   if (/EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN/.test(msg)) return new AssociationError(`${where}: host unreachable (${msg})`, 'unreachable', { cause: err });
+  const assocTimeout = /association timeout \((\d+)\)/i.exec(msg);
+  if (assocTimeout) {
+    return new AssociationError(`${where}: no answer to the association request within ${assocTimeout[1]} ms (peer hung?)`, 'timeout', { cause: err });
+  }
+  const pduTimeout = /PDU timeout \((\d+)\)/i.exec(msg);
+  if (pduTimeout) return new AssociationError(`${where}: no progress for ${pduTimeout[1]} ms (peer hung?)`, 'timeout', { cause: err });
   if (/timeout/i.test(msg)) {
     return new AssociationError(`${where}: ${socket.connecting ? 'connect' : 'association'} timed out (${msg.replace(/^.*-> /, '')})`, 'timeout', { cause: err });
   }

@@ -1,7 +1,7 @@
 /**
  * C-ECHO (Verification, PS3.4 Annex A): is the peer there and does it speak DICOM?
  */
-import dimse from 'dcmjs-dimse';
+import { requests } from '../dcmjs-dimse.js';
 import { AssociationError, ScuAssociation, statusText, type AssociationTimeouts, type DicomPeer } from './association.js';
 
 const VERIFICATION = '1.2.840.10008.1.1';
@@ -30,7 +30,7 @@ export async function echo(peer: DicomPeer, timeouts: AssociationTimeouts = {}):
       assoc.abort();
       return { ok: false, ms: elapsed(), reason: 'the peer does not accept the Verification SOP class', kind: 'rejected' };
     }
-    const responses = await withTimeout(assoc.request(new dimse.requests.CEchoRequest()), timeouts.idleMs ?? 30_000);
+    const responses = await withTimeout(assoc.request(new requests.CEchoRequest()), timeouts.idleMs ?? 30_000);
     const status = responses[responses.length - 1]?.getStatus() ?? -1;
     const ms = elapsed();
     await assoc.release(2_000).catch(() => undefined);

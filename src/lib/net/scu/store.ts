@@ -4,7 +4,7 @@
  * they are. Several instances go over one association, and `associations` of them run in
  * parallel. Every request must end with a response; a missing one is a failure.
  */
-import dimse from 'dcmjs-dimse';
+import { requests } from '../dcmjs-dimse.js';
 import {
   AssociationError,
   FileDataset,
@@ -174,7 +174,7 @@ async function storeOne(assoc: ScuAssociation, instance: StoreInstance): Promise
     instance.sopClassUid,
     instance.sopInstanceUid,
   );
-  const request = new dimse.requests.CStoreRequest(dataset);
+  const request = new requests.CStoreRequest(dataset);
   try {
     const responses = await assoc.request(request);
     const last = responses[responses.length - 1]!;

@@ -1,0 +1,156 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isPathSafeUid } from '../dicom/uid.js';
+import type { SiteLayout } from '../site/layout.js';
+
+/**
+ * What routing and transfer need to know of a study on disk. The series JSON files that
+ * fiona-classify writes (<site>/raw/<Study>/<Series>.json, FIONA's fields) give the patient,
+ * the connection and the classification; the archive (<site>/archive/<Study>/<Series>/)
+ * holds the instances as received and is what gets counted and sent.
+ */
+export interface SeriesInfo {
+  uid: string;
+  /** Instance files in the archive, sorted. */
+  files: string[];
+  modality?: string;
+  sopClassUid?: string;
+  description?: string;
+  classifyTypes: string[];
+  burnedInAnnotation?: string;
+  /** The series JSON as classify wrote it (undefined when there is none). */
+  meta?: Record<string, unknown>;
+}
+
+export interface StudyInfo {
+  uid: string;
+  patientId: string;
+  patientName: string;
+  accessionNumber: string;
+  /** The sender's AE title (FIONA: IncomingConnection.AETitleCaller). */
+  calling: string;
+  /** The AE title the sender addressed (FIONA: IncomingConnection.AETitleCalled). */
+  called: string;
+  callerIp: string;
+  studyDate: string;
+  studyTime: string;
+  studyDescription: string;
+  institution: string;
+  series: SeriesInfo[];
+}
+
+/** Series UID -> number of instances: what a transfer covered. */
+export type StudySignature = Record<string, number>;
+
+export class StudyNotFoundError extends Error {}
+
+function text(v: unknown): string {
+  if (typeof v === 'string') return v.trim();
+  if (typeof v === 'number') return String(v);
+  if (Array.isArray(v)) return v.map(text).join('\\');
+  // A PN may come as {Alphabetic: ...} (DICOM JSON model).
+  if (v && typeof v === 'object' && 'Alphabetic' in v) return text((v as { Alphabetic: unknown }).Alphabetic);
+  return '';
+}
+
+function list(v: unknown): string[] {
+  if (Array.isArray(v)) return v.map(text).filter(Boolean);
+  const s = text(v);
+  return s ? [s] : [];
+}
+
+async function readJson(path: string): Promise<Record<string, unknown> | undefined> {
+  try {
+    const v = JSON.parse(await readFile(path, 'utf8')) as unknown;
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir)).sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+/** Instance files of a series in the archive (hidden temp files excluded). */
+async function seriesFiles(site: SiteLayout, study: string, series: string): Promise<string[]> {
+  const dir = join(site.archive, study, series);
+  return (await listDir(dir)).filter((n) => !n.startsWith('.')).map((n) => join(dir, n));
+}
+
+/** Read a study from the site; throws StudyNotFoundError when it has no instances. */
+export async function readStudy(site: SiteLayout, uid: string): Promise<StudyInfo> {
+  if (!isPathSafeUid(uid)) throw new StudyNotFoundError(`not a valid StudyInstanceUID: ${JSON.stringify(uid.slice(0, 80))}`);
+  const rawDir = join(site.raw, uid);
+  const metaBySeries = new Map<string, Record<string, unknown>>();
+  for (const name of await listDir(rawDir)) {
+    if (!name.endsWith('.json') || name.startsWith('.')) continue;
+    const seriesUid = name.slice(0, -5);
+    if (!isPathSafeUid(seriesUid)) continue;
+    const meta = await readJson(join(rawDir, name));
+    if (meta) metaBySeries.set(seriesUid, meta);
+  }
+  const seriesUids = new Set<string>(metaBySeries.keys());
+  for (const name of await listDir(join(site.archive, uid))) if (isPathSafeUid(name)) seriesUids.add(name);
+
+  const series: SeriesInfo[] = [];
+  for (const s of [...seriesUids].sort()) {
+    const meta = metaBySeries.get(s);
+    const files = await seriesFiles(site, uid, s);
+    if (files.length === 0) continue;
+    series.push({
+      uid: s,
+      files,
+      modality: meta ? text(meta.Modality) || undefined : undefined,
+      sopClassUid: meta ? text(meta.SOPClassUID) || undefined : undefined,
+      description: meta ? text(meta.SeriesDescription) || undefined : undefined,
+      classifyTypes: meta ? list(meta.ClassifyType) : [],
+      burnedInAnnotation: meta ? text(meta.BurnedInAnnotation) || undefined : undefined,
+      meta,
+    });
+  }
+  if (series.length === 0) throw new StudyNotFoundError(`study ${uid} has no instances under ${join(site.archive, uid)}`);
+  // Patient-level values from the first series that has metadata (FIONA took data[0]).
+  const first = series.find((s) => s.meta)?.meta ?? {};
+  const conn = (first.IncomingConnection ?? {}) as Record<string, unknown>;
+  return {
+    uid,
+    patientId: text(first.PatientID),
+    patientName: text(first.PatientName),
+    accessionNumber: text(first.AccessionNumber),
+    // FIONA stripped padding and NULs from the AE titles before comparing them.
+    calling: text(conn.AETitleCaller).replace(/\0/g, '').trim(),
+    called: text(conn.AETitleCalled).replace(/\0/g, '').trim(),
+    callerIp: text(conn.CallerIP),
+    studyDate: text(first.StudyDate),
+    studyTime: text(first.StudyTime),
+    studyDescription: text(first.StudyDescription),
+    institution: text(first.InstitutionName),
+    series,
+  };
+}
+
+/** True when the study has series metadata (classify has run on it). */
+export function hasMetadata(study: StudyInfo): boolean {
+  return study.series.some((s) => s.meta !== undefined);
+}
+
+export function studySignature(study: StudyInfo): StudySignature {
+  return Object.fromEntries(study.series.map((s) => [s.uid, s.files.length]));
+}
+
+/** True when `done` covers every series and instance of `now`: nothing new arrived since. */
+export function signatureCovers(done: StudySignature | undefined, now: StudySignature): boolean {
+  if (!done) return false;
+  return Object.entries(now).every(([series, n]) => (done[series] ?? -1) >= n);
+}
+
+/** Study UIDs present in the site (archive folders), for --scan. */
+export async function listStudies(site: SiteLayout): Promise<string[]> {
+  return (await listDir(site.archive)).filter(isPathSafeUid);
+}

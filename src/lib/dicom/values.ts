@@ -1,0 +1,111 @@
+import { decodePlain, decodeText } from './charset.js';
+import { formatTag } from './tags.js';
+import { CHARSET_VRS, NUMBER_SIZES, SINGLE_VALUE_VRS, STRING_VRS } from './vr.js';
+
+/**
+ * Decoding one element's value bytes by VR (PS3.5 6.2): text split on backslash and
+ * trimmed per VR, numbers read in the file's byte order. Empty IS/DS stay empty (never 0).
+ */
+
+export interface ValueContext {
+  littleEndian: boolean;
+  charsets: readonly string[];
+}
+
+/** Trim per VR: UI loses NUL padding; text VRs (LT, ST, UT) keep leading spaces; others lose both ends. */
+function trimValue(s: string, vr: string): string {
+  if (vr === 'UI') return s.replace(/[\0 ]+$/, '');
+  if (vr === 'LT' || vr === 'ST' || vr === 'UT' || vr === 'UR') return s.replace(/[\0 ]+$/, '');
+  return s.replace(/^ +/, '').replace(/[\0 ]+$/, '');
+}
+
+/** The text of a string VR, decoded (charset-affected VRs honour SpecificCharacterSet). */
+export function decodeString(bytes: Uint8Array, start: number, length: number, vr: string, charsets: readonly string[]): string {
+  return CHARSET_VRS.has(vr) ? decodeText(bytes, start, start + length, charsets, vr) : decodePlain(bytes, start, start + length);
+}
+
+/** All values of an element as strings. Binary numbers become their decimal text; bulk VRs give []. */
+export function decodeStrings(bytes: Uint8Array, start: number, length: number, vr: string, ctx: ValueContext): string[] {
+  if (length === 0) return [];
+  if (STRING_VRS.has(vr)) {
+    const text = decodeString(bytes, start, length, vr, ctx.charsets);
+    const parts = SINGLE_VALUE_VRS.has(vr) ? [text] : text.split('\\');
+    const out = parts.map((p) => trimValue(p, vr));
+    // A value that was only padding is no value.
+    return out.length === 1 && out[0] === '' ? [] : out;
+  }
+  if (vr === 'AT') {
+    return decodeNumbers(bytes, start, length, vr, ctx).map((t) => formatTag(t));
+  }
+  if (vr in NUMBER_SIZES && vr !== 'OW' && vr !== 'OF' && vr !== 'OD' && vr !== 'OL' && vr !== 'OV') {
+    return decodeNumbers(bytes, start, length, vr, ctx).map((n) => String(n));
+  }
+  return [];
+}
+
+/** All values as numbers: binary VRs read directly, IS/DS parsed; empty or unparsable text values are skipped. */
+export function decodeNumbers(bytes: Uint8Array, start: number, length: number, vr: string, ctx: ValueContext): number[] {
+  if (length === 0) return [];
+  if (vr === 'IS' || vr === 'DS') {
+    return decodeStrings(bytes, start, length, vr, ctx)
+      .map((s) => s.trim())
+      .filter((s) => s !== '')
+      .map(Number)
+      .filter((n) => Number.isFinite(n));
+  }
+  if (STRING_VRS.has(vr)) {
+    return decodeStrings(bytes, start, length, vr, ctx).map(Number).filter((n) => Number.isFinite(n));
+  }
+  const size = NUMBER_SIZES[vr];
+  if (!size) return [];
+  const le = ctx.littleEndian;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset + start, length);
+  const n = Math.floor(length / size);
+  const out: number[] = new Array<number>(n);
+  for (let k = 0; k < n; k++) {
+    const o = k * size;
+    switch (vr) {
+      case 'US':
+      case 'OW':
+        out[k] = dv.getUint16(o, le);
+        break;
+      case 'SS':
+        out[k] = dv.getInt16(o, le);
+        break;
+      case 'UL':
+      case 'OL':
+        out[k] = dv.getUint32(o, le);
+        break;
+      case 'SL':
+        out[k] = dv.getInt32(o, le);
+        break;
+      case 'FL':
+      case 'OF':
+        out[k] = dv.getFloat32(o, le);
+        break;
+      case 'FD':
+      case 'OD':
+        out[k] = dv.getFloat64(o, le);
+        break;
+      case 'UV':
+      case 'OV':
+        out[k] = Number(dv.getBigUint64(o, le));
+        break;
+      case 'SV':
+        out[k] = Number(dv.getBigInt64(o, le));
+        break;
+      case 'AT':
+        out[k] = ((dv.getUint16(o, le) << 16) | dv.getUint16(o + 2, le)) >>> 0;
+        break;
+      default:
+        out[k] = NaN;
+    }
+  }
+  return out;
+}
+
+/** The SpecificCharacterSet value list as written (first value may be empty: default repertoire). */
+export function parseCharsets(raw: string | undefined): string[] {
+  if (raw === undefined) return [];
+  return raw.split('\\').map((s) => s.trim());
+}

@@ -1,0 +1,359 @@
+import { dictEntry, implicitVr, lookupKeyword } from './dictionary.js';
+import { encodeValueFor, type Value } from './encode.js';
+import type { Header } from './header.js';
+import { elementHeader, itemHeader, Plan, sequenceDelimiter } from './plan.js';
+import { indexFile } from './read.js';
+import { formatTag } from './tags.js';
+import { UNDEFINED_LENGTH, type DicomElement } from './types.js';
+import { LONG_VRS } from './vr.js';
+import { sourceInfo, writePlan, type Output } from './write.js';
+
+/**
+ * Byte-preserving rewrite: decide edits on the element index, then write the output as the
+ * input's untouched byte ranges plus the new bytes, recomputing only the lengths an edit
+ * changes (defined lengths of enclosing items and sequences, group lengths). Undefined
+ * lengths stay undefined. With no change the output is the input, byte for byte.
+ */
+
+export type EditDecision =
+  | { op: 'keep' }
+  | { op: 'remove' }
+  | { op: 'empty' }
+  | { op: 'replace'; value: Value; vr?: string };
+
+export interface ElementContext {
+  element: DicomElement;
+  tag: number;
+  vr: string;
+  /** Tags of enclosing sequences, outermost first ([] at top level). */
+  path: number[];
+  depth: number;
+  privateCreator?: string;
+  /** Decoded values (SpecificCharacterSet honoured). */
+  values(): string[];
+  /** Raw value bytes (read from the file when they were not kept in memory; call only for small values). */
+  bytes(): Promise<Uint8Array>;
+}
+
+export interface SetEntry {
+  tag: number;
+  vr?: string;
+  value: Value;
+  /** Enclosing sequence tags: the entry goes into the first item of each, outermost first. */
+  path?: number[];
+}
+
+export interface RewriteOptions {
+  visit?: (ctx: ElementContext) => EditDecision | undefined | Promise<EditDecision | undefined>;
+  set?: SetEntry[];
+  /** File Meta changes by keyword, e.g. { MediaStorageSOPInstanceUID: '2.25.1' }. */
+  meta?: Record<string, string>;
+  /** fsync the output file before renaming it into place (default true). */
+  fsync?: boolean;
+}
+
+export interface RewriteResult {
+  changed: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+interface Ctx {
+  explicit: boolean;
+  le: boolean;
+}
+
+interface Insert {
+  tag: number;
+  vr: string;
+  value: Value;
+}
+
+/** The edits decided for one file, and which lists and sequences they touch. */
+class Edits {
+  readonly decisions = new Map<DicomElement, EditDecision>();
+  readonly inserts = new Map<DicomElement[], Insert[]>();
+  /** Sequences with a change somewhere inside. */
+  readonly dirtySeqs = new Set<DicomElement>();
+  /** Element lists (dataset, items) with a change among their elements or below. */
+  readonly dirtyLists = new Set<DicomElement[]>();
+  changed = 0;
+
+  mark(ancestors: readonly (DicomElement | DicomElement[])[]): void {
+    for (const a of ancestors) {
+      if (Array.isArray(a)) this.dirtyLists.add(a);
+      else this.dirtySeqs.add(a);
+    }
+  }
+}
+
+/** Walk every element at every depth, asking `visit` what to do with it. */
+async function decide(header: Header, opts: RewriteOptions, edits: Edits, readBytes: (el: DicomElement) => Promise<Uint8Array>): Promise<void> {
+  const visit = opts.visit;
+  if (!visit) return;
+  const walk = async (list: DicomElement[], path: number[], ancestors: (DicomElement | DicomElement[])[], implicitLE: boolean): Promise<void> => {
+    for (const el of list) {
+      const ctx: ElementContext = {
+        element: el,
+        tag: el.tag,
+        vr: el.vr,
+        path,
+        depth: path.length,
+        privateCreator: el.privateCreator,
+        values: () => header.valuesOf(el, { implicitLE }),
+        bytes: () => readBytes(el),
+      };
+      const d = await visit(ctx);
+      if (d && d.op !== 'keep') {
+        if (d.op === 'replace' && el.items) throw new Error(`${formatTag(el.tag)}: a sequence cannot be replaced by a value (remove or empty it)`);
+        edits.decisions.set(el, d);
+        edits.changed++;
+        edits.mark([...ancestors, list]);
+        continue; // a removed or emptied sequence is not walked into
+      }
+      if (el.items) {
+        const inner = implicitLE || Boolean(el.itemsImplicit);
+        for (const item of el.items) await walk(item, [...path, el.tag], [...ancestors, list, el], inner);
+      }
+    }
+  };
+  await walk(header.elements, [], [], false);
+}
+
+/** Apply `set`: replace where the element exists, else insert in tag order. */
+function applySet(header: Header, entries: SetEntry[], edits: Edits): void {
+  for (const entry of entries) {
+    let list = header.elements;
+    const ancestors: (DicomElement | DicomElement[])[] = [];
+    for (const seqTag of entry.path ?? []) {
+      const seq = list.find((e) => e.tag === seqTag);
+      if (!seq?.items?.[0]) throw new Error(`set ${formatTag(entry.tag)}: no item in sequence ${formatTag(seqTag)} to set it in`);
+      ancestors.push(list, seq);
+      list = seq.items[0];
+    }
+    ancestors.push(list);
+    const existing = list.find((e) => e.tag === entry.tag);
+    if (existing) {
+      if (existing.items) throw new Error(`set ${formatTag(entry.tag)}: it is a sequence; a value cannot replace it`);
+      const prior = edits.decisions.get(existing);
+      if (!prior) edits.changed++;
+      edits.decisions.set(existing, { op: 'replace', value: entry.value, vr: entry.vr });
+    } else {
+      const vr = entry.vr ?? dictEntry(entry.tag)?.vr;
+      if (!vr || vr === 'NONE') throw new Error(`set ${formatTag(entry.tag)}: give a VR (the tag is not in the dictionary)`);
+      const ins = edits.inserts.get(list) ?? [];
+      const at = ins.findIndex((x) => x.tag === entry.tag);
+      if (at >= 0) ins[at] = { tag: entry.tag, vr, value: entry.value };
+      else {
+        ins.push({ tag: entry.tag, vr, value: entry.value });
+        edits.changed++;
+      }
+      ins.sort((a, b) => a.tag - b.tag);
+      edits.inserts.set(list, ins);
+    }
+    edits.mark(ancestors);
+  }
+}
+
+/** The VR a value is encoded with: UN elements take the dictionary's VR for their value. */
+function valueVr(el: { tag: number; vr: string }, given?: string): string {
+  if (given) return given;
+  if (el.vr === 'UN') {
+    const v = implicitVr(el.tag);
+    return v === 'UN' ? 'UN' : v;
+  }
+  return el.vr;
+}
+
+class Planner {
+  constructor(
+    private readonly header: Header,
+    private readonly edits: Edits,
+  ) {}
+
+  private encode(vr: string, value: Value, ctx: Ctx): Uint8Array {
+    return encodeValueFor(vr, value, { charsets: this.header.charsets, littleEndian: ctx.le });
+  }
+
+  private newElement(tag: number, headerVr: string, value: Uint8Array, ctx: Ctx): Plan {
+    return new Plan().bytes(elementHeader(tag, headerVr, value.length, ctx.explicit, ctx.le, LONG_VRS.has(headerVr))).bytes(value);
+  }
+
+  /** One element of a list: copied, dropped, emptied, replaced, or rebuilt around changed items. */
+  element(el: DicomElement, ctx: Ctx): Plan {
+    const d = this.edits.decisions.get(el);
+    if (!d || d.op === 'keep') {
+      if (!this.edits.dirtySeqs.has(el)) return new Plan().copy(el.headerOffset, el.end);
+      return this.sequence(el, ctx);
+    }
+    try {
+      switch (d.op) {
+        case 'remove':
+          return new Plan();
+        case 'empty':
+          if (el.items && el.length === UNDEFINED_LENGTH) {
+            // Keep the undefined-length form: header as it was, then the delimiter.
+            return new Plan().copy(el.headerOffset, el.valueOffset).bytes(sequenceDelimiter(el.itemsImplicit ? true : ctx.le));
+          }
+          return this.newElement(el.tag, el.vr, new Uint8Array(0), ctx);
+        case 'replace': {
+          const headerVr = d.vr && ctx.explicit ? d.vr : el.vr;
+          return this.newElement(el.tag, headerVr, this.encode(valueVr(el, d.vr), d.value, ctx), ctx);
+        }
+      }
+    } catch (err) {
+      throw new Error(`${formatTag(el.tag)}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** A sequence with changes inside: items rebuilt, defined lengths recomputed. */
+  private sequence(el: DicomElement, ctx: Ctx): Plan {
+    const itemCtx: Ctx = el.itemsImplicit ? { explicit: false, le: true } : ctx;
+    const body = new Plan();
+    let cursor = el.valueOffset;
+    el.items!.forEach((list, k) => {
+      const r = el.itemRanges![k]!;
+      body.copy(cursor, r.offset);
+      if (!this.edits.dirtyLists.has(list)) {
+        body.copy(r.offset, r.end);
+      } else {
+        const inner = this.list(list, r.offset + 8, r.end, itemCtx);
+        if (r.length === UNDEFINED_LENGTH) body.copy(r.offset, r.offset + 8);
+        else body.bytes(itemHeader(inner.length, itemCtx.le));
+        body.append(inner);
+      }
+      cursor = r.end;
+    });
+    body.copy(cursor, el.end);
+    const out = new Plan();
+    if (el.length === UNDEFINED_LENGTH) out.copy(el.headerOffset, el.valueOffset);
+    else out.bytes(elementHeader(el.tag, el.vr, body.length, ctx.explicit, ctx.le, true));
+    return out.append(body);
+  }
+
+  /**
+   * A list of elements between start and end: gaps and trailing bytes (item delimiters,
+   * stray bytes) copied as they are, inserts placed in tag order, group lengths recomputed.
+   */
+  list(list: DicomElement[], start: number, end: number, ctx: Ctx): Plan {
+    const inserts = this.edits.inserts.get(list) ?? [];
+    const parts: { tag: number; plan: Plan; el?: DicomElement }[] = [];
+    let cursor = start;
+    let k = 0;
+    const insertUpTo = (limit: number): void => {
+      while (k < inserts.length && inserts[k]!.tag < limit) {
+        const ins = inserts[k++]!;
+        let value: Uint8Array;
+        try {
+          value = this.encode(ins.vr, ins.value, ctx);
+        } catch (err) {
+          throw new Error(`${formatTag(ins.tag)}: ${(err as Error).message}`, { cause: err });
+        }
+        parts.push({ tag: ins.tag, plan: this.newElement(ins.tag, ins.vr, value, ctx) });
+      }
+    };
+    for (const el of list) {
+      insertUpTo(el.tag);
+      if (el.headerOffset > cursor) parts.push({ tag: -1, plan: new Plan().copy(cursor, el.headerOffset) });
+      parts.push({ tag: el.tag, el, plan: this.element(el, ctx) });
+      cursor = el.end;
+    }
+    insertUpTo(Infinity);
+    if (end > cursor) parts.push({ tag: -1, plan: new Plan().copy(cursor, end) });
+    this.fixGroupLengths(parts, ctx);
+    const out = new Plan();
+    for (const p of parts) out.append(p.plan);
+    return out;
+  }
+
+  /** Old files carry group length elements (gggg,0000); keep them true when a group's size changes. */
+  private fixGroupLengths(parts: { tag: number; plan: Plan; el?: DicomElement }[], ctx: Ctx): void {
+    for (const gl of parts) {
+      if (!gl.el || (gl.tag & 0xffff) !== 0 || gl.tag < 0) continue;
+      const group = gl.tag >>> 16;
+      let size = 0;
+      let original = 0;
+      for (const p of parts) {
+        if (p.tag < 0 || p === gl || p.tag >>> 16 !== group) continue;
+        size += p.plan.length;
+        original += p.el ? p.el.end - p.el.headerOffset : 0;
+      }
+      const changed = parts.some((p) => p.tag >>> 16 === group && p !== gl && (!p.el || this.edits.decisions.has(p.el) || this.edits.dirtySeqs.has(p.el)));
+      if (!changed || size === original) continue;
+      const value = new Uint8Array(4);
+      new DataView(value.buffer).setUint32(0, size, ctx.le);
+      gl.plan = this.newElement(gl.tag, 'UL', value, ctx);
+    }
+  }
+}
+
+/** File Meta rebuilt with changes by keyword; its group length recomputed. */
+function planMeta(header: Header, changes: Record<string, string>): Plan {
+  const meta = header.meta;
+  if (meta.length === 0) throw new Error('the file has no File Meta to change');
+  const ctx: Ctx = { explicit: true, le: true };
+  const replaced = new Map<number, Uint8Array>();
+  for (const [keyword, value] of Object.entries(changes)) {
+    const entry = lookupKeyword(keyword);
+    if (!entry || entry.tag >>> 16 !== 0x0002) throw new Error(`not a File Meta keyword: ${keyword}`);
+    replaced.set(entry.tag, elementBytes(entry.tag, entry.vr, encodeValueFor(entry.vr, value, { charsets: [], littleEndian: true }), ctx));
+  }
+  const body = new Plan();
+  const tags = new Set<number>();
+  let groupLength: DicomElement | undefined;
+  const pending = [...replaced.entries()].filter(([t]) => !meta.some((e) => e.tag === t)).sort((a, b) => a[0] - b[0]);
+  let k = 0;
+  for (const el of meta) {
+    tags.add(el.tag);
+    while (k < pending.length && pending[k]![0] < el.tag) body.bytes(pending[k++]![1]);
+    if (el.tag === 0x00020000) {
+      groupLength = el;
+      continue;
+    }
+    const r = replaced.get(el.tag);
+    if (r) body.bytes(r);
+    else body.copy(el.headerOffset, el.end);
+  }
+  while (k < pending.length) body.bytes(pending[k++]![1]);
+  const out = new Plan().copy(0, meta[0]!.headerOffset);
+  if (groupLength) {
+    const v = new Uint8Array(4);
+    new DataView(v.buffer).setUint32(0, body.length, true);
+    out.bytes(elementBytes(0x00020000, 'UL', v, ctx));
+  }
+  return out.append(body);
+}
+
+function elementBytes(tag: number, vr: string, value: Uint8Array, ctx: Ctx): Uint8Array {
+  const h = elementHeader(tag, vr, value.length, ctx.explicit, ctx.le, LONG_VRS.has(vr));
+  const out = new Uint8Array(h.length + value.length);
+  out.set(h);
+  out.set(value, h.length);
+  return out;
+}
+
+/**
+ * Rewrite a file with edits. `output` is a path (written to a temp name beside it, fsynced,
+ * renamed; it may be the input itself) or a writable stream.
+ */
+export async function rewriteDicom(input: string, output: Output, opts: RewriteOptions): Promise<RewriteResult> {
+  const header = await indexFile(input);
+  const { readValue, size } = await sourceInfo(input, header);
+  const edits = new Edits();
+  await decide(header, opts, edits, readValue);
+  if (opts.set?.length) applySet(header, opts.set, edits);
+  const metaChanges = opts.meta && Object.keys(opts.meta).length > 0 ? opts.meta : undefined;
+  const changed = edits.changed + (metaChanges ? Object.keys(metaChanges).length : 0);
+  const bytesIn = size;
+  if (changed === 0) {
+    const bytesOut = await writePlan(input, header, new Plan().copy(0, size), undefined, output, { fsync: opts.fsync ?? true, verbatim: true });
+    return { changed, bytesIn, bytesOut };
+  }
+  const ctx: Ctx = { explicit: header.explicit, le: header.littleEndian };
+  const planner = new Planner(header, edits);
+  const head = metaChanges ? planMeta(header, metaChanges) : new Plan().copy(0, header.datasetOffset);
+  const datasetEnd = header.inflated ? header.store.windows[0]!.bytes.length : size;
+  const body = edits.dirtyLists.has(header.elements) ? planner.list(header.elements, header.datasetOffset, datasetEnd, ctx) : new Plan().copy(header.datasetOffset, datasetEnd);
+  const bytesOut = await writePlan(input, header, head, body, output, { fsync: opts.fsync ?? true, verbatim: false });
+  return { changed, bytesIn, bytesOut };
+}

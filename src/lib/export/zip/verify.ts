@@ -1,0 +1,327 @@
+import { open, type FileHandle } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { crc32, createInflateRaw, inflateRaw } from 'node:zlib';
+import { AesDecryptor, deriveKeys } from './aes.js';
+import {
+  AES_MAC_LENGTH,
+  AES_PWV_LENGTH,
+  AES_SALT_LENGTH,
+  EXTRA_AES,
+  EXTRA_ZIP64,
+  METHOD_AES,
+  METHOD_DEFLATE,
+  METHOD_STORE,
+  SIG_CENTRAL,
+  SIG_EOCD,
+  SIG_LOCAL,
+  SIG_ZIP64_EOCD,
+  SIG_ZIP64_LOCATOR,
+  U16_LIMIT,
+  U32_LIMIT,
+} from './format.js';
+import { md5File } from './md5.js';
+
+const inflateRawAsync = promisify(inflateRaw);
+
+/**
+ * Read an archive back as an unzipper would, independently of what the writer remembers:
+ * end records, central directory, every local header, every entry's data decompressed
+ * (and decrypted and authenticated when AES) with its CRC-32 and size compared. With
+ * `expected`, the entry list must match it exactly (names, CRC-32 and sizes of the sources,
+ * which also checks AE-2 entries whose header carries no CRC).
+ */
+export interface ExpectedEntry {
+  name: string;
+  crc: number;
+  size: number;
+}
+
+export interface VerifyOptions {
+  password?: Buffer;
+  expected?: ExpectedEntry[];
+  /** Also compute the file's MD5 (on another thread, while the entries are checked). */
+  md5?: boolean;
+}
+
+export interface VerifyResult {
+  entries: number;
+  bytes: number;
+  md5?: string;
+}
+
+export class ZipVerifyError extends Error {
+  constructor(message: string, readonly entry?: string) {
+    super(message);
+    this.name = 'ZipVerifyError';
+  }
+}
+
+interface CentralEntry {
+  name: string;
+  method: number;
+  innerMethod: number;
+  flags: number;
+  crc: number;
+  compressedSize: number;
+  uncompressedSize: number;
+  offset: number;
+  aesVersion?: number;
+}
+
+async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length);
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await fh.read(buf, got, length - got, position + got);
+    if (bytesRead === 0) throw new ZipVerifyError(`unexpected end of file at offset ${position + got}`);
+    got += bytesRead;
+  }
+  return buf;
+}
+
+function u64(b: Buffer, at: number): number {
+  const v = b.readBigUInt64LE(at);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new ZipVerifyError(`64-bit value too large at ${at}`);
+  return Number(v);
+}
+
+async function readDirectory(fh: FileHandle, fileSize: number): Promise<{ entries: CentralEntry[]; cdOffset: number }> {
+  const tailLength = Math.min(fileSize, 22 + 0xffff);
+  const tail = await readAt(fh, fileSize - tailLength, tailLength);
+  let at = -1;
+  for (let i = tail.length - 22; i >= 0; i--) {
+    if (tail.readUInt32LE(i) === SIG_EOCD) {
+      at = i;
+      break;
+    }
+  }
+  if (at < 0) throw new ZipVerifyError('no end of central directory record: not a complete ZIP file');
+  const eocdOffset = fileSize - tailLength + at;
+  let count = tail.readUInt16LE(at + 10);
+  let cdSize = tail.readUInt32LE(at + 12);
+  let cdOffset = tail.readUInt32LE(at + 16);
+  if (count === U16_LIMIT || cdSize === U32_LIMIT || cdOffset === U32_LIMIT) {
+    if (eocdOffset < 20) throw new ZipVerifyError('ZIP64 end record expected but missing');
+    const loc = await readAt(fh, eocdOffset - 20, 20);
+    if (loc.readUInt32LE(0) !== SIG_ZIP64_LOCATOR) throw new ZipVerifyError('ZIP64 end locator missing');
+    const recOffset = u64(loc, 8);
+    const rec = await readAt(fh, recOffset, 56);
+    if (rec.readUInt32LE(0) !== SIG_ZIP64_EOCD) throw new ZipVerifyError('ZIP64 end record missing');
+    count = u64(rec, 32);
+    cdSize = u64(rec, 40);
+    cdOffset = u64(rec, 48);
+  }
+  if (cdOffset + cdSize > eocdOffset) throw new ZipVerifyError('central directory overlaps the end records');
+  const cd = await readAt(fh, cdOffset, cdSize);
+  const entries: CentralEntry[] = [];
+  let p = 0;
+  for (let i = 0; i < count; i++) {
+    if (p + 46 > cd.length || cd.readUInt32LE(p) !== SIG_CENTRAL) {
+      throw new ZipVerifyError(`central directory record ${i} is damaged (offset ${cdOffset + p})`);
+    }
+    const nameLength = cd.readUInt16LE(p + 28);
+    const extraLength = cd.readUInt16LE(p + 30);
+    const commentLength = cd.readUInt16LE(p + 32);
+    const name = cd.toString('utf8', p + 46, p + 46 + nameLength);
+    const e: CentralEntry = {
+      name,
+      flags: cd.readUInt16LE(p + 8),
+      method: cd.readUInt16LE(p + 10),
+      innerMethod: cd.readUInt16LE(p + 10),
+      crc: cd.readUInt32LE(p + 16),
+      compressedSize: cd.readUInt32LE(p + 20),
+      uncompressedSize: cd.readUInt32LE(p + 24),
+      offset: cd.readUInt32LE(p + 42),
+    };
+    let x = p + 46 + nameLength;
+    const xEnd = x + extraLength;
+    while (x + 4 <= xEnd) {
+      const id = cd.readUInt16LE(x);
+      const len = cd.readUInt16LE(x + 2);
+      const body = x + 4;
+      if (id === EXTRA_ZIP64) {
+        let q = body;
+        if (e.uncompressedSize === U32_LIMIT) (e.uncompressedSize = u64(cd, q)), (q += 8);
+        if (e.compressedSize === U32_LIMIT) (e.compressedSize = u64(cd, q)), (q += 8);
+        if (e.offset === U32_LIMIT) e.offset = u64(cd, q);
+      } else if (id === EXTRA_AES) {
+        e.aesVersion = cd.readUInt16LE(body);
+        e.innerMethod = cd.readUInt16LE(body + 5);
+      }
+      x = body + len;
+    }
+    entries.push(e);
+    p = xEnd + commentLength;
+  }
+  return { entries, cdOffset };
+}
+
+/** Feeds decompressed bytes through CRC and length. */
+class Check {
+  crc = 0;
+  size = 0;
+  add(b: Uint8Array): void {
+    this.crc = crc32(b, this.crc);
+    this.size += b.length;
+  }
+}
+
+const CHUNK = 1024 * 1024;
+const WHOLE_LIMIT = 8 * 1024 * 1024;
+const WINDOW = 8 * 1024 * 1024;
+const PARALLEL = 4;
+
+/**
+ * Entries lie one after the other, so the file is read in large sequential blocks and
+ * small entries are cut out of them (one read per 8 MiB instead of three per entry).
+ */
+class WindowReader {
+  private buf: Buffer<ArrayBuffer> = Buffer.alloc(0);
+  private start = 0;
+  constructor(private readonly fh: FileHandle, private readonly limit: number) {}
+
+  async get(position: number, length: number): Promise<Buffer> {
+    if (position >= this.start && position + length <= this.start + this.buf.length) {
+      return this.buf.subarray(position - this.start, position - this.start + length);
+    }
+    if (position + length > this.limit) throw new ZipVerifyError(`read past the end of the entries at offset ${position}`);
+    const size = Math.min(Math.max(length, WINDOW), this.limit - position);
+    this.buf = (await readAt(this.fh, position, size)) as Buffer<ArrayBuffer>;
+    this.start = position;
+    return this.buf.subarray(0, length);
+  }
+}
+
+async function decryptorFor(e: CentralEntry, head: Buffer, password?: Buffer): Promise<AesDecryptor> {
+  if (!password) throw new ZipVerifyError(`${e.name} is encrypted and no password was given`, e.name);
+  const keys = await deriveKeys(password, head.subarray(0, AES_SALT_LENGTH));
+  if (!keys.verifier.equals(head.subarray(AES_SALT_LENGTH))) throw new ZipVerifyError(`${e.name}: wrong password`, e.name);
+  return new AesDecryptor(keys);
+}
+
+const AES_HEAD = AES_SALT_LENGTH + AES_PWV_LENGTH;
+
+function checkMethods(e: CentralEntry): void {
+  if (e.innerMethod !== METHOD_STORE && e.innerMethod !== METHOD_DEFLATE) {
+    throw new ZipVerifyError(`${e.name}: unsupported compression method ${e.innerMethod}`, e.name);
+  }
+  if (e.method === METHOD_AES && e.compressedSize < AES_HEAD + AES_MAC_LENGTH) {
+    throw new ZipVerifyError(`${e.name}: encrypted data too short`, e.name);
+  }
+}
+
+/** Check an entry whose stored data are in memory. */
+async function checkWhole(e: CentralEntry, stored: Buffer, password?: Buffer): Promise<Check> {
+  checkMethods(e);
+  let data: Buffer = stored;
+  if (e.method === METHOD_AES) {
+    const dec = await decryptorFor(e, stored.subarray(0, AES_HEAD), password);
+    data = dec.update(stored.subarray(AES_HEAD, stored.length - AES_MAC_LENGTH));
+    if (!dec.authenticates(stored.subarray(stored.length - AES_MAC_LENGTH))) {
+      throw new ZipVerifyError(`${e.name}: AES authentication code does not match`, e.name);
+    }
+  }
+  const check = new Check();
+  check.add(e.innerMethod === METHOD_DEFLATE ? await inflateRawAsync(data) : data);
+  return check;
+}
+
+/** Check a large entry by streaming it from the file. */
+async function checkStreamed(fh: FileHandle, e: CentralEntry, dataStart: number, password?: Buffer): Promise<Check> {
+  checkMethods(e);
+  const check = new Check();
+  let start = dataStart;
+  let length = e.compressedSize;
+  let dec: AesDecryptor | undefined;
+  if (e.method === METHOD_AES) {
+    dec = await decryptorFor(e, await readAt(fh, start, AES_HEAD), password);
+    start += AES_HEAD;
+    length -= AES_HEAD + AES_MAC_LENGTH;
+  }
+  const inflater = e.innerMethod === METHOD_DEFLATE ? createInflateRaw({ chunkSize: CHUNK }) : undefined;
+  inflater?.on('data', (b: Buffer) => check.add(b));
+  const inflaterDone = inflater ? new Promise<void>((res, rej) => inflater.once('end', res).once('error', rej)) : undefined;
+  for (let done = 0; done < length; ) {
+    const n = Math.min(CHUNK, length - done);
+    let chunk: Buffer = await readAt(fh, start + done, n);
+    done += n;
+    if (dec) chunk = dec.update(chunk);
+    if (inflater) {
+      if (!inflater.write(chunk)) await new Promise((r) => inflater.once('drain', r));
+    } else {
+      check.add(chunk);
+    }
+  }
+  if (inflater) {
+    inflater.end();
+    await inflaterDone;
+  }
+  if (dec) {
+    const mac = await readAt(fh, start + length, AES_MAC_LENGTH);
+    if (!dec.authenticates(mac)) throw new ZipVerifyError(`${e.name}: AES authentication code does not match`, e.name);
+  }
+  return check;
+}
+
+export async function verifyZip(path: string, opts: VerifyOptions = {}): Promise<VerifyResult> {
+  const fh = await open(path, 'r');
+  const pending: Array<Promise<void>> = [];
+  try {
+    const fileSize = (await fh.stat()).size;
+    const md5 = opts.md5 ? md5File(path, fileSize) : undefined;
+    md5?.catch(() => undefined);
+    const { entries, cdOffset } = await readDirectory(fh, fileSize);
+    const expected = opts.expected ? new Map(opts.expected.map((x) => [x.name, x])) : undefined;
+    const seen = new Set<string>();
+    const reader = new WindowReader(fh, cdOffset);
+    const compare = (e: CentralEntry, got: Check): void => {
+      if (got.size !== e.uncompressedSize) {
+        throw new ZipVerifyError(`${e.name}: ${got.size} bytes after extraction, the directory says ${e.uncompressedSize}`, e.name);
+      }
+      const crcKnown = !(e.method === METHOD_AES && e.aesVersion === 2);
+      if (crcKnown && got.crc >>> 0 !== e.crc >>> 0) throw new ZipVerifyError(`${e.name}: CRC-32 mismatch`, e.name);
+      const want = expected?.get(e.name);
+      if (expected) {
+        if (!want) throw new ZipVerifyError(`${e.name}: not an entry that was written`, e.name);
+        if (want.crc >>> 0 !== got.crc >>> 0 || want.size !== got.size) {
+          throw new ZipVerifyError(`${e.name}: content differs from its source`, e.name);
+        }
+      }
+    };
+    const ordered = [...entries].sort((a, b) => a.offset - b.offset);
+    for (const e of ordered) {
+      if (seen.has(e.name)) throw new ZipVerifyError(`duplicate entry ${e.name}`, e.name);
+      seen.add(e.name);
+      const lh = await reader.get(e.offset, 30);
+      if (lh.readUInt32LE(0) !== SIG_LOCAL) throw new ZipVerifyError(`${e.name}: no local header at offset ${e.offset}`, e.name);
+      const nameLength = lh.readUInt16LE(26);
+      const extraLength = lh.readUInt16LE(28);
+      const method = lh.readUInt16LE(8);
+      const localName = (await reader.get(e.offset + 30, nameLength)).toString('utf8');
+      if (localName !== e.name) throw new ZipVerifyError(`${e.name}: local header names ${localName}`, e.name);
+      if (method !== e.method) throw new ZipVerifyError(`${e.name}: local and central methods differ`, e.name);
+      const dataStart = e.offset + 30 + nameLength + extraLength;
+      if (dataStart + e.compressedSize > cdOffset) throw new ZipVerifyError(`${e.name}: data run into the central directory`, e.name);
+      if (e.compressedSize <= WHOLE_LIMIT) {
+        const stored = await reader.get(dataStart, e.compressedSize);
+        const p = checkWhole(e, stored, opts.password).then((got) => compare(e, got));
+        p.catch(() => undefined);
+        pending.push(p);
+        if (pending.length >= PARALLEL) await pending.shift();
+      } else {
+        while (pending.length > 0) await pending.shift();
+        compare(e, await checkStreamed(fh, e, dataStart, opts.password));
+      }
+    }
+    while (pending.length > 0) await pending.shift();
+    if (expected) {
+      for (const name of expected.keys()) {
+        if (!seen.has(name)) throw new ZipVerifyError(`${name}: missing from the archive`, name);
+      }
+    }
+    return { entries: entries.length, bytes: fileSize, md5: md5 ? await md5 : undefined };
+  } finally {
+    await Promise.allSettled(pending);
+    await fh.close();
+  }
+}

@@ -1,0 +1,302 @@
+import { closeSync, createReadStream, fstatSync, fsyncSync, openSync, readSync, writevSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { crc32, createDeflateRaw, deflateRaw } from 'node:zlib';
+import { AesEncryptor, deriveKeys } from './aes.js';
+import { Md5Follower } from './md5.js';
+import {
+  METHOD_AES,
+  METHOD_DEFLATE,
+  METHOD_STORE,
+  U32_LIMIT,
+  centralRecord,
+  dosDateTime,
+  endRecords,
+  localHeader,
+  localHeaderLength,
+  unsafeEntryName,
+  type EntryRecord,
+} from './format.js';
+
+const deflateRawAsync = promisify(deflateRaw);
+
+/** A file to put in the archive: from disk (path) or from memory (data). */
+export type ZipSource = { name: string; path: string } | { name: string; data: Uint8Array };
+
+export interface ZipOptions {
+  /** 0 stores; 1..9 deflate at that zlib level. */
+  level: number;
+  /** When set, every entry is AES-256 encrypted (WinZip AE-2) with this password. */
+  password?: Buffer;
+  /** Write ZIP64 structures even when nothing needs them (tests, very large batches). */
+  forceZip64?: boolean;
+  /** Entries read and compressed ahead of the writer (default 4: uses the libuv pool). */
+  concurrency?: number;
+  /** Called after each entry is written. */
+  onEntry?: (entry: EntryRecord) => void;
+  /** The time stamped on entries (default now). */
+  time?: Date;
+}
+
+export interface ZipResult {
+  path: string;
+  bytes: number;
+  /** MD5 of the file as written to disk (read back by a worker thread). */
+  md5: string;
+  entries: EntryRecord[];
+}
+
+export class ZipWriteError extends Error {
+  constructor(message: string, readonly entry?: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ZipWriteError';
+  }
+}
+
+/** Files up to this size are read and compressed whole, several at a time; bigger ones stream. */
+const SMALL_LIMIT = 4 * 1024 * 1024;
+const STREAM_CHUNK = 1024 * 1024;
+/** An entry whose input is this close to 4 GiB gets ZIP64 headers (deflate can grow data slightly). */
+const ZIP64_THRESHOLD = U32_LIMIT - 64 * 1024 * 1024;
+
+type Prepared =
+  | { kind: 'small'; record: EntryRecord; payload: Buffer[] }
+  | { kind: 'large'; name: string; path: string; size: number };
+
+interface Context {
+  opts: ZipOptions;
+  dos: { dosTime: number; dosDate: number };
+  names: Set<string>;
+}
+
+function baseRecord(ctx: Context, name: string, size: number, zip64: boolean): EntryRecord {
+  return {
+    name,
+    nameBytes: Buffer.from(name, 'utf8'),
+    method: METHOD_STORE,
+    innerMethod: METHOD_STORE,
+    encrypted: ctx.opts.password !== undefined,
+    crc: 0,
+    compressedSize: 0,
+    uncompressedSize: size,
+    offset: 0,
+    zip64,
+    ...ctx.dos,
+  };
+}
+
+function checkName(ctx: Context, name: string): void {
+  const why = unsafeEntryName(name);
+  if (why) throw new ZipWriteError(`unsafe entry name ${JSON.stringify(name)}: ${why}`, name);
+  if (ctx.names.has(name)) throw new ZipWriteError(`duplicate entry name ${JSON.stringify(name)}`, name);
+  ctx.names.add(name);
+}
+
+/**
+ * Read a whole small file, or return its size when it is too big to hold. Synchronous on
+ * purpose: for many small files in the page cache, a blocking read costs a fraction of a
+ * round trip through the libuv pool (measured: 230 ms against 400 ms for 1,000 x 130 KB).
+ */
+function readSmallFile(name: string, path: string): Buffer | number {
+  const fd = openSync(path, 'r');
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new ZipWriteError(`${path} is not a regular file`, name);
+    if (st.size > SMALL_LIMIT) return st.size;
+    const buf = Buffer.allocUnsafeSlow(st.size);
+    let got = 0;
+    while (got < st.size) {
+      const n = readSync(fd, buf, got, st.size - got, got);
+      if (n === 0) throw new ZipWriteError(`${path} shrank while it was read`, name);
+      got += n;
+    }
+    if (readSync(fd, Buffer.alloc(1), 0, 1, got) !== 0) throw new ZipWriteError(`${path} grew while it was read`, name);
+    return buf;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Read (if on disk), checksum, compress and encrypt one small entry in memory. */
+async function prepare(ctx: Context, src: ZipSource): Promise<Prepared> {
+  checkName(ctx, src.name);
+  let data: Uint8Array;
+  if ('path' in src) {
+    const small = readSmallFile(src.name, src.path);
+    if (typeof small === 'number') return { kind: 'large', name: src.name, path: src.path, size: small };
+    data = small;
+  } else {
+    data = src.data;
+  }
+  const record = baseRecord(ctx, src.name, data.length, ctx.opts.forceZip64 === true);
+  record.crc = crc32(data);
+  let body: Uint8Array = data;
+  if (ctx.opts.level > 0 && data.length > 0) {
+    const packed = await deflateRawAsync(data, { level: ctx.opts.level });
+    // Like Info-ZIP: data that deflate cannot shrink (JPEG pixel data, say) is stored.
+    if (packed.length < data.length) {
+      body = packed;
+      record.innerMethod = METHOD_DEFLATE;
+    }
+  }
+  record.method = record.innerMethod;
+  let payload: Buffer[] = [Buffer.from(body.buffer, body.byteOffset, body.length)];
+  if (ctx.opts.password) {
+    const enc = new AesEncryptor(await deriveKeys(ctx.opts.password));
+    payload = [enc.header(), enc.update(body), enc.final()];
+    record.method = METHOD_AES;
+  }
+  record.compressedSize = payload.reduce((n, b) => n + b.length, 0);
+  return { kind: 'small', record, payload };
+}
+
+/** Write buffers at a position, all of them (writev may write less than asked). */
+function writeAll(fd: number, buffers: Buffer[], position: number): number {
+  let pos = position;
+  let rest = buffers.filter((b) => b.length > 0);
+  while (rest.length > 0) {
+    const bytesWritten = writevSync(fd, rest.slice(0, 1024), pos);
+    pos += bytesWritten;
+    let skip = bytesWritten;
+    const next: Buffer[] = [];
+    for (const b of rest) {
+      if (skip >= b.length) {
+        skip -= b.length;
+      } else {
+        next.push(skip > 0 ? b.subarray(skip) : b);
+        skip = 0;
+      }
+    }
+    rest = next;
+  }
+  return pos - position;
+}
+
+/**
+ * Stream one large entry: a placeholder header, the data as it is read, compressed and
+ * encrypted, then the header again with the real CRC and sizes (the output is a file,
+ * so we seek back, as Info-ZIP does, rather than write a data descriptor).
+ */
+async function writeLarge(ctx: Context, fd: number, p: Extract<Prepared, { kind: 'large' }>, offset: number): Promise<EntryRecord> {
+  const record = baseRecord(ctx, p.name, p.size, ctx.opts.forceZip64 === true || p.size >= ZIP64_THRESHOLD);
+  record.offset = offset;
+  record.innerMethod = ctx.opts.level > 0 ? METHOD_DEFLATE : METHOD_STORE;
+  record.method = ctx.opts.password ? METHOD_AES : record.innerMethod;
+  const headerLength = localHeaderLength(record);
+  let pos = offset + headerLength;
+  const enc = ctx.opts.password ? new AesEncryptor(await deriveKeys(ctx.opts.password)) : undefined;
+  if (enc) pos += writeAll(fd, [enc.header()], pos);
+
+  let crc = 0;
+  let read = 0;
+  const input = createReadStream(p.path, { highWaterMark: STREAM_CHUNK });
+  const tapped = (async function* () {
+    for await (const chunk of input as AsyncIterable<Buffer>) {
+      crc = crc32(chunk, crc);
+      read += chunk.length;
+      yield chunk;
+    }
+  })();
+  let output: AsyncIterable<Buffer> = tapped;
+  if (record.innerMethod === METHOD_DEFLATE) {
+    const deflater = createDeflateRaw({ level: ctx.opts.level, chunkSize: STREAM_CHUNK });
+    const feed = (async () => {
+      try {
+        for await (const chunk of tapped) {
+          if (!deflater.write(chunk)) await new Promise((r) => deflater.once('drain', r));
+        }
+        deflater.end();
+      } catch (err) {
+        deflater.destroy(err as Error);
+      }
+    })();
+    output = (async function* () {
+      for await (const chunk of deflater as AsyncIterable<Buffer>) yield chunk;
+      await feed;
+    })();
+  }
+  for await (const chunk of output) {
+    pos += writeAll(fd, [enc ? enc.update(chunk) : chunk], pos);
+  }
+  if (enc) pos += writeAll(fd, [enc.final()], pos);
+  if (read !== p.size) {
+    throw new ZipWriteError(`${p.path} changed while it was archived (${p.size} bytes before, ${read} read)`, p.name);
+  }
+  record.crc = crc;
+  record.compressedSize = pos - offset - headerLength;
+  if (!record.zip64 && record.compressedSize >= U32_LIMIT) {
+    throw new ZipWriteError(`${p.name}: compressed data exceed 4 GiB without ZIP64 headers`, p.name);
+  }
+  writeAll(fd, [localHeader(record)], offset);
+  return record;
+}
+
+/**
+ * Write a ZIP archive to `target` (the caller's temp name), streaming: memory stays bounded
+ * by `concurrency` small entries whatever the total size. On failure the partial file is
+ * removed and the error names the entry.
+ */
+export async function writeZip(
+  target: string,
+  sources: Iterable<ZipSource> | AsyncIterable<ZipSource>,
+  opts: ZipOptions,
+): Promise<ZipResult> {
+  if (!Number.isInteger(opts.level) || opts.level < 0 || opts.level > 9) {
+    throw new ZipWriteError(`compression level must be 0..9, got ${opts.level}`);
+  }
+  if (opts.password !== undefined && opts.password.length === 0) throw new ZipWriteError('empty password');
+  const ctx: Context = { opts, dos: dosDateTime(opts.time ?? new Date()), names: new Set() };
+  const concurrency = Math.max(1, opts.concurrency ?? 4);
+  const entries: EntryRecord[] = [];
+  const fd = openSync(target, 'w', 0o600);
+  const md5 = new Md5Follower(target);
+  let pos = 0;
+  const window: Array<Promise<Prepared>> = [];
+
+  const flushOne = async (): Promise<void> => {
+    const prepared = await window.shift()!;
+    let record: EntryRecord;
+    if (prepared.kind === 'small') {
+      record = prepared.record;
+      record.offset = pos;
+      pos += writeAll(fd, [localHeader(record), ...prepared.payload], pos);
+    } else {
+      record = await writeLarge(ctx, fd, prepared, pos);
+      pos = record.offset + localHeaderLength(record) + record.compressedSize;
+    }
+    md5.advance(pos);
+    entries.push(record);
+    opts.onEntry?.(record);
+  };
+
+  try {
+    for await (const src of sources) {
+      const p = prepare(ctx, src);
+      p.catch(() => undefined); // awaited in order by flushOne; keep Node from calling it unhandled
+      window.push(p);
+      if (window.length >= concurrency) await flushOne();
+    }
+    while (window.length > 0) await flushOne();
+    const cdOffset = pos;
+    const central = entries.map(centralRecord);
+    const cdSize = central.reduce((n, b) => n + b.length, 0);
+    pos += writeAll(fd, central, pos);
+    pos += writeAll(fd, [endRecords(entries.length, cdOffset, cdSize, opts.forceZip64)], pos);
+    fsyncSync(fd);
+    closeSync(fd);
+  } catch (err) {
+    await Promise.allSettled(window);
+    await md5.abort();
+    try {
+      closeSync(fd);
+    } catch {
+      // already closed
+    }
+    await rm(target, { force: true });
+    if (err instanceof ZipWriteError) throw err;
+    const e = err as NodeJS.ErrnoException;
+    throw new ZipWriteError(`cannot write ${target}: ${e.message}`, undefined, { cause: err });
+  }
+  return { path: target, bytes: pos, md5: await md5.finish(pos), entries };
+}
+

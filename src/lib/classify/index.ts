@@ -1,0 +1,14 @@
+export * from './types.js';
+export { compilePythonRegex, translatePythonRegex, PyRegexError } from './pyregex.js';
+export { parseTagRef, formatTagRef } from './tagref.js';
+export { compileRules, RuleFileError, type LoadOptions } from './rules-load.js';
+export { evaluateInstance, evaluateRule, type InstanceResult } from './rules-eval.js';
+export * from './series.js';
+export { seriesJsonPath, flushSeries, readSeriesJson, lockSeries } from './series-store.js';
+export { linkInstance, linkParticipant, instanceLinkPath, ensureSymlink } from './links.js';
+export { Classifier, instanceLookup, UNKNOWN_CONNECTION, type ClassifyJob, type ClassifierOptions } from './classifier.js';
+export { loadRules, defaultRulesPath, rulesFromValue } from './rules-file.js';
+export { jobFromInput, type InputOutcome } from './input.js';
+export { walkFiles } from './walk.js';
+export { openFifoForReading } from './fifo-reader.js';
+export { Pool } from './pool.js';

@@ -1,0 +1,106 @@
+import { readdir, readFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeJsonAtomic } from '../site/atomic.js';
+import type { SiteLayout } from '../site/layout.js';
+import { tryLock, type Lock } from '../site/lock.js';
+import { mergeSeries, type SeriesDelta, type SeriesJson } from './series.js';
+import type { RuleSet } from './types.js';
+
+/**
+ * Reading and writing raw/<Study>/<Series>.json under a per-series lock. A flush reads what
+ * is on disk (another fiona-classify may have written since), merges this process's delta
+ * (unions and minima: order does not matter), counts the links for NumFiles, and writes
+ * atomically. So concurrent writers never lose an update, and a crash leaves the old file.
+ */
+export function seriesJsonPath(layout: SiteLayout, study: string, series: string): string {
+  return join(layout.raw, study, `${series}.json`);
+}
+
+function lockPath(layout: SiteLayout, study: string, series: string): string {
+  return join(layout.raw, study, `.${series}.lock`);
+}
+
+export class SeriesLockTimeout extends Error {}
+
+/** Take the series lock, waiting (with backoff) while another live process holds it. */
+export async function lockSeries(layout: SiteLayout, study: string, series: string, timeoutMs = 30_000): Promise<Lock> {
+  const path = lockPath(layout, study, series);
+  const until = Date.now() + timeoutMs;
+  let wait = 2;
+  for (;;) {
+    const lock = await tryLock(path);
+    if (lock) return lock;
+    if (Date.now() > until) throw new SeriesLockTimeout(`the series lock ${path} is held by another process for over ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, wait));
+    wait = Math.min(100, wait * 2);
+  }
+}
+
+export interface ReadResult {
+  json?: SeriesJson;
+  /** Set when the file existed but was not valid JSON (it was moved aside to this name). */
+  corruptMovedTo?: string;
+}
+
+/** The series JSON on disk; a corrupt one is moved aside (kept for inspection), not trusted. */
+export async function readSeriesJson(path: string): Promise<ReadResult> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw err;
+  }
+  try {
+    const v = JSON.parse(text) as SeriesJson;
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) return { json: v };
+  } catch {
+    // fall through
+  }
+  const aside = `${path}.corrupt-${Date.now()}`;
+  await rename(path, aside);
+  return { corruptMovedTo: aside };
+}
+
+/** Number of instance links in raw/<Study>/<Series>/ (hidden temp names excluded). */
+export async function countLinks(dir: string): Promise<number> {
+  try {
+    const names = await readdir(dir);
+    let n = 0;
+    for (const name of names) if (!name.startsWith('.')) n++;
+    return n;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw err;
+  }
+}
+
+export interface FlushResult {
+  json: SeriesJson;
+  corruptMovedTo?: string;
+}
+
+/**
+ * Merge `delta` into the series JSON on disk under the lock. `fresh` supplies the fields of
+ * a series that has no JSON yet (the first instance this process saw).
+ */
+export async function flushSeries(
+  layout: SiteLayout,
+  study: string,
+  series: string,
+  fresh: SeriesJson,
+  delta: SeriesDelta,
+  rules: RuleSet,
+): Promise<FlushResult> {
+  const path = seriesJsonPath(layout, study, series);
+  const lock = await lockSeries(layout, study, series);
+  try {
+    const { json: onDisk, corruptMovedTo } = await readSeriesJson(path);
+    const numFiles = await countLinks(join(layout.raw, study, series));
+    const json = mergeSeries(onDisk ?? fresh, delta, rules, numFiles);
+    await writeJsonAtomic(path, json);
+    return corruptMovedTo ? { json, corruptMovedTo } : { json };
+  } finally {
+    await lock.release();
+  }
+}

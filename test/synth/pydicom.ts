@@ -10,6 +10,12 @@ const SCRIPT = String.raw`
 import sys, json, hashlib
 import pydicom
 out = {}
+ENC = {'ISO_IR 100': 'latin1', 'ISO_IR 192': 'utf-8'}
+def text(ds, v):
+    # Implicit VR private elements have no dictionary VR: pydicom gives their bytes (UN).
+    if isinstance(v, bytes):
+        return v.decode(ENC.get(ds.get('SpecificCharacterSet'), 'ascii')).rstrip(' \x00')
+    return str(v)
 keywords = json.loads(sys.argv[1])
 for path in sys.argv[2:]:
     ds = pydicom.dcmread(path)
@@ -17,7 +23,7 @@ for path in sys.argv[2:]:
     for k in keywords:
         if k in ds:
             v = ds.data_element(k).value
-            if isinstance(v, pydicom.multival.MultiValue):
+            if isinstance(v, (list, pydicom.multival.MultiValue)):
                 v = '\\'.join(str(x) for x in v)
             rec[k] = str(v)
     rec['_transferSyntax'] = str(ds.file_meta.TransferSyntaxUID)
@@ -27,9 +33,9 @@ for path in sys.argv[2:]:
     rec['_max'] = int(arr.max())
     rec['_shape'] = list(arr.shape)
     block = ds.private_block(0x0029, 'FIONA SYNTH 1.0')
-    rec['_private'] = [str(block[0x10].value), str(block[0x11].value)]
+    rec['_private'] = [text(ds, block[0x10].value), text(ds, block[0x11].value)]
     nested = block[0x20].value[0]
-    rec['_privateNested'] = str(nested.private_block(0x0029, 'FIONA SYNTH 1.0')[0x22].value[0][0x00291023].value)
+    rec['_privateNested'] = text(ds, nested.private_block(0x0029, 'FIONA SYNTH 1.0')[0x22].value[0][0x00291023].value)
     ras = ds.RequestAttributesSequence[0]
     rec['_request'] = [str(ras.RequestedProcedureID), str(ras.ScheduledProcedureStepID)]
     out[path] = rec

@@ -189,6 +189,7 @@ export class FakeRedcap {
   readonly calls: LoggedCall[] = [];
   private readonly projects = new Map<string, Project>();
   private failures: Array<{ status: number; body: string }> = [];
+  private tokenFailures = new Map<string, Array<{ status: number; body: string }>>();
   private server?: Server;
   url = '';
 
@@ -203,6 +204,13 @@ export class FakeRedcap {
   /** The next n calls answer with this status and body (an outage, a REDCap error page). */
   failNext(n: number, status: number, body: string): void {
     for (let i = 0; i < n; i++) this.failures.push({ status, body });
+  }
+
+  /** The next n calls with this token fail (one REDCap project down, the others up). */
+  failFor(token: string, n: number, status: number, body: string): void {
+    const list = this.tokenFailures.get(token.toUpperCase()) ?? [];
+    for (let i = 0; i < n; i++) list.push({ status, body });
+    this.tokenFailures.set(token.toUpperCase(), list);
   }
 
   private project(token: string): Project {
@@ -396,7 +404,7 @@ export class FakeRedcap {
       res.writeHead(status, { 'content-type': typeof value === 'string' ? 'text/html; charset=utf-8' : 'application/json; charset=utf-8' });
       res.end(text);
     };
-    const failure = this.failures.shift();
+    const failure = this.failures.shift() ?? this.tokenFailures.get((params.token ?? '').toUpperCase())?.shift();
     if (failure) {
       res.writeHead(failure.status, { 'content-type': failure.body.startsWith('{') ? 'application/json' : 'text/html' });
       res.end(failure.body);

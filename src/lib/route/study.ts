@@ -1,5 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readHeader } from '../dicom/read.js';
 import { isPathSafeUid } from '../dicom/uid.js';
 import type { SiteLayout } from '../site/layout.js';
 
@@ -18,8 +19,10 @@ export interface SeriesInfo {
   description?: string;
   classifyTypes: string[];
   burnedInAnnotation?: string;
-  /** The series JSON as classify wrote it (undefined when there is none). */
+  /** The series JSON as classify wrote it, gaps filled from the header (undefined when there is no JSON). */
   meta?: Record<string, unknown>;
+  /** Values read from the first instance's header. */
+  header: Record<string, string>;
 }
 
 export interface StudyInfo {
@@ -77,6 +80,40 @@ async function listDir(dir: string): Promise<string[]> {
   }
 }
 
+/**
+ * Values the series JSON may lack (fiona-classify writes FIONA's fields, which have no
+ * AccessionNumber, InstitutionName or BurnedInAnnotation), read from the first instance.
+ */
+const HEADER_FALLBACK: ReadonlyArray<readonly [string, number]> = [
+  ['PatientID', 0x00100020],
+  ['PatientName', 0x00100010],
+  ['AccessionNumber', 0x00080050],
+  ['InstitutionName', 0x00080080],
+  ['StudyDate', 0x00080020],
+  ['StudyTime', 0x00080030],
+  ['StudyDescription', 0x00081030],
+  ['SeriesDescription', 0x0008103e],
+  ['Modality', 0x00080060],
+  ['SOPClassUID', 0x00080016],
+  ['BurnedInAnnotation', 0x00280301],
+];
+
+async function headerFields(file: string | undefined): Promise<Record<string, string>> {
+  if (!file) return {};
+  try {
+    const h = await readHeader(file);
+    const out: Record<string, string> = {};
+    for (const [name, tag] of HEADER_FALLBACK) {
+      const v = h.string(tag);
+      if (v !== undefined) out[name] = v.trim();
+    }
+    return out;
+  } catch {
+    // Not readable as DICOM: the series JSON (if any) is all we know.
+    return {};
+  }
+}
+
 /** Instance files of a series in the archive (hidden temp files excluded). */
 async function seriesFiles(site: SiteLayout, study: string, series: string): Promise<string[]> {
   const dir = join(site.archive, study, series);
@@ -100,23 +137,28 @@ export async function readStudy(site: SiteLayout, uid: string): Promise<StudyInf
 
   const series: SeriesInfo[] = [];
   for (const s of [...seriesUids].sort()) {
-    const meta = metaBySeries.get(s);
+    const json = metaBySeries.get(s);
     const files = await seriesFiles(site, uid, s);
     if (files.length === 0) continue;
+    const fromHeader = await headerFields(files[0]);
+    // The JSON's values win (they are what classify saw); the header fills what it lacks.
+    const meta = json ? { ...fromHeader, ...Object.fromEntries(Object.entries(json).filter(([, v]) => v !== '' && v !== undefined)) } : undefined;
+    const all: Record<string, unknown> = meta ?? fromHeader;
     series.push({
       uid: s,
       files,
-      modality: meta ? text(meta.Modality) || undefined : undefined,
-      sopClassUid: meta ? text(meta.SOPClassUID) || undefined : undefined,
-      description: meta ? text(meta.SeriesDescription) || undefined : undefined,
-      classifyTypes: meta ? list(meta.ClassifyType) : [],
-      burnedInAnnotation: meta ? text(meta.BurnedInAnnotation) || undefined : undefined,
+      modality: text(all.Modality) || undefined,
+      sopClassUid: text(all.SOPClassUID) || undefined,
+      description: text(all.SeriesDescription) || undefined,
+      classifyTypes: list(all.ClassifyType),
+      burnedInAnnotation: text(all.BurnedInAnnotation) || undefined,
       meta,
+      header: fromHeader,
     });
   }
   if (series.length === 0) throw new StudyNotFoundError(`study ${uid} has no instances under ${join(site.archive, uid)}`);
   // Patient-level values from the first series that has metadata (FIONA took data[0]).
-  const first = series.find((s) => s.meta)?.meta ?? {};
+  const first: Record<string, unknown> = series.find((s) => s.meta)?.meta ?? series[0]!.header;
   const conn = (first.IncomingConnection ?? {}) as Record<string, unknown>;
   return {
     uid,

@@ -198,6 +198,9 @@ export class ElementParser {
       }
       const ve = vo + length;
       el.end = ve;
+      if (ve > this.fileEnd) {
+        this.fail(`value of length ${length} runs past the end of the file (${this.fileEnd} bytes): truncated or wrong length`, p, tag);
+      }
       if (ve > f.end) {
         if (f.kind === Kind.Dataset && f.end === this.fileEnd) {
           this.fail(`value of length ${length} runs past the end of the file (${this.fileEnd} bytes): truncated or wrong length`, p, tag);

@@ -1,0 +1,57 @@
+/**
+ * Turn command-line paths (files and folders) into the list of files to send. Hidden
+ * entries and names of unfinished writes (*.part, *.tmp) are skipped: they belong to a
+ * writer that is not done. Symbolic links are followed (the site's raw/ tree is links into
+ * archive/), each folder visited once.
+ */
+import { readdir, realpath, stat } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import type { SendFile } from './types.js';
+
+export interface ExpandResult {
+  files: SendFile[];
+  /** Paths that could not be read, with the reason. */
+  errors: Array<{ path: string; reason: string }>;
+}
+
+export function isUnfinishedName(name: string): boolean {
+  return name.startsWith('.') || name.endsWith('.part') || name.endsWith('.tmp');
+}
+
+/** Expand paths; a folder's files are named `<folder name>/<relative path>`. */
+export async function expandPaths(paths: string[]): Promise<ExpandResult> {
+  const out: ExpandResult = { files: [], errors: [] };
+  const visited = new Set<string>();
+  for (const p of paths) {
+    const abs = resolve(p);
+    try {
+      const st = await stat(abs);
+      if (st.isDirectory()) await walk(abs, basename(abs), out, visited);
+      else if (st.isFile()) out.files.push({ path: abs, name: basename(abs) });
+      else out.errors.push({ path: abs, reason: 'not a regular file or folder' });
+    } catch (err) {
+      out.errors.push({ path: abs, reason: (err as Error).message });
+    }
+  }
+  return out;
+}
+
+/** All files under a folder, named relative to `prefix`. Sorted, so runs are repeatable. */
+export async function walk(dir: string, prefix: string, out: ExpandResult, visited = new Set<string>()): Promise<void> {
+  const real = await realpath(dir);
+  if (visited.has(real)) return;
+  visited.add(real);
+  const entries = (await readdir(dir)).sort();
+  for (const name of entries) {
+    if (isUnfinishedName(name)) continue;
+    const full = join(dir, name);
+    const rel = prefix === '' ? name : `${prefix}/${name}`;
+    try {
+      const st = await stat(full);
+      if (st.isDirectory()) await walk(full, rel, out, visited);
+      else if (st.isFile()) out.files.push({ path: full, name: rel });
+    } catch (err) {
+      out.errors.push({ path: full, reason: (err as Error).message });
+    }
+  }
+}

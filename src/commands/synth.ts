@@ -1,5 +1,6 @@
 import { Option } from 'commander';
 import { createLogger } from '../lib/cli/output.js';
+import { loadConfig } from '../lib/config/index.js';
 import { createProgram, parseIntOption } from '../lib/cli/program.js';
 import { UsageError } from '../lib/errors.js';
 import { EventWriter, makeEvent } from '../lib/events/index.js';
@@ -17,6 +18,7 @@ Examples:
   fiona-synth --out big --patients 10 --instances 100 --rows 128 --json | jq -r .path`;
 
 interface Opts {
+  config?: string;
   out?: string;
   patients: number;
   studiesPerPatient: number;
@@ -70,6 +72,8 @@ export async function main(argv: string[]): Promise<number> {
   if (!o.out) throw new UsageError('--out DIR is required');
   if (o.json && o.paths) throw new UsageError('--json and --paths cannot be combined');
   const types = parseTypes(o.types);
+  // fiona-synth needs nothing from the config, but a --config that names a bad file is still an error.
+  if (o.config) loadConfig(o.config);
   const log = createLogger('fiona-synth', o.quiet);
   const events = new EventWriter();
   const started = process.hrtime.bigint();
@@ -92,7 +96,7 @@ export async function main(argv: string[]): Promise<number> {
     },
     (info) => {
       if (o.json) events.write(makeEvent('synthesized', { ...info }));
-      else if (o.paths) process.stdout.write(`${info.path}\n`);
+      else if (o.paths && !events.isBroken) process.stdout.write(`${info.path}\n`);
     },
   );
   if (o.manifest) await writeJsonAtomic(o.manifest, summary);

@@ -118,6 +118,24 @@ describe('fiona-synth command line', () => {
     expect(String(r.stderr)).toMatch(/--out DIR is required/);
   });
 
+  it('a --config that cannot be read exits 2', async () => {
+    const r = await runTool('fiona-synth', ['--out', join(tmp.dir, 'cfg'), '--config', join(tmp.dir, 'missing.json')]);
+    expect(r.exitCode).toBe(2);
+    expect(String(r.stderr)).toMatch(/missing\.json.*cannot read/);
+  });
+
+  it('patient 0 is the same whatever --patients or --series says', async () => {
+    const one = join(tmp.dir, 'one');
+    const three = join(tmp.dir, 'three');
+    await runTool('fiona-synth', ['--out', one, '--seed', 's', '--patients', '1', '--series', '2', '--instances', '2', '--rows', '16']);
+    await runTool('fiona-synth', ['--out', three, '--seed', 's', '--patients', '3', '--series', '4', '--instances', '2', '--rows', '16']);
+    const a = await snapshot(one);
+    const b = await snapshot(three);
+    expect(a.size).toBe(4);
+    expect(b.size).toBe(24);
+    for (const [k, v] of a) expect(Buffer.compare(v, b.get(k) ?? Buffer.alloc(0)), k).toBe(0);
+  });
+
   it('--help explains the options and exit codes; --version prints the version', async () => {
     const h = await runTool('fiona-synth', ['--help']);
     expect(h.exitCode).toBe(0);

@@ -46,6 +46,7 @@ export interface SynthStudy {
   InstitutionName: string;
   InstitutionAddress: string;
   InstitutionalDepartmentName: string;
+  TimezoneOffsetFromUTC: string;
   ReferringPhysicianName: string;
   PerformingPhysicianName: string;
   OperatorsName: string;
@@ -170,6 +171,7 @@ export function synthStudy(
     InstitutionName: inst.name,
     InstitutionAddress: inst.address,
     InstitutionalDepartmentName: inst.department,
+    TimezoneOffsetFromUTC: inst.tz,
     ReferringPhysicianName: personName(seed, charset, ['referring', p, studyIndex], 'Dr.'),
     PerformingPhysicianName: personName(seed, charset, ['performing', p, studyIndex]),
     OperatorsName: personName(seed, charset, ['operator', p, studyIndex]),

@@ -147,7 +147,7 @@ export function buildInstance(input: InstanceInput): BuiltInstance {
     el(0x0008, 0x0013, 'TM', content.tm),
     el(0x0008, 0x0016, 'UI', MR_IMAGE_STORAGE),
     el(0x0008, 0x0018, 'UI', sop),
-    el(0x0008, 0x0201, 'SH', '+0100'),
+    el(0x0008, 0x0201, 'SH', st.TimezoneOffsetFromUTC),
     // Patient
     el(0x0010, 0x0010, 'PN', pt.PatientName),
     el(0x0010, 0x0020, 'LO', pt.PatientID),

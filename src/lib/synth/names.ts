@@ -42,10 +42,10 @@ export const CITIES = [
 ] as const;
 
 export const INSTITUTIONS = [
-  { name: 'Haukeland University Hospital', address: 'Haukelandsveien 22, 5021 Bergen, Norway', department: 'MMIV Radiology', issuer: 'HUS' },
-  { name: 'UC San Diego Health', address: '200 W Arbor Dr, San Diego, CA 92103, USA', department: 'Radiology Research', issuer: 'UCSD' },
-  { name: 'Oslo University Hospital', address: 'Sognsvannsveien 20, 0372 Oslo, Norway', department: 'Neuroradiology', issuer: 'OUS' },
-  { name: 'Charite Universitaetsmedizin', address: 'Chariteplatz 1, 10117 Berlin, Germany', department: 'Neuroradiologie', issuer: 'CHA' },
+  { name: 'Haukeland University Hospital', address: 'Haukelandsveien 22, 5021 Bergen, Norway', department: 'MMIV Radiology', issuer: 'HUS', tz: '+0100' },
+  { name: 'UC San Diego Health', address: '200 W Arbor Dr, San Diego, CA 92103, USA', department: 'Radiology Research', issuer: 'UCSD', tz: '-0800' },
+  { name: 'Oslo University Hospital', address: 'Sognsvannsveien 20, 0372 Oslo, Norway', department: 'Neuroradiology', issuer: 'OUS', tz: '+0100' },
+  { name: 'Charite Universitaetsmedizin', address: 'Chariteplatz 1, 10117 Berlin, Germany', department: 'Neuroradiologie', issuer: 'CHA', tz: '+0100' },
 ] as const;
 
 export const STUDY_DESCRIPTIONS = ['Head^Brain', 'MR HEAD WO CONTRAST', 'Research^Neuro', 'MR BRAIN RESEARCH PROTOCOL'] as const;

@@ -1,0 +1,340 @@
+import { execa } from 'execa';
+import { open, readFile, stat, writeFile } from 'node:fs/promises';
+import { PassThrough } from 'node:stream';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { indexFile, parseDicom, readHeader, rewriteDicom, type DicomElement } from '../../src/lib/dicom/index.js';
+import type { Header } from '../../src/lib/dicom/header.js';
+import { ROOT } from '../helpers/cli.js';
+import { makeTempDir } from '../helpers/tmp.js';
+import { requireProgram } from '../peers/process.js';
+import { dcmdumpText, diffFlat, ourFlat, parseDcmdump, type Flat } from './compare.js';
+import { makeFixtures } from './fixtures.js';
+
+let dir: string;
+let cleanup: () => Promise<void>;
+let fx: Record<string, string>;
+
+beforeAll(async () => {
+  ({ dir, cleanup } = await makeTempDir('fiona-dicom-rewrite-'));
+  fx = await makeFixtures(dir);
+}, 120_000);
+
+afterAll(async () => {
+  await cleanup();
+});
+
+const ALL = [
+  'synth', 'synthImplicit', 'synthBig', 'synthDeflated', 'synthRle', 'synthJpeg', 'synthJpegLs',
+  'odd', 'oddImplicit', 'oddBig', 'oddDeflated', 'oddUndefined', 'oddGroupLength', 'oddNoMeta', 'unDefined', 'unUndefined',
+  'charset-japanese', 'charset-korean', 'charset-chinese',
+];
+
+const PATIENT_NAME = 0x00100010;
+
+function out(name: string): string {
+  return join(dir, `${name}.out.dcm`);
+}
+
+/** Every leaf element (not a sequence) with its path, as raw bytes of the whole element. */
+function leaves(h: Header, bytes: Uint8Array): Map<string, Buffer> {
+  const m = new Map<string, Buffer>();
+  const walk = (list: DicomElement[], prefix: string): void => {
+    for (const el of list) {
+      const path = `${prefix}${el.tag.toString(16).padStart(8, '0')}`;
+      if (el.items) el.items.forEach((item, k) => walk(item, `${path}[${k}].`));
+      else m.set(path, Buffer.from(bytes.subarray(el.headerOffset, el.end)));
+    }
+  };
+  walk(h.elements, '');
+  return m;
+}
+
+async function dciodvfyErrors(file: string): Promise<Set<string>> {
+  const bin = requireProgram('dciodvfy', 'dicom3tools');
+  const r = await execa(bin, [file], { reject: false, all: true });
+  return new Set(
+    String(r.all ?? '')
+      .split('\n')
+      .filter((l) => l.startsWith('Error'))
+      // Values are not part of what we compare: only which rule failed where.
+      .map((l) => l.replace(/<[^>]*>/g, '<>').replace(/ = .*$/, '')),
+  );
+}
+
+describe('no change gives a byte-identical file', () => {
+  for (const name of ALL) {
+    it(name, async () => {
+      const seen: number[] = [];
+      const r = await rewriteDicom(fx[name]!, out(name), {
+        visit: (ctx) => {
+          seen.push(ctx.tag);
+          return ctx.tag === PATIENT_NAME ? { op: 'keep' } : undefined;
+        },
+      });
+      expect(r.changed).toBe(0);
+      expect(seen.length).toBeGreaterThan(3);
+      expect(Buffer.compare(await readFile(fx[name]!), await readFile(out(name)))).toBe(0);
+    });
+  }
+});
+
+describe('one element edited: everything else byte-identical', () => {
+  for (const name of ALL.filter((n) => !n.startsWith('charset'))) {
+    it(`${name}: PatientName replaced`, async () => {
+      const input = fx[name]!;
+      const output = out(`${name}-pn`);
+      const r = await rewriteDicom(input, output, { visit: (c) => (c.tag === PATIENT_NAME && c.depth === 0 ? { op: 'replace', value: 'Doe^Jane' } : undefined) });
+      expect(r.changed).toBe(1);
+      const before = (await indexFile(input)) as Header;
+      const after = (await indexFile(output)) as Header;
+      expect(after.string('PatientName')).toBe('Doe^Jane');
+      // Every other leaf element has the same bytes (for deflated files: in the inflated stream).
+      const inBytes = before.inflated ? before.store.windows[0]!.bytes : await readFile(input);
+      const outBytes = after.inflated ? after.store.windows[0]!.bytes : await readFile(output);
+      const a = leaves(before, inBytes);
+      const b = leaves(after, outBytes);
+      // The edit changes that element and, in files that have one, its group's length.
+      for (const k of ['00100010', '00100000']) {
+        a.delete(k);
+        b.delete(k);
+      }
+      expect([...b.keys()]).toEqual([...a.keys()]);
+      for (const [k, v] of a) expect(Buffer.compare(v, b.get(k)!), k).toBe(0);
+      // Top level, not deflated: the output is the input with that one element's bytes swapped.
+      if (!before.inflated && !before.has('00100000')) {
+        const el = before.element('PatientName')!;
+        const nu = after.element('PatientName')!;
+        expect(Buffer.compare(outBytes.subarray(0, nu.headerOffset), inBytes.subarray(0, el.headerOffset))).toBe(0);
+        expect(Buffer.compare(outBytes.subarray(nu.end), inBytes.subarray(el.end))).toBe(0);
+      }
+      // dcmdump reads the same file apart from that value.
+      const theirsIn = parseDcmdump(await dcmdumpText(input));
+      const theirsOut = parseDcmdump(await dcmdumpText(output));
+      expect(theirsOut.find((t) => t.path === '0010,0010')?.values).toEqual(['Doe^Jane']);
+      const strip = (l: Flat[]): Flat[] => l.filter((t) => t.path !== '0010,0010');
+      expect(diffFlat(strip(theirsOut), strip(theirsIn))).toEqual([]);
+    });
+  }
+
+  it('dciodvfy finds no new errors after an edit (uncompressed and RLE)', async () => {
+    for (const name of ['synth', 'synthRle', 'synthBig']) {
+      const output = out(`${name}-pn`);
+      const before = await dciodvfyErrors(fx[name]!);
+      const after = await dciodvfyErrors(output);
+      const added = [...after].filter((e) => !before.has(e));
+      expect(added, name).toEqual([]);
+    }
+  });
+});
+
+describe('edits at depth', () => {
+  it('removes, empties and replaces inside nested private sequences; lengths recomputed', async () => {
+    const input = fx.odd!;
+    const output = out('odd-nested');
+    const r = await rewriteDicom(input, output, {
+      visit: (c) => {
+        if (c.tag === PATIENT_NAME && c.path.join() === [0x00091002, 0x00091002].join()) return { op: 'replace', value: 'Anonymous^Deep' };
+        if (c.tag === 0x00091001 && c.depth === 1) return { op: 'remove' };
+        if (c.tag === 0x00081155 && c.depth === 1) return { op: 'replace', value: '2.25.123456789' };
+        if (c.tag === 0x00181320) return { op: 'empty' };
+        return undefined;
+      },
+    });
+    expect(r.changed).toBe(5); // two ReferencedSOPInstanceUIDs
+    const h = (await readHeader(output)) as Header;
+    const ref = h.element('ReferencedImageSequence')!;
+    expect(ref.items!.map((it) => h.valuesOf(it.find((e) => e.tag === 0x00081155)!))).toEqual([['2.25.123456789'], ['2.25.123456789']]);
+    const inner = h.element('0009,1002')!.items![0]!;
+    expect(inner.find((e) => e.tag === 0x00091001)).toBeUndefined();
+    expect(inner.find((e) => e.tag === 0x00090010)).toBeDefined(); // the creator stays
+    const deep = inner.find((e) => e.tag === 0x00091002)!.items![0]![0]!;
+    expect(h.valuesOf(deep)).toEqual(['Anonymous^Deep']);
+    expect(h.has('0018,1320')).toBe(true);
+    expect(h.element('0018,1320')!.length).toBe(0);
+    // dcmdump agrees with our reading of the result, everywhere.
+    const theirs = parseDcmdump(await dcmdumpText(output, ['+U8']));
+    expect(diffFlat(ourFlat(h), theirs, { ignore: ['0008,0005'] })).toEqual([]);
+  });
+
+  it('keeps undefined lengths undefined, and recomputes defined ones', async () => {
+    for (const name of ['odd', 'oddUndefined']) {
+      const output = out(`${name}-len`);
+      await rewriteDicom(fx[name]!, output, { visit: (c) => (c.tag === 0x00081155 ? { op: 'replace', value: '1.2.3.4.5.6.7.8.9.10.11' } : undefined) });
+      const a = (await indexFile(fx[name]!)).element('ReferencedImageSequence')!;
+      const b = (await indexFile(output)).element('ReferencedImageSequence')!;
+      if (a.length === 0xffffffff) {
+        expect(b.length).toBe(0xffffffff);
+        expect(b.itemRanges!.map((r) => r.length)).toEqual(a.itemRanges!.map((r) => r.length));
+      } else {
+        // Each item's UID grows from 14 to 24 bytes.
+        expect(b.length).toBe(a.length + 20);
+        expect(b.itemRanges!.map((r) => r.length)).toEqual(a.itemRanges!.map((r) => r.length + 10));
+      }
+    }
+  });
+
+  it('removes and empties whole sequences', async () => {
+    const output = out('odd-seq');
+    await rewriteDicom(fx.oddUndefined!, output, {
+      visit: (c) => (c.tag === 0x00081140 ? { op: 'empty' } : c.tag === 0x00091002 ? { op: 'remove' } : undefined),
+    });
+    const h = await readHeader(output);
+    expect(h.element('ReferencedImageSequence')!.items).toEqual([]);
+    expect(h.has('0009,1002')).toBe(false);
+    const theirs = parseDcmdump(await dcmdumpText(output, ['+U8']));
+    expect(theirs.some((t) => t.path.startsWith('0009,1002'))).toBe(false);
+    expect(theirs.find((t) => t.path === '0010,0010')?.values).toEqual(['Müller^Jürgen']);
+  });
+
+  it('edits inside VR UN sequences (undefined and defined length)', async () => {
+    const o1 = out('un-undef');
+    await rewriteDicom(fx.unUndefined!, o1, { visit: (c) => (c.tag === PATIENT_NAME && c.depth === 1 ? { op: 'remove' } : undefined) });
+    const h1 = (await readHeader(o1)) as Header;
+    const un = h1.element('0029,1020')!;
+    expect(un.length).toBe(0xffffffff);
+    expect(un.items![0]!.map((e) => e.tag)).toEqual([0x00100020]);
+    expect(h1.string('0029,1030')).toBe('after the UN');
+    const theirs = parseDcmdump(await dcmdumpText(o1));
+    expect(theirs.some((t) => t.path === '0029,1020[0].0010,0010')).toBe(false);
+    expect(theirs.find((t) => t.path === '0029,1020[0].0010,0020')?.values).toEqual(['UN-ID-7']);
+
+    const o2 = out('un-def');
+    await rewriteDicom(fx.unDefined!, o2, { visit: (c) => (c.tag === PATIENT_NAME && c.depth === 2 ? { op: 'replace', value: 'X^Y' } : undefined) });
+    const h2 = (await readHeader(o2)) as Header;
+    const deep = h2.element('0009,1002')!.items![0]!.find((e) => e.tag === 0x00091002)!.items![0]![0]!;
+    expect(h2.valuesOf(deep, { implicitLE: true })).toEqual(['X^Y']);
+    await dcmdumpText(o2); // DCMTK still reads the file (the UN length was recomputed)
+  });
+
+  it('updates group length elements of old files', async () => {
+    const output = out('odd-gl');
+    await rewriteDicom(fx.oddGroupLength!, output, { visit: (c) => (c.tag === PATIENT_NAME ? { op: 'replace', value: 'A-much-longer^Patient^Name' } : undefined) });
+    // Let DCMTK recompute the group lengths of our output: they must come out the same.
+    const check = join(dir, 'odd-gl-dcmtk.dcm');
+    await execa(requireProgram('dcmconv', 'dcmtk'), ['+te', '+g', output, check]);
+    const ours = await readHeader(output);
+    const dcmtk = await readHeader(check);
+    expect(ours.number('00100000')).toBe(dcmtk.number('00100000'));
+    expect(ours.number('00080000')).toBe(dcmtk.number('00080000'));
+  });
+});
+
+describe('set, meta and encodings', () => {
+  it('inserts in tag order at top level and inside the first item along a path', async () => {
+    for (const name of ['odd', 'oddImplicit', 'oddBig']) {
+      const output = out(`${name}-set`);
+      await rewriteDicom(fx[name]!, output, {
+        set: [
+          { tag: 0x00100030, value: '19700101' },
+          { tag: 0x00120062, value: 'YES' },
+          { tag: 0x00280010, value: 4 }, // replace (same value)
+          { tag: 0x00081160, value: [1, 2], path: [0x00081140] }, // ReferencedFrameNumber IS in item 1
+          { tag: 0x00091003, vr: 'LO', value: 'inserted private' },
+        ],
+      });
+      const h = (await readHeader(output)) as Header;
+      expect(h.string('PatientBirthDate')).toBe('19700101');
+      expect(h.string('PatientIdentityRemoved')).toBe('YES');
+      expect(h.number('Rows')).toBe(4);
+      const item = h.element('ReferencedImageSequence')!.items![0]!;
+      expect(h.numbersOf(item.find((e) => e.tag === 0x00081160)!)).toEqual([1, 2]);
+      const tags = h.elements.map((e) => e.tag);
+      expect(tags).toEqual([...tags].sort((a, b) => a - b));
+      const theirs = parseDcmdump(await dcmdumpText(output, ['+U8']));
+      expect(diffFlat(ourFlat(h), theirs, { ignore: ['0008,0005'] })).toEqual([]);
+    }
+  });
+
+  it('writes numbers in the dataset byte order (big endian)', async () => {
+    const output = out('big-rows');
+    await rewriteDicom(fx.oddBig!, output, { visit: (c) => (c.tag === 0x00280107 ? { op: 'replace', value: 1234 } : undefined) });
+    const theirs = parseDcmdump(await dcmdumpText(output));
+    expect(theirs.find((t) => t.path === '0028,0107')?.values).toEqual(['1234']);
+  });
+
+  it('changes the File Meta and recomputes its group length', async () => {
+    const output = out('meta');
+    await rewriteDicom(fx.synth!, output, { meta: { MediaStorageSOPInstanceUID: '2.25.1234567890123', SourceApplicationEntityTitle: 'FIONA' } });
+    const h = await readHeader(output);
+    expect(h.string('MediaStorageSOPInstanceUID')).toBe('2.25.1234567890123');
+    expect(h.string('SourceApplicationEntityTitle')).toBe('FIONA');
+    const glEnd = h.meta[0]!.end;
+    expect(h.number('FileMetaInformationGroupLength')).toBe(h.datasetOffset - glEnd);
+    const text = await dcmdumpText(output);
+    expect(text).toContain('[2.25.1234567890123]');
+    expect(text).toMatch(/\(0002,0016\) AE \[FIONA\s*\]/);
+  });
+
+  it('encodes replaced text in the file character set, with ISO 2022 escapes', async () => {
+    const output = out('jp');
+    await rewriteDicom(fx['charset-japanese']!, output, { visit: (c) => (c.tag === PATIENT_NAME ? { op: 'replace', value: 'Suzuki^Hanako=鈴木^花子' } : undefined) });
+    expect((await readHeader(output)).string('PatientName')).toBe('Suzuki^Hanako=鈴木^花子');
+    const py = await execa('/usr/bin/python3', ['-c', 'import sys, pydicom\nprint(str(pydicom.dcmread(sys.argv[1]).PatientName))', output]);
+    expect(py.stdout).toBe('Suzuki^Hanako=鈴木^花子');
+  });
+
+  it('refuses a value the character set cannot hold, naming the tag', async () => {
+    await expect(rewriteDicom(fx.synth!, out('bad'), { visit: (c) => (c.tag === PATIENT_NAME ? { op: 'replace', value: '王^小东' } : undefined) })).rejects.toThrow(/\(0010,0010\).*cannot be encoded/);
+    await expect(rewriteDicom(fx.synth!, out('bad'), { set: [{ tag: 0x00291099, value: 'x' }] })).rejects.toThrow(/give a VR/);
+  });
+
+  it('writes to a stream the same bytes as to a file', async () => {
+    const stream = new PassThrough();
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    const edit = { visit: (c: { tag: number }) => (c.tag === PATIENT_NAME ? ({ op: 'replace', value: 'Stream^Test' } as const) : undefined) };
+    await rewriteDicom(fx.synthRle!, stream, edit);
+    await rewriteDicom(fx.synthRle!, out('stream'), edit);
+    expect(Buffer.compare(Buffer.concat(chunks), await readFile(out('stream')))).toBe(0);
+  });
+
+  it('edits a file in place (temp name, then rename)', async () => {
+    const f = join(dir, 'inplace.dcm');
+    await writeFile(f, await readFile(fx.synth!));
+    await rewriteDicom(f, f, { visit: (c) => (c.tag === PATIENT_NAME ? { op: 'replace', value: 'In^Place' } : undefined) });
+    expect((await readHeader(f)).string('PatientName')).toBe('In^Place');
+    expect(parseDicom(await readFile(f)).element('PixelData')).toBeDefined();
+  });
+
+  it('visit sees values (charset honoured) and raw bytes at every depth', async () => {
+    const seen: string[] = [];
+    await rewriteDicom(fx.unUndefined!, out('visit'), {
+      visit: async (c) => {
+        if (c.tag === PATIENT_NAME) seen.push(`${c.depth}:${c.values().join()}:${Buffer.from(await c.bytes()).toString('latin1').trim()}`);
+        return undefined;
+      },
+    });
+    expect(seen).toEqual(['0:Top^Level:Top^Level', '1:Hidden^InUN:Hidden^InUN']);
+  });
+});
+
+describe('memory stays bounded', () => {
+  it('edits a 1 GB file with a peak RSS well under 150 MB', async () => {
+    const big = join(dir, 'big.dcm');
+    const src = await readFile(fx.synth!);
+    const px = parseDicom(src).element('PixelData')!;
+    const len = 1024 * 1024 * 1024;
+    const fh = await open(big, 'w');
+    await fh.write(src, 0, px.headerOffset, 0);
+    const hdr = Buffer.alloc(12);
+    hdr.writeUInt16LE(0x7fe0, 0);
+    hdr.writeUInt16LE(0x0010, 2);
+    hdr.write('OW', 4, 'latin1');
+    hdr.writeUInt32LE(len, 8);
+    await fh.write(hdr, 0, 12, px.headerOffset);
+    await fh.truncate(px.headerOffset + 12 + len); // sparse: reads as zeros
+    await fh.close();
+    const script = `
+      import { rewriteDicom } from ${JSON.stringify(`${ROOT}dist/lib/dicom/index.js`)};
+      const r = await rewriteDicom(process.argv[1], process.argv[2], { fsync: false, visit: (c) => c.tag === 0x00100010 ? { op: 'replace', value: 'Big^File' } : undefined });
+      console.log(JSON.stringify({ ...r, maxRss: process.resourceUsage().maxRSS * 1024 }));`;
+    const output = join(dir, 'big.out.dcm');
+    const r = await execa(process.execPath, ['--input-type=module', '-e', script, big, output]);
+    const res = JSON.parse(r.stdout) as { changed: number; bytesOut: number; maxRss: number };
+    expect(res.changed).toBe(1);
+    expect((await stat(output)).size).toBe(res.bytesOut);
+    expect(res.maxRss).toBeLessThan(150 * 1024 * 1024);
+    expect((await readHeader(output)).string('PatientName')).toBe('Big^File');
+  }, 120_000);
+});

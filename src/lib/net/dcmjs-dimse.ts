@@ -6,6 +6,7 @@
  *
  * The SCU code (src/lib/net/scu) and the SCP code (src/lib/net/scp) import from here only.
  */
+import { readFileSync } from 'node:fs';
 import dimse from 'dcmjs-dimse';
 
 type DimseModule = typeof dimse;
@@ -27,3 +28,23 @@ export const dimseVersion: string = dimse.version;
 
 // dcmjs-dimse enables every log level at import; fiona reports through its own events.
 dimse.log.setLevel('silent');
+
+/**
+ * fiona's Implementation Class UID (PS3.7 D.3.3.2), sent in A-ASSOCIATE-AC/RQ and written
+ * into the File Meta (0002,0012) of the files fiona creates. A 2.25 UUID-derived root, fixed.
+ */
+export const FIONA_IMPLEMENTATION_CLASS_UID = '2.25.65314933880070569962470804345611468111';
+
+/** Implementation Version Name (0002,0013): "FIONA_" + package version, at most 16 chars. */
+export function fionaImplementationVersion(): string {
+  return `FIONA_${packageVersion()}`.slice(0, 16);
+}
+
+function packageVersion(): string {
+  try {
+    const url = new URL('../../../package.json', import.meta.url);
+    return (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version;
+  } catch {
+    return '0';
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * The receiver's store handler: each C-STORE becomes an IncomingInstance writing into the
+ * site's `.arrived/`, placed by InstancePlacement. Also the start-up sweep of `.arrived/`:
+ * files left there by a receiver that died mid-instance (kill -9, power cut) are moved to
+ * quarantine with a reason, so nothing half-received is ever mistaken for an instance and
+ * nothing received is silently deleted.
+ */
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makeEvent, type BaseEvent } from '../events/index.js';
+import { quarantineFile, sanitizePathPart, type SiteLayout } from '../site/index.js';
+import type { StoreHandler, StoreRequest, StoreSink } from '../net/scp/types.js';
+import { IncomingInstance } from './incoming.js';
+import { InstancePlacement } from './placement.js';
+
+export interface SiteStoreOptions {
+  layout: SiteLayout;
+  /** fsync each file and its folder before answering (slower; survives a power cut). */
+  fsync: boolean;
+  implementationClassUid: string;
+  implementationVersionName: string;
+  onEvent(event: BaseEvent): void;
+  /** Keep a data set in memory up to this many bytes before writing it (default 4 MiB). */
+  spillBytes?: number;
+  /** Hold the sender when this many bytes wait for the disk (default 16 MiB). */
+  highWaterBytes?: number;
+}
+
+export const DEFAULT_SPILL_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_HIGH_WATER_BYTES = 16 * 1024 * 1024;
+
+export class SiteStore implements StoreHandler {
+  private seq = 0;
+  private readonly placement: InstancePlacement;
+
+  constructor(private readonly opts: SiteStoreOptions) {
+    this.placement = new InstancePlacement({ layout: opts.layout, fsync: opts.fsync, onEvent: opts.onEvent });
+  }
+
+  begin(request: StoreRequest): StoreSink {
+    // <pid>-<n>-<SOP>.dcm: the pid lets the start-up sweep tell a dead receiver's leftovers
+    // from a live one's; the SOP (sanitised, it is the sender's word) helps whoever looks.
+    const sop = sanitizePathPart(request.command.affectedSopInstanceUid, 'unknown', 64);
+    const tempPath = join(this.opts.layout.arrived, `${process.pid}-${(++this.seq).toString(36)}-${sop}.dcm`);
+    return new IncomingInstance(
+      request,
+      {
+        tempPath,
+        fsync: this.opts.fsync,
+        spillBytes: this.opts.spillBytes ?? DEFAULT_SPILL_BYTES,
+        highWaterBytes: this.opts.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES,
+        implementationClassUid: this.opts.implementationClassUid,
+        implementationVersionName: this.opts.implementationVersionName,
+      },
+      this.placement,
+    );
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Move what dead receivers left in .arrived/ to quarantine. Files of a live receiver (another
+ * fiona-receive on the same site) are left alone. Returns the events to report.
+ */
+export async function sweepArrived(layout: SiteLayout): Promise<BaseEvent[]> {
+  const events: BaseEvent[] = [];
+  let names: string[];
+  try {
+    names = await readdir(layout.arrived);
+  } catch {
+    return events;
+  }
+  for (const name of names) {
+    const pid = /^(\d+)-/.exec(name)?.[1];
+    if (pid !== undefined && Number(pid) !== process.pid && processAlive(Number(pid))) continue;
+    const reason = pid
+      ? `left in .arrived/ by receiver pid ${pid}, which stopped before the instance was complete`
+      : 'unknown file in .arrived/';
+    try {
+      const q = await quarantineFile(layout.quarantine, join(layout.arrived, name), reason);
+      events.push(makeEvent('quarantined', { path: q.path, reason }));
+    } catch (err) {
+      events.push(makeEvent('error', { message: `cannot quarantine ${join(layout.arrived, name)}: ${(err as Error).message}` }));
+    }
+  }
+  return events;
+}

@@ -132,6 +132,18 @@ interface NetworkLike {
   emit(event: string, ...args: unknown[]): void;
   _sendPDataTF(command: CommandLike, pcId: number, maxPduLength: number): void;
   _sendDimse(dimse: { command: CommandLike; context: DimseContext }): void;
+  _processPDataTf(pdu: PDataTfLike): Promise<void>;
+  _performDimse(context: DimseContext, dimse: unknown): void;
+  dimse?: unknown;
+}
+interface PdvLike {
+  getPresentationContextId(): number;
+  isCommand(): boolean;
+  isLastFragment(): boolean;
+  getValue(): Buffer;
+}
+interface PDataTfLike {
+  getPdvs(): PdvLike[];
 }
 interface CommandLike {
   getDataset(): DimseDataset | undefined;
@@ -147,6 +159,58 @@ const NetworkBase = Object.getPrototypeOf(Scp) as NetworkCtor;
 const WRITE_BLOCK = 1024 * 1024;
 /** dcmjs-dimse's own cap on PDU size when the peer says "unlimited" (0). */
 const MAX_PDU_CAP = 4 * 1024 * 1024;
+
+/** Command elements of the responses we parse ourselves (PS3.7 E.1), keyword and VR. */
+const COMMAND_ELEMENTS: Record<number, [string, 'UI' | 'US' | 'LO']> = {
+  0x00000002: ['AffectedSOPClassUID', 'UI'],
+  0x00000100: ['CommandField', 'US'],
+  0x00000120: ['MessageIDBeingRespondedTo', 'US'],
+  0x00000800: ['CommandDataSetType', 'US'],
+  0x00000900: ['Status', 'US'],
+  0x00000902: ['ErrorComment', 'LO'],
+  0x00001000: ['AffectedSOPInstanceUID', 'UI'],
+};
+const C_STORE_RSP = 0x8001;
+const C_ECHO_RSP = 0x8030;
+
+/**
+ * Parse a C-STORE-RSP / C-ECHO-RSP command set (implicit VR little endian, group 0000).
+ * dcmjs-dimse parses every command through dcmjs, about 3 ms each, which made sending
+ * small instances CPU-bound; responses are tiny and fixed, so they are read here. Anything
+ * unexpected returns undefined and takes dcmjs-dimse's own path.
+ */
+export function parseSimpleResponse(buf: Buffer): Record<string, string | number> | undefined {
+  const out: Record<string, string | number> = {};
+  let at = 0;
+  while (at + 8 <= buf.length) {
+    const tag = ((buf.readUInt16LE(at) << 16) | buf.readUInt16LE(at + 2)) >>> 0;
+    const len = buf.readUInt32LE(at + 4);
+    at += 8;
+    if (at + len > buf.length) return undefined;
+    if (tag === 0x00000000) {
+      at += len; // group length
+      continue;
+    }
+    const el = COMMAND_ELEMENTS[tag];
+    if (!el) {
+      // Offending element, error ID...: rare, let dcmjs-dimse read them.
+      return undefined;
+    }
+    const [keyword, vr] = el;
+    if (vr === 'US') {
+      if (len !== 2) return undefined;
+      out[keyword] = buf.readUInt16LE(at);
+    } else {
+      out[keyword] = buf.toString('latin1', at, at + len).replace(/[\0 ]+$/, '');
+    }
+    at += len;
+  }
+  if (at !== buf.length) return undefined;
+  const field = out.CommandField;
+  if (field !== C_STORE_RSP && field !== C_ECHO_RSP) return undefined;
+  if (out.CommandDataSetType !== 0x0101 || typeof out.Status !== 'number' || typeof out.MessageIDBeingRespondedTo !== 'number') return undefined;
+  return out;
+}
 
 /** P-DATA-TF PDU header + PDV header, PS3.8 9.3.5 / E.2. */
 function writePduHeader(buf: Buffer, at: number, pcId: number, dataLength: number, control: number): number {
@@ -165,6 +229,23 @@ function writePduHeader(buf: Buffer, at: number, pcId: number, dataLength: numbe
  * is never transcoded: a transfer syntax mismatch fails the request instead.
  */
 class ScuNetwork extends NetworkBase {
+  override async _processPDataTf(pdu: PDataTfLike): Promise<void> {
+    const pdvs = pdu.getPdvs();
+    const only = pdvs.length === 1 ? pdvs[0]! : undefined;
+    if (only && this.dimse === undefined && only.isCommand() && only.isLastFragment()) {
+      const elements = parseSimpleResponse(only.getValue());
+      if (elements) {
+        const Rsp = elements.CommandField === C_STORE_RSP ? dimseResponses.CStoreResponse : dimseResponses.CEchoResponse;
+        const rsp = new Rsp(elements.Status as number, '');
+        rsp.setCommandDataset(new Dataset(elements));
+        const context = this.association!.getPresentationContext(only.getPresentationContextId());
+        this._performDimse(context, rsp);
+        return;
+      }
+    }
+    await super._processPDataTf(pdu);
+  }
+
   override _sendDimse(d: { command: CommandLike; context: DimseContext }): void {
     const dataset = d.command.getDataset();
     if (dataset) {
@@ -201,7 +282,7 @@ class ScuNetwork extends NetworkBase {
     const fh = await open(ds.path, 'r');
     try {
       const perBlock = Math.max(1, Math.floor(WRITE_BLOCK / fragment));
-      const scratch = Buffer.allocUnsafe(perBlock * fragment);
+      const scratch = Buffer.allocUnsafe(Math.min(perBlock * fragment, ds.length));
       let pos = ds.offset;
       const end = ds.offset + ds.length;
       while (pos < end) {

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { isValidAet } from '../config/config.js';
+import { parseDestination } from '../transport/destination.js';
 import { UsageError } from '../errors.js';
 import { compileAutoIdPattern } from './autoid-pattern.js';
 import { compilePattern, PatternError } from './pattern.js';
@@ -87,7 +88,7 @@ function entryName(kind: string, i: number, o: Raw): string {
   return n === undefined ? `${kind}[${i}]` : `${kind}[${i}] (${String(n)})`;
 }
 
-/** A destination URL fiona-send understands; the transport library checks the rest. */
+/** A destination URL as fiona-send reads it (the transport library's own parser). */
 function destination(entry: string, v: string): string {
   let url: URL;
   try {
@@ -98,12 +99,29 @@ function destination(entry: string, v: string): string {
   if (url.protocol !== 'dicom:' && url.protocol !== 'sftp:') {
     throw new RulesError(entry, `destination must be dicom:// or sftp://, got ${url.protocol}//`);
   }
-  if (url.hostname === '') throw new RulesError(entry, 'destination names no host');
-  if (url.protocol === 'dicom:' && (url.username === '' || url.port === '')) {
-    throw new RulesError(entry, 'a dicom:// destination needs CALLED@HOST:PORT');
+  try {
+    parseDestination(v);
+  } catch (err) {
+    throw new RulesError(entry, `destination: ${(err as Error).message.replace(/^--to /, '')}`);
   }
-  if (url.protocol === 'sftp:' && url.username === '') throw new RulesError(entry, 'an sftp:// destination needs USER@HOST');
   return v;
+}
+
+/** Event names go into DICOM LO elements: the same limits as a pseudonym. */
+function eventName(entry: string, o: Raw, ...keys: string[]): string | undefined {
+  const v = str(entry, o, ...keys);
+  if (v !== undefined && (!isValidPseudonym(v) || v.length > 54)) {
+    throw new RulesError(entry, `${keys[0]} ${JSON.stringify(v)} is not usable as an event name (1-54 characters, no backslash or control characters)`);
+  }
+  return v;
+}
+
+function filePath(entry: string, o: Raw, base: string, key: string): string | undefined {
+  const v = str(entry, o, key);
+  if (v === undefined) return undefined;
+  const p = isAbsolute(v) ? v : resolve(base, v);
+  if (!existsSync(p)) throw new RulesError(entry, `${key} file not found: ${p}`);
+  return p;
 }
 
 /** FIONA's project_features checkbox: ___0 drop PR, ___2 drop secondary captures; ___3 is fiona's. */
@@ -170,6 +188,8 @@ function parseProject(i: number, o: Raw, opts: ParseOptions, defaultDestination?
     features: features(entry, o),
     autoId,
     institution: str(entry, o, 'institution') ?? name,
+    identity: filePath(entry, o, opts.baseDir, 'identity'),
+    knownHosts: filePath(entry, o, opts.baseDir, 'knownHosts'),
   };
 }
 
@@ -187,7 +207,7 @@ function parseRoute(i: number, o: Raw, projects: Map<string, Project>): Route {
     sendingAet: aet(entry, o, 'sendingAet', 'routing_sending_aetitle'),
     patientId: pattern(entry, o, 'patientId', 'routing_allowed_patientid'),
     patientName: pattern(entry, o, 'patientName', 'routing_allowed_patientname'),
-    event: str(entry, o, 'event', 'routing_event_name'),
+    event: eventName(entry, o, 'event', 'routing_event_name'),
   };
   if (!route.incomingAet && !route.sendingAet && !route.patientId && !route.patientName) {
     throw new RulesError(entry, 'has no condition: give an AE title and/or a PatientID or PatientName pattern');
@@ -229,7 +249,7 @@ function parseCoupling(i: number, o: Raw, projects: Map<string, Project>): Coupl
     studyInstanceUid,
     project,
     subject,
-    event: str(entry, o, 'event', 'cl_eventname'),
+    event: eventName(entry, o, 'event', 'cl_eventname'),
     date: parseDate(entry, date),
   };
 }

@@ -72,6 +72,9 @@ export interface Project {
   autoId?: AutoIdSpec;
   /** Written to InstitutionName (0008,0080); FIONA wrote the project name. */
   institution: string;
+  /** SFTP key and known_hosts for an sftp:// destination (else fiona-transfer's --identity/--known-hosts). */
+  identity?: string;
+  knownHosts?: string;
 }
 
 export interface RoutingRules {

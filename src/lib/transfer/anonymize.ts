@@ -1,0 +1,85 @@
+import { join } from 'node:path';
+import { createAnonymizer, type AnonymizedResult, type QuarantinedResult } from '../deid/anonymizer.js';
+import { SeriesClassLookup } from '../deid/burned-in.js';
+import { defaultProjectRules, finishRules, loadProjectRulesFile, parseOverride, type ProjectRules } from '../deid/project.js';
+import { loadSecret } from '../deid/secret.js';
+import { loadOrCreateKey } from '../route/private-file.js';
+import type { Project } from '../route/types.js';
+import type { SiteLayout } from '../site/layout.js';
+import { sanitizePathPart } from '../site/sanitize.js';
+import type { TransferRequest } from './requests.js';
+
+/**
+ * The de-identification step of a transfer, through the fiona-anonymize library: the
+ * project's rules, with the request's pseudonym as PatientID and PatientName and, as FIONA
+ * did (anonymizeAndSend.py), the event written as "EventName:<event>" to (0040,2001),
+ * (0040,1002) and (0008,0090) and the project name to InstitutionName (0008,0080).
+ */
+export const EVENT_TAGS = ['0040,2001', '0040,1002', '0008,0090'] as const;
+
+export interface AnonymizeStepOptions {
+  site: SiteLayout;
+  project: Project;
+  request: TransferRequest;
+  /** Files to de-identify (the archive's instances of the selected series). */
+  files: string[];
+  outDir: string;
+  version?: string;
+}
+
+export interface AnonymizeStepResult {
+  outputs: AnonymizedResult[];
+  refused: QuarantinedResult[];
+  /** The de-identified StudyInstanceUID(s): normally one. */
+  mappedStudyUids: string[];
+  /** Where the per-project secret came from (created under state/ on first use). */
+  secretFile: string;
+}
+
+/** A project name as deid wants it (used in keyed hashes); plain names stay as they are. */
+function deidName(project: string): string {
+  return /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(project) ? project : sanitizePathPart(project, 'project', 64);
+}
+
+export function projectRulesFor(project: Project, request: TransferRequest): ProjectRules {
+  const rules = project.rules ? loadProjectRulesFile(project.rules, deidName(project.name)) : defaultProjectRules(deidName(project.name));
+  rules.patientId = request.pseudonym;
+  rules.patientName = request.pseudonym;
+  const set = [parseOverride(`0008,0080=${project.institution}`, 'institution')];
+  if (request.event !== '') for (const tag of EVENT_TAGS) set.push(parseOverride(`${tag}=EventName:${request.event}`, 'event'));
+  // The transfer's values win over the rules file's for these tags.
+  const tags = new Set(set.map((s) => s.tag));
+  rules.set = [...rules.set.filter((s) => !tags.has(s.tag)), ...set];
+  return finishRules(rules);
+}
+
+/** The project's secret: its rules' secretFile, else <site>/state/secrets/<project>.key (made once, 0600). */
+async function secretFor(site: SiteLayout, rules: ProjectRules): Promise<{ bytes: Uint8Array; file: string }> {
+  if (rules.secretFile) {
+    const s = loadSecret(rules.secretFile);
+    return { bytes: s.bytes, file: s.file };
+  }
+  const file = join(site.state, 'secrets', `${sanitizePathPart(rules.name, 'project', 64)}.key`);
+  await loadOrCreateKey(file);
+  // Read it back the way fiona-anonymize --secret-file reads a secret (the file's bytes),
+  // so a by-hand run with that file gives the same pseudonymous UIDs.
+  return { bytes: loadSecret(file).bytes, file };
+}
+
+export async function anonymizeForTransfer(o: AnonymizeStepOptions): Promise<AnonymizeStepResult> {
+  const rules = projectRulesFor(o.project, o.request);
+  const secret = await secretFor(o.site, rules);
+  const anonymizer = createAnonymizer(rules, {
+    secret: secret.bytes,
+    seriesClasses: new SeriesClassLookup(o.site.root),
+    version: o.version,
+  });
+  const outputs: AnonymizedResult[] = [];
+  const refused: QuarantinedResult[] = [];
+  for (const f of o.files) {
+    const r = await anonymizer.anonymizeFile(f, o.outDir);
+    if (r.status === 'anonymized') outputs.push(r);
+    else refused.push(r);
+  }
+  return { outputs, refused, mappedStudyUids: [...new Set(outputs.map((r) => r.study))], secretFile: secret.file };
+}

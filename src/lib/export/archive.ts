@@ -1,0 +1,77 @@
+import { existsSync } from 'node:fs';
+import { readdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fsyncDir, writeFileAtomic } from '../site/atomic.js';
+import { md5sumLine, verifyZip, writeZip, type EntryRecord } from './zip/index.js';
+
+/**
+ * Pack a staged folder into <out>/<name>.zip, safely:
+ *   1. stream it to <name>.zip.part (never a name a downloader would take),
+ *   2. read the .part back and check every entry (CRC-32, sizes, AES authentication)
+ *      against what was written,
+ *   3. write <name>.zip.md5 (md5sum -b format, the MD5 of the bytes on disk),
+ *   4. rename <name>.zip.part to <name>.zip: the archive appears complete or not at all.
+ * On any failure the .part is removed and nothing is published.
+ */
+export interface ArchiveOptions {
+  stageDir: string;
+  outDir: string;
+  /** File name without .zip; must carry no identifying value (the caller's job). */
+  name: string;
+  level: number;
+  password?: Buffer;
+  onEntry?: (entry: EntryRecord) => void;
+}
+
+export interface PublishedArchive {
+  path: string;
+  md5Path: string;
+  md5: string;
+  bytes: number;
+  entries: number;
+}
+
+/** Every file under dir, as archive names ('/'-separated, sorted so the archive is stable). */
+export async function listStage(dir: string): Promise<Array<{ name: string; path: string }>> {
+  const out: Array<{ name: string; path: string }> = [];
+  const walk = async (d: string, prefix: string): Promise<void> => {
+    const entries = await readdir(d, { withFileTypes: true });
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      if (e.isDirectory()) await walk(join(d, e.name), `${prefix}${e.name}/`);
+      else if (e.isFile()) out.push({ name: `${prefix}${e.name}`, path: join(d, e.name) });
+    }
+  };
+  await walk(dir, '');
+  return out;
+}
+
+export function archivePaths(outDir: string, name: string): { zip: string; part: string; md5: string } {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new Error(`unsafe archive name ${JSON.stringify(name)}`);
+  const zip = join(outDir, `${name}.zip`);
+  return { zip, part: `${zip}.part`, md5: `${zip}.md5` };
+}
+
+export async function buildArchive(o: ArchiveOptions): Promise<PublishedArchive> {
+  const p = archivePaths(o.outDir, o.name);
+  const files = await listStage(o.stageDir);
+  try {
+    const written = await writeZip(p.part, files, { level: o.level, password: o.password, onEntry: o.onEntry });
+    const expected = written.entries.map((e) => ({ name: e.name, crc: e.crc, size: e.uncompressedSize }));
+    await verifyZip(p.part, { password: o.password, expected });
+    await writeFileAtomic(p.md5, md5sumLine(written.md5, p.zip));
+    await rename(p.part, p.zip);
+    await fsyncDir(o.outDir);
+    return { path: p.zip, md5Path: p.md5, md5: written.md5, bytes: written.bytes, entries: written.entries.length };
+  } catch (err) {
+    await rm(p.part, { force: true });
+    if (!existsSync(p.zip)) await rm(p.md5, { force: true });
+    throw err;
+  }
+}
+
+/** Remove what an interrupted run may have left for this archive name (never a finished .zip). */
+export async function removePartial(outDir: string, name: string): Promise<void> {
+  const p = archivePaths(outDir, name);
+  await rm(p.part, { force: true });
+}

@@ -1,0 +1,420 @@
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import {
+  DicomParseError, type DicomHeader, type Header, type RewriteOptions, type RewriteResult, type SetEntry, isPathSafeUid, readHeaderFull, rewriteDicom,
+} from '../dicom/index.js';
+import { parseBytes } from '../dicom/read.js';
+import { tempNameFor } from '../site/atomic.js';
+import { quarantineFile } from '../site/quarantine.js';
+import { sanitizePathPart } from '../site/sanitize.js';
+import { type SeriesClassLookup, burnedInReason } from './burned-in.js';
+import { createScrubber } from './clean.js';
+import { derivedDateOffset } from './dates.js';
+import { type Identifier, collectIdentifiers, scrubWords } from './identifiers.js';
+import { type Needle, findNeedle, haystackOf, needlesFor } from './leak.js';
+import { DirSyncer, MemorySink, ensureDir, publishTemp, writeAndPublish } from './output.js';
+import {
+  DEIDENTIFICATION_METHOD, DEIDENTIFICATION_METHOD_CODE_SEQUENCE, LONGITUDINAL_TEMPORAL_INFORMATION_MODIFIED,
+  PATIENT_IDENTITY_REMOVED, encodeCodeItems, longitudinalValue, methodCodes, methodText,
+} from './marking.js';
+import { maskPixels, pixelGeometry } from './pixels.js';
+import type { ProjectRules } from './project.js';
+import { type Pseudonym, type PseudonymTableEntry, derivePatientPseudonym } from './pseudonyms.js';
+import { type ProfileTable, loadProfileTable } from './table.js';
+import { type UidMapper, createUidMapper } from './uids.js';
+import { type VisitNotes, createVisitor } from './visitor.js';
+
+/** fiona's anonymizer identifies itself in the File Meta it writes (PS3.15 E.1.1 item 7). */
+export const ANONYMIZER_CLASS_UID = '2.25.129853896675307343199316745393693796302';
+
+export interface AnonymizerOptions {
+  /** The project's secret (required unless nothing keyed is needed: retained UIDs, fixed pseudonyms, no derived shift). */
+  secret?: Uint8Array;
+  /** Pseudonym table, already loaded (see loadPseudonymTable). */
+  pseudonymTable?: Map<string, PseudonymTableEntry>;
+  /** Where bad inputs are copied with a reason file; without it they are only reported. */
+  quarantineDir?: string;
+  /** Look up fiona-classify's CHECKBURNEDINFO class in this site. */
+  seriesClasses?: SeriesClassLookup;
+  /** fsync each output before it is renamed into place (default true). */
+  fsync?: boolean;
+  /** fiona's version, written into DeidentificationMethod and the File Meta. */
+  version?: string;
+  table?: ProfileTable;
+}
+
+export interface AnonymizedResult {
+  status: 'anonymized';
+  source: string;
+  path: string;
+  study: string;
+  series: string;
+  sop: string;
+  original: { study: string; series: string; sop: string };
+  bytes: number;
+  warnings: string[];
+}
+
+export interface QuarantinedResult {
+  status: 'quarantined';
+  source: string;
+  reason: string;
+  /** Where the copy of the input is, when a quarantine folder was given. */
+  path?: string;
+}
+
+export type AnonymizeResult = AnonymizedResult | QuarantinedResult;
+
+export interface Anonymizer {
+  readonly rules: ProjectRules;
+  anonymizeFile(input: string, outDir: string): Promise<AnonymizeResult>;
+}
+
+/** A refusal: the instance is not released, for the reason given (no identifying value in it). */
+export class RefusedError extends Error {}
+
+const PIXEL_DATA = 0x7fe00010;
+const BURNED_IN_ANNOTATION = 0x00280301;
+const PATIENT_ID = 0x00100020;
+const PATIENT_NAME = 0x00100010;
+
+/** What a project needs the secret for; undefined when it needs none. */
+export function secretNeededFor(rules: ProjectRules, hasTable: boolean): string | undefined {
+  if (!rules.options.has('retainUIDs')) return 'UIDs are replaced by keyed pseudonyms';
+  if (rules.options.has('retainLongitudinalModifiedDates') && rules.dateShift === 'auto') return 'dates are shifted by a per-patient offset';
+  if (rules.patientId === undefined && (!hasTable || rules.unmappedPatient === 'derive')) return 'patient pseudonyms are derived';
+  return undefined;
+}
+
+export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = {}): Anonymizer {
+  const table = opts.table ?? loadProfileTable();
+  const need = secretNeededFor(rules, opts.pseudonymTable !== undefined);
+  if (need && !opts.secret) throw new RefusedError(`a secret is required (${need}): give --secret-file or "secretFile" in the project rules`);
+  const uids: UidMapper | undefined = opts.secret ? createUidMapper(opts.secret, rules.name, rules.uidRoot) : undefined;
+  const version = opts.version ?? '0';
+  const fsync = opts.fsync ?? true;
+  const dirs = new DirSyncer();
+
+  const pseudonymFor = (h: DicomHeader): Pseudonym => {
+    const original = (h.string(PATIENT_ID) ?? '').trim();
+    const entry = opts.pseudonymTable?.get(original);
+    if (opts.pseudonymTable && !entry && rules.patientId === undefined && rules.unmappedPatient === 'quarantine') {
+      throw new RefusedError('PatientID is not in the pseudonym table (pseudonym.unmapped is "quarantine")');
+    }
+    const derived = (): string => derivePatientPseudonym(opts.secret!, rules.name, original || `(no id) ${h.string(PATIENT_NAME) ?? ''}`, rules.pseudonymPrefix);
+    const patientId = rules.patientId ?? entry?.patientId ?? derived();
+    const patientName = rules.patientName ?? entry?.patientName ?? patientId;
+    return { patientId, patientName };
+  };
+
+  const dateOffsetFor = (h: DicomHeader): number | undefined => {
+    if (!rules.options.has('retainLongitudinalModifiedDates')) return undefined;
+    if (rules.dateShift !== 'auto') return rules.dateShift;
+    // The patient is who the intervals belong to; without an ID, the name; without both, the study.
+    const key = h.string(PATIENT_ID) || h.string(PATIENT_NAME) || `study:${h.string('StudyInstanceUID') ?? ''}`;
+    return derivedDateOffset(opts.secret!, rules.name, key, rules.maxShiftDays);
+  };
+
+  const mapUid = (uid: string): string => (rules.options.has('retainUIDs') ? uid : uids!.map(uid));
+
+  /** The input's header: small files read whole (one read, parsed in memory), large ones by their head. */
+  async function prepare(input: string): Promise<{ h: Header; bytes?: Buffer }> {
+    try {
+      const bytes = readSmallFile(input);
+      if (bytes) return { h: parseBytes(bytes, { stopBeforePixels: false, file: input }), bytes };
+      return { h: await readHeaderFull(input) };
+    } catch (err) {
+      if (err instanceof DicomParseError) throw new RefusedError(`not readable as DICOM: ${err.message}`);
+      if ((err as NodeJS.ErrnoException).code) throw new RefusedError(`cannot read the file: ${(err as NodeJS.ErrnoException).code}`);
+      throw err;
+    }
+  }
+
+  /** The masked pixel data, or undefined (no burned-in issue / allowed); throws RefusedError to quarantine. */
+  async function burnedIn(h: Header, input: string): Promise<Uint8Array | undefined> {
+    const reason = await burnedInReason(h, opts.seriesClasses);
+    if (!reason) return undefined;
+    if (rules.burnedIn.mask.length > 0) {
+      const g = pixelGeometry(h);
+      if (typeof g === 'string') throw new RefusedError(`burned-in identity (${reason}) and the project's mask cannot be applied: ${g}`);
+      const px = h.element(PIXEL_DATA);
+      if (!px || px.length === 0xffffffff) throw new RefusedError(`burned-in identity (${reason}) and no uncompressed pixel data to mask`);
+      const bytes = h.bytesOf(px) ?? (await readRange(input, px.valueOffset, px.length));
+      return maskPixels(bytes, g, rules.burnedIn.mask);
+    }
+    if (rules.burnedIn.action === 'allow') return undefined;
+    throw new RefusedError(`burned-in identity: ${reason} (give the project a burnedIn mask, or burnedIn.action "allow" after review)`);
+  }
+
+  async function anonymize(input: string, outDir: string): Promise<AnonymizedResult> {
+    const { h, bytes: inputBytes } = await prepare(input);
+    const sop = h.string('SOPInstanceUID');
+    const study = h.string('StudyInstanceUID');
+    const series = h.string('SeriesInstanceUID');
+    if (!sop) throw new RefusedError('SOP Instance UID (0008,0018) is missing');
+    if (!study) throw new RefusedError('Study Instance UID (0020,000D) is missing');
+    if (!series) throw new RefusedError('Series Instance UID (0020,000E) is missing');
+    const maskedPixels = await burnedIn(h, input);
+    const pseudonym = pseudonymFor(h);
+    const dateOffset = dateOffsetFor(h);
+    const ids = collectIdentifiers(h);
+    const scrubber = createScrubber(scrubWords(ids));
+    const newStudy = mapUid(study);
+    const newSeries = mapUid(series);
+    const newSop = mapUid(sop);
+    for (const [name, uid] of [['StudyInstanceUID', newStudy], ['SeriesInstanceUID', newSeries], ['SOPInstanceUID', newSop]] as const) {
+      if (!isPathSafeUid(uid)) throw new RefusedError(`${name} is not a valid UID and UIDs are retained: it cannot name an output file`);
+    }
+
+    const marking = { options: rules.options, pixelsCleaned: maskedPixels !== undefined, datesShifted: (dateOffset ?? 0) !== 0, version };
+    const deflated = h.inflated;
+    const existingCodes = h.has(DEIDENTIFICATION_METHOD_CODE_SEQUENCE);
+    const set = new Map<number, SetEntry>();
+    const put = (e: SetEntry): void => void set.set(e.tag, e);
+    put({ tag: PATIENT_ID, vr: 'LO', value: pseudonym.patientId });
+    put({ tag: PATIENT_NAME, vr: 'PN', value: pseudonym.patientName });
+    for (const o of rules.set) put({ tag: o.tag, vr: o.vr, value: o.value });
+    put({ tag: PATIENT_IDENTITY_REMOVED, vr: 'CS', value: 'YES' });
+    put({ tag: DEIDENTIFICATION_METHOD, vr: 'LO', value: methodText(marking) });
+    put({ tag: LONGITUDINAL_TEMPORAL_INFORMATION_MODIFIED, vr: 'CS', value: longitudinalValue(marking) });
+    if (maskedPixels) put({ tag: BURNED_IN_ANNOTATION, vr: 'CS', value: 'NO' });
+    // The code sequence goes in as OB bytes (the core sets values, not sequences) and its VR
+    // is turned into SQ in the written file; implicit VR files need no turning. A deflated
+    // file or one that already has the sequence keeps the text method only (Type 1C is met
+    // by DeidentificationMethod).
+    const codes = !deflated && !existingCodes;
+    if (codes) put({ tag: DEIDENTIFICATION_METHOD_CODE_SEQUENCE, vr: 'OB', value: encodeCodeItems(methodCodes(marking), h) });
+
+    const notes: VisitNotes = { topLevel: new Map(), replacedUids: new Set(), warnings: [] };
+    const visit = createVisitor(
+      { rules, table, uids, dateOffset, scrubber, setTags: new Set(set.keys()), maskedPixels, charsets: h.charsets, littleEndian: h.littleEndian },
+      notes,
+    );
+    const meta: Record<string, string> = { ImplementationClassUID: ANONYMIZER_CLASS_UID, ImplementationVersionName: `FIONA_${version}`.slice(0, 16) };
+    if (!rules.options.has('retainUIDs') && h.meta.some((e) => e.tag === 0x00020003)) meta.MediaStorageSOPInstanceUID = newSop;
+    for (const [tag, keyword] of [[0x00020016, 'SourceApplicationEntityTitle'], [0x00020017, 'SendingApplicationEntityTitle'], [0x00020018, 'ReceivingApplicationEntityTitle']] as const) {
+      if (h.meta.some((e) => e.tag === tag)) meta[keyword] = 'FIONA';
+    }
+    if (h.meta.some((e) => e.tag === 0x00020102)) meta.PrivateInformation = '';
+    if (h.meta.length === 0) for (const k of Object.keys(meta)) delete meta[k];
+
+    const modality = sanitizePathPart(h.string('Modality'), 'OT', 16);
+    const target = join(outDir, newStudy, newSeries, `${modality}.${newSop}.dcm`);
+    const tmp = tempNameFor(target);
+    await ensureDir(dirname(target));
+    const allowed = new Set<string>([pseudonym.patientId, pseudonym.patientName, ...rules.set.map((o) => o.value)]);
+    const leakIds = (): Identifier[] =>
+      ids.filter((id) => {
+        const op = notes.topLevel.get(id.tag);
+        return op !== undefined && op !== 'keep' && op !== 'recurse' && op !== 'clean';
+      });
+    const edits = { visit, set: [...set.values()], meta, fsync: false };
+    let bytesOut: number;
+    try {
+      if (inputBytes) {
+        // Small file: the output is built in memory, checked there, then written once.
+        const sink = new MemorySink();
+        await rewrite(input, sink, edits);
+        const out = sink.bytes();
+        finishInMemory(out, { codes: codes && h.explicit, needles: needlesFor(leakIds(), notes.replacedUids, allowed) });
+        await writeAndPublish(tmp, target, [out], fsync, dirs);
+        bytesOut = out.length;
+      } else {
+        const r = await rewrite(input, tmp, edits);
+        await finishOnDisk(tmp, { codes: codes && h.explicit, needles: needlesFor(leakIds(), notes.replacedUids, allowed) }, fsync);
+        await publishTemp(tmp, target, fsync, dirs);
+        bytesOut = r.bytesOut;
+      }
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    return {
+      status: 'anonymized',
+      source: input,
+      path: target,
+      study: newStudy,
+      series: newSeries,
+      sop: newSop,
+      original: { study, series, sop },
+      bytes: bytesOut,
+      warnings: notes.warnings,
+    };
+  }
+
+  return {
+    rules,
+    async anonymizeFile(input: string, outDir: string): Promise<AnonymizeResult> {
+      try {
+        return await anonymize(input, outDir);
+      } catch (err) {
+        if (!(err instanceof RefusedError)) throw err;
+        const reason = err.message;
+        if (!opts.quarantineDir) return { status: 'quarantined', source: input, reason };
+        try {
+          const q = await quarantineFile(opts.quarantineDir, input, reason, { tool: 'fiona-anonymize', project: rules.name }, true);
+          return { status: 'quarantined', source: input, reason, path: q.path };
+        } catch (qerr) {
+          return { status: 'quarantined', source: input, reason: `${reason}; copying it to quarantine failed: ${(qerr as Error).message}` };
+        }
+      }
+    },
+  };
+}
+
+/** Inputs up to this size are read whole and their output built in memory; larger ones stream. */
+export const IN_MEMORY_LIMIT = 4 * 1024 * 1024;
+
+/** The whole file when it is small, else undefined (one open, one read: cheaper than a header read). */
+function readSmallFile(file: string): Buffer | undefined {
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (size > IN_MEMORY_LIMIT) return undefined;
+    const buf = Buffer.allocUnsafe(size);
+    let off = 0;
+    while (off < size) {
+      const n = readSync(fd, buf, off, size - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    return off === size ? buf : buf.subarray(0, off);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The core's rewrite, with its parse errors turned into a refusal (quarantine) instead of a crash. */
+async function rewrite(input: string, output: string | NodeJS.WritableStream, edits: RewriteOptions): Promise<RewriteResult> {
+  try {
+    return await rewriteDicom(input, output, edits);
+  } catch (err) {
+    if (err instanceof DicomParseError) throw new RefusedError(`not readable as DICOM: ${err.message}`);
+    throw err;
+  }
+}
+
+async function readRange(file: string, offset: number, length: number): Promise<Uint8Array> {
+  const fh = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(length);
+    const { bytesRead } = await fh.read(buf, 0, length, offset);
+    if (bytesRead !== length) throw new RefusedError(`pixel data is truncated (${bytesRead} of ${length} bytes)`);
+    return buf;
+  } finally {
+    await fh.close();
+  }
+}
+
+interface FinishInput {
+  codes: boolean;
+  needles: Needle[];
+}
+
+function hasPreamble(b: Uint8Array): boolean {
+  return b.length >= 132 && b[128] === 0x44 && b[129] === 0x49 && b[130] === 0x43 && b[131] === 0x4d;
+}
+
+function leakError(leak: { label: string; offset: number; where?: string }): RefusedError {
+  return new RefusedError(`leak check: the output still holds the ${leak.label} at byte ${leak.offset}${leak.where ? ` (in ${leak.where})` : ''}; nothing was released`);
+}
+
+function parseOutput(bytes: Uint8Array): Header {
+  try {
+    return parseBytes(bytes, { stopBeforePixels: true });
+  } catch (err) {
+    throw new Error(`the written file does not parse (a bug; nothing was released): ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * Make an output held in memory final: zero the preamble (it may hold anything, PS3.15
+ * E.1.1 item 7), turn the inserted code sequence's VR into SQ, check that it parses and
+ * holds no identifying value outside its pixel data.
+ */
+function finishInMemory(bytes: Buffer, o: FinishInput): void {
+  const out = parseOutput(bytes);
+  if (hasPreamble(bytes)) bytes.fill(0, 0, 128);
+  if (o.codes) {
+    const el = out.element(DEIDENTIFICATION_METHOD_CODE_SEQUENCE);
+    if (el) bytes.write('SQ', el.headerOffset + 4, 'latin1');
+  }
+  if (o.needles.length === 0) return;
+  if (out.inflated) {
+    const hit = findNeedle(haystackOf(out.store.windows[0]!.bytes), o.needles);
+    if (hit) throw leakError(hit);
+    return;
+  }
+  const px = out.element(PIXEL_DATA);
+  const ranges: Array<[number, number]> = px ? [[0, px.headerOffset], [px.end, bytes.length]] : [[0, bytes.length]];
+  for (const [start, end] of ranges) {
+    if (end <= start) continue;
+    const hit = findNeedle(haystackOf(bytes.subarray(start, end)), o.needles, start);
+    if (hit) throw leakError({ ...hit, where: elementAt(out, hit.offset) });
+  }
+}
+
+/** The same for an output too large to hold: patched and checked in the temp file. */
+async function finishOnDisk(tmp: string, o: FinishInput, fsync: boolean): Promise<void> {
+  const out = await readHeaderFull(tmp).catch((err: unknown) => {
+    throw new Error(`the written file does not parse (a bug; nothing was released): ${(err as Error).message}`, { cause: err });
+  });
+  const fh = await open(tmp, 'r+');
+  try {
+    const head = out.store.slice(0, 132);
+    if (head && hasPreamble(head)) await fh.write(new Uint8Array(128), 0, 128, 0);
+    if (o.codes) {
+      const el = out.element(DEIDENTIFICATION_METHOD_CODE_SEQUENCE);
+      if (el) await fh.write(Buffer.from('SQ', 'latin1'), 0, 2, el.headerOffset + 4);
+    }
+    if (o.needles.length > 0) {
+      const leak = await scanForLeaks(fh, out, o.needles);
+      if (leak) throw leakError(leak);
+    }
+    if (fsync) await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Search the file outside its top-level pixel data value. */
+async function scanForLeaks(
+  fh: Awaited<ReturnType<typeof open>>,
+  h: Header,
+  needles: Needle[],
+): Promise<{ label: string; offset: number; where?: string } | undefined> {
+  if (h.inflated) {
+    for (const w of h.store.windows) {
+      const hit = findNeedle(haystackOf(w.bytes), needles, w.start);
+      if (hit) return hit;
+    }
+    return undefined;
+  }
+  const { size } = await fh.stat();
+  const px = h.element(PIXEL_DATA);
+  const ranges: Array<[number, number]> = px ? [[0, px.headerOffset], [px.end ?? size, size]] : [[0, size]];
+  for (const [start, end] of ranges) {
+    if (end <= start) continue;
+    const mem = h.store.slice(start, end - start);
+    const bytes = mem ?? (await readAll(fh, start, end - start));
+    const hit = findNeedle(haystackOf(bytes), needles, start);
+    if (hit) return { ...hit, where: elementAt(h, hit.offset) };
+  }
+  return undefined;
+}
+
+async function readAll(fh: Awaited<ReturnType<typeof open>>, start: number, length: number): Promise<Uint8Array> {
+  // Headers are small; a file whose non-pixel part is huge (a long private blob) is read once here.
+  const buf = Buffer.alloc(length);
+  await fh.read(buf, 0, length, start);
+  return buf;
+}
+
+/** The top-level element holding a byte offset, for the message. */
+function elementAt(h: Header, offset: number): string | undefined {
+  const el = [...h.meta, ...h.elements].find((e) => offset >= e.headerOffset && offset < e.end);
+  if (!el) return undefined;
+  return `(${(el.tag >>> 16).toString(16).padStart(4, '0')},${(el.tag & 0xffff).toString(16).padStart(4, '0')})`.toUpperCase();
+}
+

@@ -1,0 +1,195 @@
+import { type EditDecision, type ElementContext, lookupTag } from '../dicom/index.js';
+import { decodeStrings } from '../dicom/values.js';
+import { type Operation, isBinaryVr, operationFor, resolveActionCode, standardRule } from './actions.js';
+import type { Scrubber } from './clean.js';
+import { shiftValues } from './dates.js';
+import { dummyFor } from './dummy.js';
+import type { ProjectRules, RewriteRule } from './project.js';
+import type { ProfileTable, TableRule } from './table.js';
+import type { UidMapper } from './uids.js';
+
+/**
+ * The per-element decision of the profile: called by rewriteDicom for every element at
+ * every depth (items' elements too). Pure except for what it records in `notes`.
+ */
+export interface VisitorInput {
+  rules: ProjectRules;
+  table: ProfileTable;
+  uids: UidMapper | undefined;
+  /** Days to shift DA/DT by (modified-dates option), undefined otherwise. */
+  dateOffset: number | undefined;
+  scrubber: Scrubber;
+  /** Top-level tags the rewrite's `set` writes: the visitor leaves them to it. */
+  setTags: ReadonlySet<number>;
+  /** Replacement pixel data (masked), written at top level. */
+  maskedPixels?: Uint8Array;
+  charsets: readonly string[];
+  littleEndian: boolean;
+}
+
+export interface VisitNotes {
+  /** Top-level decisions by tag (for the leak check: which values were not kept). */
+  topLevel: Map<number, Operation | 'set' | 'private'>;
+  /** Original UIDs that were replaced, at any depth. */
+  replacedUids: Set<string>;
+  warnings: string[];
+}
+
+const PIXEL_DATA = 0x7fe00010;
+const OVERLAY_DATA_RULE_TAG = 0x60003000;
+
+const KEEP: EditDecision = { op: 'keep' };
+const REMOVE: EditDecision = { op: 'remove' };
+const EMPTY: EditDecision = { op: 'empty' };
+
+function hex(tag: number): string {
+  return `(${(tag >>> 16).toString(16).padStart(4, '0')},${(tag & 0xffff).toString(16).padStart(4, '0')})`.toUpperCase();
+}
+
+export function createVisitor(input: VisitorInput, notes: VisitNotes): (ctx: ElementContext) => EditDecision | Promise<EditDecision> {
+  const { rules, table } = input;
+  const keep = new Set(rules.keep);
+  const remove = new Set(rules.remove);
+  const rewrites = new Map<number, RewriteRule[]>();
+  for (const r of rules.rewrite) rewrites.set(r.tag, [...(rewrites.get(r.tag) ?? []), r]);
+  const safePrivate = rules.options.has('retainSafePrivate') ? rules.keepPrivate : [];
+  const overlayRule = table.byTag.get(OVERLAY_DATA_RULE_TAG) ?? table.ranges.find((r) => r.keyword === 'OverlayData');
+
+  const note = (ctx: ElementContext, op: Operation | 'set' | 'private'): void => {
+    if (ctx.depth === 0) notes.topLevel.set(ctx.tag, op);
+  };
+
+  /** The values of an element, also for VR UN elements of a known standard attribute. */
+  const valuesOf = async (ctx: ElementContext, vr: string): Promise<string[]> => {
+    if (ctx.vr !== 'UN') return ctx.values();
+    const b = await ctx.bytes();
+    return decodeStrings(b, 0, b.length, vr, { littleEndian: input.littleEndian, charsets: input.charsets });
+  };
+
+  const replace = (ctx: ElementContext, vr: string, value: string | string[] | number | Uint8Array): EditDecision =>
+    // A VR UN element of a known attribute gets its real VR back when it is rewritten.
+    ({ op: 'replace', value, vr: ctx.vr === 'UN' ? vr : undefined });
+
+  const applyRewrites = (tag: number, values: string[]): string[] => {
+    const list = rewrites.get(tag);
+    if (!list) return values;
+    return values.map((v) => list.reduce((acc, r) => acc.replace(r.pattern, r.replacement), v));
+  };
+
+  /** K (keep) of a non-sequence value: unchanged unless the project rewrites it. */
+  const keepValue = async (ctx: ElementContext, vr: string): Promise<EditDecision> => {
+    if (!rewrites.has(ctx.tag)) return KEEP;
+    const before = await valuesOf(ctx, vr);
+    const after = applyRewrites(ctx.tag, before);
+    return after.every((v, i) => v === before[i]) ? KEEP : replace(ctx, vr, after);
+  };
+
+  const cleanValue = async (ctx: ElementContext, vr: string, rule: TableRule): Promise<EditDecision> => {
+    if (vr === 'DA' || vr === 'DT') {
+      if (input.dateOffset === undefined) return operationDecision(ctx, vr, operationFor(rule.basic, vr, ctx.element.length === 0), rule);
+      const values = await valuesOf(ctx, vr);
+      const shifted = shiftValues(vr, values, input.dateOffset);
+      if (shifted === undefined) {
+        // Not a date fiona can shift: leaving it would leak the real date.
+        notes.warnings.push(`${hex(ctx.tag)}: ${vr} value is not a valid date; emptied instead of shifted`);
+        return EMPTY;
+      }
+      return replace(ctx, vr, applyRewrites(ctx.tag, shifted));
+    }
+    if (vr === 'TM' || vr === 'AS' || vr === 'DS' || vr === 'IS') return keepValue(ctx, vr); // a whole-day shift leaves times; numbers carry no names
+    if (vr === 'AE') return replace(ctx, vr, (dummyFor('AE', 0) as { value: string }).value);
+    if (vr === 'UI') return uidValue(ctx, vr);
+    const values = await valuesOf(ctx, vr);
+    const cleaned = applyRewrites(ctx.tag, values.map((v) => input.scrubber.scrub(v)));
+    return cleaned.every((v, i) => v === values[i]) ? KEEP : replace(ctx, vr, cleaned);
+  };
+
+  const uidValue = async (ctx: ElementContext, vr: string): Promise<EditDecision> => {
+    if (!input.uids) throw new Error(`${hex(ctx.tag)}: a UID must be replaced but no secret was given`);
+    const values = await valuesOf(ctx, vr);
+    const mapped = values.map((v) => {
+      if (v === '') return v;
+      notes.replacedUids.add(v);
+      return input.uids!.map(v);
+    });
+    return replace(ctx, vr, mapped);
+  };
+
+  const operationDecision = async (ctx: ElementContext, vr: string, op: Operation, rule: TableRule): Promise<EditDecision> => {
+    note(ctx, op);
+    switch (op) {
+      case 'remove':
+        return REMOVE;
+      case 'empty':
+        return EMPTY;
+      case 'recurse':
+        return KEEP;
+      case 'keep':
+        return keepValue(ctx, vr);
+      case 'uid':
+        return uidValue(ctx, vr);
+      case 'clean':
+        // fiona cannot clean binary values (or overlay and curve bitmaps): the basic action applies.
+        if (isBinaryVr(vr) || rule.keyword === 'OverlayData' || rule.keyword === 'CurveData') {
+          return operationDecision(ctx, vr, operationFor(rule.basic, vr, ctx.element.length === 0), rule);
+        }
+        return cleanValue(ctx, vr, rule);
+      case 'dummy': {
+        const d = dummyFor(vr, ctx.element.length);
+        if (d.kind === 'bytes') return replace(ctx, vr, new Uint8Array(d.length));
+        return replace(ctx, vr, d.value);
+      }
+    }
+  };
+
+  const privateDecision = (ctx: ElementContext): EditDecision => {
+    note(ctx, 'private');
+    if (safePrivate.length === 0) return REMOVE;
+    const group = ctx.tag >>> 16;
+    const element = ctx.tag & 0xffff;
+    if (element >= 0x0010 && element <= 0x00ff) {
+      // A creator stays when the project keeps some element of that creator in this group.
+      const creator = ctx.values()[0]?.trim();
+      return safePrivate.some((p) => p.group === group && p.creator === creator) ? KEEP : REMOVE;
+    }
+    const creator = ctx.privateCreator?.trim();
+    if (creator === undefined || element < 0x1000) return REMOVE; // no creator: nobody can say it is safe
+    return safePrivate.some((p) => p.group === group && p.element === (element & 0xff) && p.creator === creator) ? KEEP : REMOVE;
+  };
+
+  return (ctx: ElementContext): EditDecision | Promise<EditDecision> => {
+    const tag = ctx.tag;
+    const group = tag >>> 16;
+    if (group % 2 === 1) return privateDecision(ctx);
+    if (ctx.depth === 0) {
+      if (input.setTags.has(tag)) {
+        note(ctx, 'set');
+        return KEEP;
+      }
+      if (tag === PIXEL_DATA && input.maskedPixels) return replace(ctx, 'OW', input.maskedPixels);
+    }
+    if (remove.has(tag)) {
+      note(ctx, 'remove');
+      return REMOVE;
+    }
+    // Group 0002 inside a dataset (not File Meta) has no business there.
+    if (group === 0x0002) return REMOVE;
+    const vr = ctx.element.items ? 'SQ' : ctx.vr === 'UN' ? (lookupTag(tag)?.vr ?? 'UN') : ctx.vr;
+    if (keep.has(tag)) {
+      note(ctx, 'keep');
+      return vr === 'SQ' ? KEEP : keepValue(ctx, vr);
+    }
+    // An overlay is a group (60xx): when its data goes, the whole group goes, or the
+    // Overlay Plane Module would be left without its Type 1 Overlay Data.
+    if (group >= 0x6000 && group <= 0x60ff && overlayRule) {
+      return operationDecision(ctx, vr, operationFor(overlayRule.basic, vr, false), overlayRule);
+    }
+    const rule = standardRule(table, tag, vr);
+    if (!rule) {
+      note(ctx, vr === 'SQ' ? 'recurse' : 'keep');
+      return vr === 'SQ' ? KEEP : keepValue(ctx, vr);
+    }
+    const code = resolveActionCode(rule, rules.options);
+    return operationDecision(ctx, vr, operationFor(code, vr, ctx.element.length === 0), rule);
+  };
+}

@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { createProgram, parseIntOption } from '../lib/cli/program.js';
 import { createLogger } from '../lib/cli/output.js';
 import { loadConfig, optString } from '../lib/config/config.js';
@@ -80,6 +80,9 @@ export async function main(argv: string[]): Promise<number> {
   const classifier = new Classifier({ layout, rules, emit: (e) => out.write(e), warn: (m) => log.warn(m) });
   const pool = new Pool(opts.jobs);
   let input: Readable | undefined;
+  // Lines are read through a pass-through so a stop can end the stream cleanly (readline
+  // waits for 'end'; destroying stdin or a FIFO socket would leave it waiting forever).
+  const lines = new PassThrough();
   let stopping = false;
   const onHup = (): void => {
     readRules(rulesPath).then(
@@ -92,7 +95,8 @@ export async function main(argv: string[]): Promise<number> {
   };
   const onStop = (): void => {
     stopping = true;
-    input?.destroy();
+    input?.unpipe(lines);
+    lines.end();
   };
   process.on('SIGHUP', onHup);
   process.on('SIGTERM', onStop);
@@ -107,7 +111,8 @@ export async function main(argv: string[]): Promise<number> {
     } else {
       input = opts.pipe ? await openFifoForReading(opts.pipe) : process.stdin;
       if (opts.pipe) log.info(`reading ${opts.pipe}`);
-      for await (const item of readInput(input)) {
+      if (!stopping) input.pipe(lines);
+      for await (const item of readInput(lines)) {
         const outcome = jobFromInput(item);
         if (outcome.kind === 'warn') log.warn(outcome.message);
         else if (outcome.kind === 'other') {

@@ -6,6 +6,7 @@ import { EventWriter, readInput } from '../lib/events/index.js';
 import { ensureSite, readLockInfo, tryLock } from '../lib/site/index.js';
 import { StudyDetector, arrivalFromInput, type ExecSpec } from '../lib/study/index.js';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 
 const HELP = `
 Reads "classified" (or "stored") events on stdin. When a study has had no new
@@ -78,10 +79,13 @@ export async function main(rawArgv: string[]): Promise<number> {
   const out = new EventWriter(process.stdout, () => log.warn('stdout closed; events are no longer written'));
   const detector = new StudyDetector({ layout, quietMs, emit: (e) => out.write(e), warn: (m) => log.warn(m), exec: execSpec });
   let stopping = false;
+  // Read through a pass-through so SIGTERM can end the line stream (readline waits for 'end').
+  const lines = new PassThrough();
   const onStop = (): void => {
     stopping = true;
     detector.stop();
-    process.stdin.destroy();
+    process.stdin.unpipe(lines);
+    lines.end();
   };
   process.on('SIGTERM', onStop);
   process.on('SIGINT', onStop);
@@ -92,7 +96,8 @@ export async function main(rawArgv: string[]): Promise<number> {
       const open = detector.openStudies.length;
       log.info(`${n} ${n === 1 ? 'study' : 'studies'} reported${open ? `, ${open} still receiving` : ''}`);
     } else {
-      for await (const item of readInput(process.stdin)) {
+      if (!stopping) process.stdin.pipe(lines);
+      for await (const item of readInput(lines)) {
         const o = arrivalFromInput(item);
         if (o.kind === 'arrival') detector.arrival(o.study, o.time);
         else if (o.kind === 'warn') log.warn(o.message);
@@ -103,6 +108,7 @@ export async function main(rawArgv: string[]): Promise<number> {
   } finally {
     process.off('SIGTERM', onStop);
     process.off('SIGINT', onStop);
+    process.stdin.destroy();
     await detector.close();
     await lock.release();
   }

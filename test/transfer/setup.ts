@@ -1,0 +1,79 @@
+import { copyFile, mkdir, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { readHeader } from '../../src/lib/dicom/index.js';
+import { binPath } from '../helpers/cli.js';
+
+/**
+ * A study in a site as receive + classify + detect-study leave it, made from fiona-synth's
+ * output: archive/<Study>/<Series>/<SOP>.dcm, raw/<Study>/<Series>.json with FIONA's
+ * fields (the connection given here), studies/<Study>.json.
+ */
+export interface ImportedStudy {
+  uid: string;
+  patientId: string;
+  series: string[];
+  files: string[];
+}
+
+export async function synth(out: string, args: string[]): Promise<void> {
+  await execa(binPath('fiona-synth'), ['--out', out, ...args], { env: { NO_COLOR: '1' } });
+}
+
+async function walk(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await walk(p)));
+    else if (e.name.endsWith('.dcm')) out.push(p);
+  }
+  return out.sort();
+}
+
+export async function importStudies(
+  synthDir: string,
+  siteDir: string,
+  conn: { calling: string; called: string },
+  patch: (series: string, json: Record<string, unknown>) => void = () => {},
+): Promise<ImportedStudy[]> {
+  const byStudy = new Map<string, ImportedStudy>();
+  const seriesJson = new Map<string, Record<string, unknown>>();
+  for (const f of await walk(synthDir)) {
+    const h = await readHeader(f);
+    const study = h.string('StudyInstanceUID')!;
+    const series = h.string('SeriesInstanceUID')!;
+    const sop = h.string('SOPInstanceUID')!;
+    const dest = join(siteDir, 'archive', study, series, `${sop}.dcm`);
+    await mkdir(join(siteDir, 'archive', study, series), { recursive: true });
+    await copyFile(f, dest);
+    let s = byStudy.get(study);
+    if (!s) byStudy.set(study, (s = { uid: study, patientId: h.string('PatientID') ?? '', series: [], files: [] }));
+    if (!s.series.includes(series)) s.series.push(series);
+    s.files.push(dest);
+    const key = `${study}/${series}`;
+    const j = seriesJson.get(key) ?? {
+      IncomingConnection: { AETitleCaller: conn.calling, AETitleCalled: conn.called, CallerIP: '127.0.0.1' },
+      StudyInstanceUID: study,
+      SeriesInstanceUID: series,
+      PatientID: h.string('PatientID') ?? '',
+      PatientName: h.string('PatientName') ?? '',
+      StudyDate: h.string('StudyDate') ?? '',
+      SeriesDescription: h.string('SeriesDescription') ?? '',
+      Modality: h.string('Modality') ?? '',
+      SOPClassUID: h.string('SOPClassUID') ?? '',
+      NumFiles: 0,
+      ClassifyType: ['MR'],
+    };
+    j.NumFiles = (j.NumFiles as number) + 1;
+    seriesJson.set(key, j);
+  }
+  for (const [key, j] of seriesJson) {
+    const [study, series] = key.split('/') as [string, string];
+    patch(series, j);
+    await mkdir(join(siteDir, 'raw', study), { recursive: true });
+    await writeFile(join(siteDir, 'raw', study, `${series}.json`), JSON.stringify(j));
+  }
+  await mkdir(join(siteDir, 'studies'), { recursive: true });
+  for (const s of byStudy.values()) await writeFile(join(siteDir, 'studies', `${s.uid}.json`), JSON.stringify({ study: s.uid }));
+  return [...byStudy.values()];
+}

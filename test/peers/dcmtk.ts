@@ -45,12 +45,24 @@ export function echoscu(o: SendOptions): Promise<Result> {
   return run('echoscu', args, o.timeoutMs);
 }
 
-/** A DCMTK storescp on a free port writing into dir; stop() ends it. */
+/** A DCMTK storescp on a free port writing into dir; stop() ends it (SIGTERM, then SIGKILL). */
 export async function startStorescp(dir: string, o: { aet?: string; args?: string[] } = {}): Promise<Peer & { port: number }> {
   const port = await freePort();
   const peer = startPeer(dcmtk('storescp'), ['-aet', o.aet ?? 'STORESCP', '-od', dir, ...(o.args ?? []), String(port)]);
   await waitForPort(port);
-  return { ...peer, port };
+  return { proc: peer.proc, port, stop: () => stopProcess(peer.proc) };
+}
+
+/**
+ * SIGTERM, then SIGKILL after graceMs; resolves when it has exited. (execa 9 takes no
+ * options object in kill(), so Peer.stop from process.ts is not used here.)
+ */
+export async function stopProcess(proc: Peer['proc'], graceMs = 3000): Promise<void> {
+  if (proc.exitCode !== null) return;
+  proc.kill('SIGTERM');
+  const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+  await proc;
+  clearTimeout(timer);
 }
 
 // --- fixtures ----------------------------------------------------------------------------------

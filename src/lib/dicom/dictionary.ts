@@ -56,7 +56,7 @@ function load(): Tables {
     if (tag === undefined) continue;
     const retired = raw.name.startsWith('RETIRED_');
     const keyword = retired ? raw.name.slice('RETIRED_'.length) : raw.name;
-    const entry: DictEntry = { tag, keyword, vr: resolveVr(raw.vr), vm: raw.vm, name: humanName(keyword), retired };
+    const entry: DictEntry = { tag, keyword, vr: resolveVr(raw.vr), vm: raw.vm, name: '', retired };
     // The first entry for a tag wins (dcmjs lists a tag once; guard against duplicates anyway).
     if (!byTag.has(tag)) byTag.set(tag, entry);
     byKeyword.set(keyword, entry);
@@ -90,7 +90,7 @@ export function dictEntry(tag: number): DictEntry | undefined {
 
 export function lookupTag(tag: number): { keyword: string; vr: string; vm: string; name: string } | undefined {
   const e = dictEntry(tag);
-  return e ? { keyword: e.keyword, vr: e.vr, vm: e.vm, name: e.name } : undefined;
+  return e ? { keyword: e.keyword, vr: e.vr, vm: e.vm, name: (e.name ||= humanName(e.keyword)) } : undefined;
 }
 
 export function lookupKeyword(keyword: string): { tag: number; vr: string; vm: string } | undefined {

@@ -83,12 +83,20 @@ export class ElementParser {
     this.pos = opts.start;
     this.fileEnd = opts.end;
     this.keepLimit = opts.keepLimit ?? Infinity;
-    const base = { explicit: opts.explicit, le: opts.littleEndian, range: undefined };
-    if (opts.sequenceOwner) {
-      this.stack = [{ ...base, kind: Kind.Sequence, end: opts.end, list: this.elements, owner: opts.sequenceOwner, creators: undefined }];
-    } else {
-      this.stack = [{ ...base, kind: Kind.Dataset, end: opts.end, list: this.elements, owner: undefined, creators: new Map() }];
-    }
+    // Frames are built with the same shape everywhere (no spreads) so the walk stays monomorphic.
+    const owner = opts.sequenceOwner;
+    this.stack = [
+      {
+        kind: owner ? Kind.Sequence : Kind.Dataset,
+        end: opts.end,
+        list: this.elements,
+        owner,
+        range: undefined,
+        explicit: opts.explicit,
+        le: opts.littleEndian,
+        creators: owner ? undefined : new Map(),
+      },
+    ];
   }
 
   private fail(reason: string, offset: number, tag?: number): never {

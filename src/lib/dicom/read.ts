@@ -1,4 +1,4 @@
-import { open, readFile, type FileHandle } from 'node:fs/promises';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
 import { implicitVr } from './dictionary.js';
 import { DicomParseError } from './errors.js';
@@ -157,20 +157,30 @@ function parseDeflated(bytes: Uint8Array, meta: DicomElement[], datasetOffset: n
   });
 }
 
-/** Read [offset, offset + length) of an open file (short only at end of file). */
-export async function readAt(fh: FileHandle, offset: number, length: number): Promise<Uint8Array> {
-  const buf = Buffer.allocUnsafe(length);
+/**
+ * Read [offset, offset + length) of an open file (short only at end of file). Synchronous on
+ * purpose: a header read is a few small reads of cached pages, and the thread-pool round trip
+ * of each async call costs more than the read (measured: 3x slower headers).
+ */
+export function readAt(fd: number, offset: number, length: number, into?: Buffer): Uint8Array {
+  const buf = into && into.length >= length ? into : Buffer.allocUnsafe(length);
   let got = 0;
   while (got < length) {
-    const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
-    if (bytesRead === 0) break;
-    got += bytesRead;
+    const n = readSync(fd, buf, got, length - got, offset + got);
+    if (n === 0) break;
+    got += n;
   }
-  return got === length ? buf : buf.subarray(0, got);
+  return buf.length === got ? buf : buf.subarray(0, got);
 }
 
-interface WalkOptions {
+let scratch: Buffer | undefined;
+
+export interface WalkOptions {
   stopBeforePixels: boolean;
+  /** Read the head into this caller-owned block (sized for the whole head) and keep it as the first window, uncopied. */
+  headBlock?: Buffer;
+  /** Size of the first read (default 64 KiB). */
+  firstRead?: number;
   /** Bulk values above this are skipped (seeked over), not read. */
   keepLimit: number;
   /** Size of the windows read after the first; grows x4 per read when growRead is set. */
@@ -183,14 +193,17 @@ interface WalkOptions {
  * reads a new window there. Windows that hold no kept value are let go, so memory stays
  * bounded by the header, not the file.
  */
-async function walkFile(fh: FileHandle, size: number, file: string, opts: WalkOptions): Promise<Header> {
+export function walkFile(fd: number, size: number, file: string, opts: WalkOptions): Header {
   const store = new ByteStore();
-  const headLen = Math.min(size, FIRST_READ);
-  const head = await readAt(fh, 0, headLen);
+  // The head is read into a reused scratch block; what the index needs of it is copied out
+  // at the end (a few KiB, not 64 KiB per file: less garbage on a batch of 10,000 files).
+  scratch ??= Buffer.allocUnsafe(FIRST_READ);
+  const firstRead = Math.min(size, opts.firstRead ?? FIRST_READ);
+  const head = readAt(fd, 0, firstRead, opts.headBlock ?? scratch);
   store.add(0, head);
   let readSize = opts.readSize;
 
-  const drive = async (parser: ElementParser, first: { start: number; bytes: Uint8Array }): Promise<void> => {
+  const drive = (parser: ElementParser, first: { start: number; bytes: Uint8Array }): void => {
     let win = first;
     let need: Need | undefined = parser.run(win.bytes, win.start);
     while (need) {
@@ -201,7 +214,7 @@ async function walkFile(fh: FileHandle, size: number, file: string, opts: WalkOp
         (win as { keep?: boolean }).keep = true;
       }
       const len = Math.min(size - need.offset, Math.max(need.length, readSize));
-      const bytes = await readAt(fh, need.offset, len);
+      const bytes = readAt(fd, need.offset, len);
       if (bytes.length < need.length) throw new DicomParseError('file ends early: truncated', need.offset, { file });
       win = { start: need.offset, bytes };
       store.add(win.start, bytes);
@@ -216,17 +229,17 @@ async function walkFile(fh: FileHandle, size: number, file: string, opts: WalkOp
   let ts: string | undefined;
   if (metaStart !== undefined) {
     const mp = new ElementParser({ explicit: true, littleEndian: true, start: metaStart, end: size, metaOnly: true, file });
-    await drive(mp, { start: 0, bytes: head });
+    drive(mp, { start: 0, bytes: head });
     meta = mp.elements;
     datasetOffset = mp.pos;
     ts = tsFromMeta(meta, store);
   }
   // The dataset's first bytes decide the encoding when there is no meta (or it is wrong).
   const firstWin = store.locate(datasetOffset, Math.min(8, size - datasetOffset));
-  const probe = firstWin ? firstWin.bytes.subarray(firstWin.at) : await readAt(fh, datasetOffset, Math.min(size - datasetOffset, 64));
+  const probe = firstWin ? firstWin.bytes.subarray(firstWin.at) : readAt(fd, datasetOffset, Math.min(size - datasetOffset, 64));
   let enc = ts ? encodingOf(ts) : guessEncoding(probe, 0, size, file);
   if (enc.deflated) {
-    const all = await readFile(fh);
+    const all = readAt(fd, 0, size);
     return parseDeflated(all, meta, datasetOffset, ts!, { stopBeforePixels: opts.stopBeforePixels, file });
   }
   if (ts) enc = checkEncoding(probe, 0, enc);
@@ -241,7 +254,11 @@ async function walkFile(fh: FileHandle, size: number, file: string, opts: WalkOp
   });
   // Resume where the meta ended: the window that holds datasetOffset (the head, normally).
   const w = store.windows.find((x) => datasetOffset >= x.start && datasetOffset <= x.start + x.bytes.length) ?? { start: datasetOffset, bytes: new Uint8Array(0) };
-  await drive(dp, w);
+  drive(dp, w);
+  if (!opts.headBlock) {
+    const used = dp.pos <= head.length ? dp.pos : head.length;
+    store.windows[0] = { start: 0, bytes: new Uint8Array(head.subarray(0, used)) };
+  }
   return new Header({
     file,
     transferSyntaxUid: ts ?? uidOf(enc),
@@ -255,16 +272,15 @@ async function walkFile(fh: FileHandle, size: number, file: string, opts: WalkOp
   });
 }
 
-async function withFile<T>(path: string, fn: (fh: FileHandle, size: number) => Promise<T>): Promise<T> {
-  const fh = await open(path, 'r');
+export async function withFile<T>(path: string, fn: (fd: number, size: number) => T | Promise<T>): Promise<T> {
+  const fd = openSync(path, 'r');
   try {
-    const { size } = await fh.stat();
-    return await fn(fh, size);
+    return await fn(fd, fstatSync(fd).size);
   } catch (err) {
     if (err instanceof DicomParseError) throw err.withFile(path);
     throw err;
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }
 
@@ -293,5 +309,8 @@ export async function verifyDicomFile(path: string): Promise<DicomHeader> {
 
 /** The full index of a file with small values in memory and large bulk values skipped (used by the rewriter). */
 export async function indexFile(path: string): Promise<Header> {
-  return withFile(path, (fh, size) => walkFile(fh, size, path, { stopBeforePixels: false, keepLimit: 64 * 1024, readSize: 256 * 1024, growRead: false }));
+  return withFile(path, (fh, size) => walkFile(fh, size, path, INDEX_OPTIONS));
 }
+
+/** How a whole file is walked for verification and rewriting: bulk values over 64 KiB are seeked over. */
+export const INDEX_OPTIONS: WalkOptions = { stopBeforePixels: false, keepLimit: 64 * 1024, readSize: 256 * 1024, growRead: false };

@@ -2,11 +2,13 @@ import { dictEntry, implicitVr, lookupKeyword } from './dictionary.js';
 import { encodeValueFor, type Value } from './encode.js';
 import type { Header } from './header.js';
 import { elementHeader, itemHeader, Plan, sequenceDelimiter } from './plan.js';
-import { indexFile } from './read.js';
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { DicomParseError } from './errors.js';
+import { INDEX_OPTIONS, readAt, walkFile } from './read.js';
 import { formatTag } from './tags.js';
 import { UNDEFINED_LENGTH, type DicomElement } from './types.js';
 import { LONG_VRS } from './vr.js';
-import { sourceInfo, writePlan, type Output } from './write.js';
+import { acquireBlock, releaseBlock, SMALL_FILE, writePlan, type Output } from './write.js';
 
 /**
  * Byte-preserving rewrite: decide edits on the element index, then write the output as the
@@ -103,7 +105,8 @@ async function decide(header: Header, opts: RewriteOptions, edits: Edits, readBy
         values: () => header.valuesOf(el, { implicitLE }),
         bytes: () => readBytes(el),
       };
-      const d = await visit(ctx);
+      const r = visit(ctx);
+      const d = r instanceof Promise ? await r : r;
       if (d && d.op !== 'keep') {
         if (d.op === 'replace' && el.items) throw new Error(`${formatTag(el.tag)}: a sequence cannot be replaced by a value (remove or empty it)`);
         edits.decisions.set(el, d);
@@ -337,23 +340,43 @@ function elementBytes(tag: number, vr: string, value: Uint8Array, ctx: Ctx): Uin
  * renamed; it may be the input itself) or a writable stream.
  */
 export async function rewriteDicom(input: string, output: Output, opts: RewriteOptions): Promise<RewriteResult> {
-  const header = await indexFile(input);
-  const { readValue, size } = await sourceInfo(input, header);
-  const edits = new Edits();
-  await decide(header, opts, edits, readValue);
-  if (opts.set?.length) applySet(header, opts.set, edits);
-  const metaChanges = opts.meta && Object.keys(opts.meta).length > 0 ? opts.meta : undefined;
-  const changed = edits.changed + (metaChanges ? Object.keys(metaChanges).length : 0);
-  const bytesIn = size;
-  if (changed === 0) {
-    const bytesOut = await writePlan(input, header, new Plan().copy(0, size), undefined, output, { fsync: opts.fsync ?? true, verbatim: true });
-    return { changed, bytesIn, bytesOut };
+  const fd = openSync(input, 'r');
+  // A small file is read whole, once, into a borrowed block; a large one is walked in windows.
+  let block: Buffer | undefined;
+  try {
+    const size = fstatSync(fd).size;
+    if (size <= SMALL_FILE) block = acquireBlock();
+    let header: Header;
+    try {
+      header = walkFile(fd, size, input, block ? { ...INDEX_OPTIONS, headBlock: block, firstRead: size } : INDEX_OPTIONS);
+    } catch (err) {
+      throw err instanceof DicomParseError ? err.withFile(input) : err;
+    }
+    const readValue = async (el: DicomElement): Promise<Uint8Array> => {
+      if (el.length === UNDEFINED_LENGTH) return new Uint8Array(0);
+      // A copy: the window may be a borrowed block that is reused after this rewrite.
+      const inMemory = header.bytesOf(el);
+      return inMemory ? new Uint8Array(inMemory) : readAt(fd, el.valueOffset, el.length);
+    };
+    const edits = new Edits();
+    await decide(header, opts, edits, readValue);
+    if (opts.set?.length) applySet(header, opts.set, edits);
+    const metaChanges = opts.meta && Object.keys(opts.meta).length > 0 ? opts.meta : undefined;
+    const changed = edits.changed + (metaChanges ? Object.keys(metaChanges).length : 0);
+    const fsync = opts.fsync ?? true;
+    if (changed === 0) {
+      const bytesOut = await writePlan(fd, header, new Plan().copy(0, size), undefined, output, { fsync, verbatim: true });
+      return { changed, bytesIn: size, bytesOut };
+    }
+    const ctx: Ctx = { explicit: header.explicit, le: header.littleEndian };
+    const planner = new Planner(header, edits);
+    const head = metaChanges ? planMeta(header, metaChanges) : new Plan().copy(0, header.datasetOffset);
+    const datasetEnd = header.inflated ? header.store.windows[0]!.bytes.length : size;
+    const body = edits.dirtyLists.has(header.elements) ? planner.list(header.elements, header.datasetOffset, datasetEnd, ctx) : new Plan().copy(header.datasetOffset, datasetEnd);
+    const bytesOut = await writePlan(fd, header, head, body, output, { fsync, verbatim: false });
+    return { changed, bytesIn: size, bytesOut };
+  } finally {
+    closeSync(fd);
+    if (block) releaseBlock(block);
   }
-  const ctx: Ctx = { explicit: header.explicit, le: header.littleEndian };
-  const planner = new Planner(header, edits);
-  const head = metaChanges ? planMeta(header, metaChanges) : new Plan().copy(0, header.datasetOffset);
-  const datasetEnd = header.inflated ? header.store.windows[0]!.bytes.length : size;
-  const body = edits.dirtyLists.has(header.elements) ? planner.list(header.elements, header.datasetOffset, datasetEnd, ctx) : new Plan().copy(header.datasetOffset, datasetEnd);
-  const bytesOut = await writePlan(input, header, head, body, output, { fsync: opts.fsync ?? true, verbatim: false });
-  return { changed, bytesIn, bytesOut };
 }

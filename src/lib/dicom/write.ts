@@ -1,70 +1,95 @@
-import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { closeSync, constants, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { deflateRawSync } from 'node:zlib';
-import { fsyncDir, tempNameFor } from '../site/atomic.js';
 import type { Header } from './header.js';
 import type { Plan } from './plan.js';
 import { readAt } from './read.js';
-import type { DicomElement } from './types.js';
 
 /**
  * Writing a plan: copy ranges come from the windows already in memory or are read from the
  * input in 1 MiB pieces, new bytes are written as they are, all through a 1 MiB buffer.
- * Memory stays bounded whatever the file size. Paths get temp name + fsync + rename.
+ * Memory stays bounded whatever the file size. A path gets temp name + fsync + rename.
+ * File I/O is synchronous (small files: async round trips cost more than the I/O); long
+ * copies give the event loop a turn every few MiB.
  */
 
 export type Output = string | NodeJS.WritableStream;
 
 const PIECE = 1024 * 1024;
+const YIELD_EVERY = 16 * PIECE;
 
-/** What the rewriter needs of the input beyond the index: its size and a way to read one value. */
-export async function sourceInfo(input: string, header: Header): Promise<{ size: number; readValue: (el: DicomElement) => Promise<Uint8Array> }> {
-  const { size } = await stat(input);
-  const readValue = async (el: DicomElement): Promise<Uint8Array> => {
-    if (el.length === 0xffffffff) return new Uint8Array(0);
-    const inMemory = header.bytesOf(el);
-    if (inMemory) return inMemory;
-    const fh = await open(input, 'r');
-    try {
-      return await readAt(fh, el.valueOffset, el.length);
-    } finally {
-      await fh.close();
-    }
-  };
-  return { size, readValue };
+/** Files up to this size are rewritten from one read into a borrowed block. */
+export const SMALL_FILE = 1024 * 1024;
+
+/** Blocks of PIECE bytes, reused across files (each holder owns one until it gives it back). */
+const freeBlocks: Buffer[] = [];
+
+export function acquireBlock(): Buffer {
+  return freeBlocks.pop() ?? Buffer.allocUnsafe(PIECE);
 }
 
-/** Collects small writes into 1 MiB blocks; passes large ones straight through. */
+export function releaseBlock(b: Buffer): void {
+  if (freeBlocks.length < 8) freeBlocks.push(b);
+}
+
+type Writer = (b: Uint8Array) => void | Promise<void>;
+
+
+/**
+ * Collects small writes into 1 MiB blocks; passes large ones straight through. A sink for a
+ * synchronous writer borrows a block from a pool (no 1 MiB allocation per file; concurrent
+ * rewrites each hold their own); one for a stream takes a fresh block per flush, since a
+ * stream may hold on to what it was given.
+ */
 class Sink {
-  private buf = Buffer.allocUnsafe(PIECE);
+  private buf: Buffer;
   private used = 0;
   written = 0;
-  constructor(private readonly write: (b: Uint8Array) => Promise<void>) {}
+  private sinceYield = 0;
+  constructor(
+    private readonly write: Writer,
+    readonly reuse = false,
+  ) {
+    this.buf = reuse ? acquireBlock() : Buffer.allocUnsafe(PIECE);
+  }
+
+  /** Give a borrowed block back (the sink is not used after this). */
+  release(): void {
+    if (this.reuse) releaseBlock(this.buf);
+  }
 
   async push(b: Uint8Array): Promise<void> {
     if (b.length === 0) return;
     if (this.used + b.length > PIECE) await this.flush();
     if (b.length >= PIECE / 2) {
-      await this.write(b);
-      this.written += b.length;
+      await this.emit(b);
       return;
     }
     this.buf.set(b, this.used);
     this.used += b.length;
   }
 
+  private async emit(b: Uint8Array): Promise<void> {
+    await this.write(b);
+    this.written += b.length;
+    this.sinceYield += b.length;
+    if (this.sinceYield >= YIELD_EVERY) {
+      this.sinceYield = 0;
+      await yieldToLoop();
+    }
+  }
+
   async flush(): Promise<void> {
     if (this.used === 0) return;
     const out = this.buf.subarray(0, this.used);
-    // Streams may keep the buffer after write() returns: hand them this one, take a new one.
-    this.buf = Buffer.allocUnsafe(PIECE);
+    if (!this.reuse) this.buf = Buffer.allocUnsafe(PIECE);
     this.used = 0;
-    await this.write(out);
-    this.written += out.length;
+    await this.emit(out);
   }
 }
 
-async function render(plan: Plan, sink: Sink, fromMemory: Header | undefined, fh: FileHandle | undefined): Promise<void> {
+async function render(plan: Plan, sink: Sink, fromMemory: Header | undefined, fd: number | undefined): Promise<void> {
   for (const s of plan.segments) {
     if (s.kind === 'bytes') {
       await sink.push(s.data);
@@ -75,17 +100,23 @@ async function render(plan: Plan, sink: Sink, fromMemory: Header | undefined, fh
       await sink.push(mem);
       continue;
     }
-    if (!fh) throw new Error(`bytes ${s.start}..${s.end} of the input are not available`);
-    for (let p = s.start; p < s.end; p += PIECE) {
-      const len = Math.min(PIECE, s.end - p);
-      const piece = await readAt(fh, p, len);
-      if (piece.length !== len) throw new Error(`input changed while rewriting: short read at offset ${p}`);
-      await sink.push(piece);
+    if (fd === undefined) throw new Error(`bytes ${s.start}..${s.end} of the input are not available`);
+    // A synchronous sink is done with a piece when push returns: one block serves all pieces.
+    const block = sink.reuse ? acquireBlock() : undefined;
+    try {
+      for (let p = s.start; p < s.end; p += PIECE) {
+        const len = Math.min(PIECE, s.end - p);
+        const piece = readAt(fd, p, len, block);
+        if (piece.length !== len) throw new Error(`input changed while rewriting: short read at offset ${p}`);
+        await sink.push(piece);
+      }
+    } finally {
+      if (block) releaseBlock(block);
     }
   }
 }
 
-function streamWriter(stream: NodeJS.WritableStream): (b: Uint8Array) => Promise<void> {
+function streamWriter(stream: NodeJS.WritableStream): Writer {
   return (b) =>
     new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
@@ -102,12 +133,38 @@ function streamWriter(stream: NodeJS.WritableStream): (b: Uint8Array) => Promise
     });
 }
 
+function fileWriter(fd: number): Writer {
+  return (b) => {
+    let off = 0;
+    while (off < b.length) off += writeSync(fd, b, off, b.length - off);
+  };
+}
+
+let tempCounter = 0;
+
+/** A hidden temp name beside the target; pid + counter are unique without asking for random bytes per file. */
+function tempNameFor(target: string): string {
+  return join(dirname(target), `.${basename(target)}.${process.pid}.${(tempCounter++).toString(36)}.tmp`);
+}
+
+function fsyncDirSync(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, constants.O_RDONLY);
+    fsyncSync(fd);
+  } catch {
+    // Some filesystems refuse fsync on a directory; the rename is still atomic.
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
 /**
  * Write head + body to the output. `body` undefined with verbatim: the head plan is the
  * whole file. A deflated input's body is deflated again (its ranges refer to the inflated stream).
  */
 export async function writePlan(
-  input: string,
+  inputFd: number,
   header: Header,
   head: Plan,
   body: Plan | undefined,
@@ -115,60 +172,59 @@ export async function writePlan(
   opts: { fsync: boolean; verbatim: boolean },
 ): Promise<number> {
   const deflate = header.inflated && !opts.verbatim;
-  const inFh = deflate ? undefined : await open(input, 'r');
-  const memory = deflate ? header : opts.verbatim && header.inflated ? undefined : header;
-  try {
-    const emit = async (sink: Sink): Promise<void> => {
-      await render(head, sink, memory, inFh);
-      if (!body) return;
-      if (deflate) {
-        const parts: Uint8Array[] = [];
-        const collect = new Sink(async (b) => {
-          parts.push(Buffer.from(b));
-        });
-        await render(body, collect, memory, undefined);
-        await collect.flush();
-        await sink.push(deflateRawSync(Buffer.concat(parts)));
-      } else {
-        await render(body, sink, memory, inFh);
-      }
-    };
-    if (typeof output !== 'string') {
-      const sink = new Sink(streamWriter(output));
-      await emit(sink);
-      await sink.flush();
-      return sink.written;
-    }
-    const tmp = tempNameFor(output);
-    const outFh = await open(tmp, 'w', 0o644);
-    let written = 0;
-    try {
-      const sink = new Sink(async (b) => {
-        let off = 0;
-        while (off < b.length) {
-          const { bytesWritten } = await outFh.write(b, off, b.length - off);
-          off += bytesWritten;
-        }
+  const inFd = deflate ? undefined : inputFd;
+  // The windows of a deflated file hold the inflated stream: only good for the body.
+  const memory = header.inflated && opts.verbatim ? undefined : header;
+  const emit = async (sink: Sink): Promise<void> => {
+    await render(head, sink, memory, inFd);
+    if (!body) return;
+    if (deflate) {
+      const parts: Uint8Array[] = [];
+      const collect = new Sink((b) => {
+        parts.push(Buffer.from(b));
       });
+      await render(body, collect, memory, undefined);
+      await collect.flush();
+      await sink.push(deflateRawSync(Buffer.concat(parts)));
+    } else {
+      await render(body, sink, memory, inFd);
+    }
+  };
+  if (typeof output !== 'string') {
+    const sink = new Sink(streamWriter(output));
+    await emit(sink);
+    await sink.flush();
+    return sink.written;
+  }
+  const tmp = tempNameFor(output);
+  const outFd = openSync(tmp, 'w', 0o644);
+  let written = 0;
+  try {
+    const sink = new Sink(fileWriter(outFd), true);
+    try {
       await emit(sink);
       await sink.flush();
-      written = sink.written;
-      if (opts.fsync) await outFh.sync();
-      await outFh.close();
-    } catch (err) {
-      await outFh.close().catch(() => undefined);
-      await rm(tmp, { force: true });
-      throw err;
+    } finally {
+      sink.release();
     }
+    written = sink.written;
+    if (opts.fsync) fsyncSync(outFd);
+    closeSync(outFd);
+  } catch (err) {
     try {
-      await rename(tmp, output);
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
+      closeSync(outFd);
+    } catch {
+      // already closed
     }
-    if (opts.fsync) await fsyncDir(dirname(output));
-    return written;
-  } finally {
-    await inFh?.close();
+    rmSync(tmp, { force: true });
+    throw err;
   }
+  try {
+    renameSync(tmp, output);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  if (opts.fsync) fsyncDirSync(dirname(output));
+  return written;
 }

@@ -8,7 +8,7 @@ import { isPathSafeUid } from '../lib/dicom/uid.js';
 import { AutoIdStore } from '../lib/route/autoid.js';
 import { openSources, sourceOptionsFromConfig } from '../lib/route/open.js';
 import { Router, type StudyRouting } from '../lib/route/router.js';
-import { listManifests, studyFromInput } from '../lib/route/inputs.js';
+import { listManifests, studyFromInput, studyOfManifest } from '../lib/route/inputs.js';
 import { siteLayout } from '../lib/site/layout.js';
 
 const HELP = `
@@ -29,6 +29,7 @@ Events written (NDJSON on stdout):
 Examples:
   fiona-detect-study --site /data/site | fiona-route --site /data/site --routes /etc/fiona/routes.json
   fiona-route --site /data/site --routes routes.json --scan          # from cron
+  fiona-detect-study --site /data/site --exec fiona-route --site /data/site --routes routes.json
   fiona-route --routes routes.json --check                           # validate the rules`;
 
 interface Opts {
@@ -47,6 +48,7 @@ interface Opts {
 
 export async function main(argv: string[]): Promise<number> {
   const program = createProgram('fiona-route', 'Decide which research project each arrived study goes to, and queue its transfer.', HELP)
+    .argument('[studies...]', 'study manifests (<site>/studies/<Study>.json) or StudyInstanceUIDs to route, e.g. from fiona-detect-study --exec')
     .option('--site <dir>', 'the site folder (config: site / DATADIR)')
     .option('--routes <file>', 'routing rules file, JSON (config: routes)')
     .option('--redcap <url>', 'REDCap API URL: rules from its Routing/CouplingList/DataTransferProjects projects, arrivals to Incoming (config: redcap.url)')
@@ -59,6 +61,7 @@ export async function main(argv: string[]): Promise<number> {
     .addOption(new Option('-q, --quiet', 'only warnings and errors on stderr'));
   program.parse(argv);
   const o = program.opts<Opts>();
+  const positional = program.args;
   const log = createLogger('fiona-route', o.quiet);
   const config = loadConfig(o.config);
   const siteDir = o.site ?? config.site;
@@ -119,13 +122,19 @@ export async function main(argv: string[]): Promise<number> {
 
   const routeOne = async (uid: string): Promise<void> => report(await router.routeStudy(uid));
 
-  if (o.study) for (const uid of o.study) {
+  const named: string[] = [...(o.study ?? [])];
+  for (const a of positional) {
+    const uid = isPathSafeUid(a) ? a : studyOfManifest(a, site);
+    if (!uid) throw new UsageError(`${a}: neither a StudyInstanceUID nor a manifest under ${site.studies}`);
+    named.push(uid);
+  }
+  for (const uid of named) {
     if (!isPathSafeUid(uid)) throw new UsageError(`--study: not a valid StudyInstanceUID: ${uid}`);
     await routeOne(uid);
   }
   if (o.scan) {
     for (const uid of await listManifests(site)) await routeOne(uid);
-  } else if (!o.study) {
+  } else if (named.length === 0) {
     for await (const item of readInput(process.stdin)) {
       const uid = studyFromInput(item, site);
       if (uid) {

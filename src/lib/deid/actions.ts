@@ -83,16 +83,21 @@ function baseOperation(code: ActionCode, vr: string, valueIsEmpty: boolean): Ope
  * listed name (X/Z/D). Unlisted TM is kept: a time of day alone does not identify.
  */
 const UNLISTED_BY_VR: Record<string, TableRule> = {
-  DA: unlistedRule('DA', { retainLongitudinalFullDates: 'K', retainLongitudinalModifiedDates: 'C' }),
-  DT: unlistedRule('DT', { retainLongitudinalFullDates: 'K', retainLongitudinalModifiedDates: 'C' }),
-  PN: unlistedRule('PN', {}),
+  DA: makeUnlistedRule('DA', { retainLongitudinalFullDates: 'K', retainLongitudinalModifiedDates: 'C' }),
+  DT: makeUnlistedRule('DT', { retainLongitudinalFullDates: 'K', retainLongitudinalModifiedDates: 'C' }),
+  PN: makeUnlistedRule('PN', {}),
 };
 
-function unlistedRule(vr: string, options: TableRule['options']): TableRule {
+function makeUnlistedRule(vr: string, options: TableRule['options']): TableRule {
   return { keyword: `(unlisted ${vr})`, name: `attribute with VR ${vr} not in Table E.1-1`, vr, basic: 'X/Z/D', inStandardIOD: false, options };
 }
 
 /** The rule for a standard (even group) tag: the table's row, or the by-VR rule, or undefined (keep). */
 export function standardRule(table: ProfileTable, tag: number, vr: string): TableRule | undefined {
   return ruleForTag(table, tag) ?? UNLISTED_BY_VR[vr];
+}
+
+/** The by-VR rule for an attribute the table does not list (undefined: keep). */
+export function unlistedRule(vr: string): TableRule | undefined {
+  return UNLISTED_BY_VR[vr];
 }

@@ -9,21 +9,21 @@ import { tempNameFor } from '../site/atomic.js';
 import { quarantineFile } from '../site/quarantine.js';
 import { sanitizePathPart } from '../site/sanitize.js';
 import { type SeriesClassLookup, burnedInReason } from './burned-in.js';
-import { createScrubber } from './clean.js';
+import { type Scrubber, createScrubber } from './clean.js';
 import { derivedDateOffset } from './dates.js';
 import { type Identifier, collectIdentifiers, scrubWords } from './identifiers.js';
-import { type Needle, findNeedle, haystackOf, needlesFor } from './leak.js';
+import { type Needle, findNeedle, haystackOf, identifierNeedles, uidNeedles } from './leak.js';
 import { DirSyncer, MemorySink, ensureDir, publishTemp, writeAndPublish } from './output.js';
 import {
   DEIDENTIFICATION_METHOD, DEIDENTIFICATION_METHOD_CODE_SEQUENCE, LONGITUDINAL_TEMPORAL_INFORMATION_MODIFIED,
-  PATIENT_IDENTITY_REMOVED, encodeCodeItems, longitudinalValue, methodCodes, methodText,
+  type MarkingInput, PATIENT_IDENTITY_REMOVED, encodeCodeItems, longitudinalValue, methodCodes, methodText,
 } from './marking.js';
 import { maskPixels, pixelGeometry } from './pixels.js';
 import type { ProjectRules } from './project.js';
 import { type Pseudonym, type PseudonymTableEntry, derivePatientPseudonym } from './pseudonyms.js';
 import { type ProfileTable, loadProfileTable } from './table.js';
 import { type UidMapper, createUidMapper } from './uids.js';
-import { type VisitNotes, createVisitor } from './visitor.js';
+import { type VisitNotes, compileRules, createVisitor } from './visitor.js';
 
 /** fiona's anonymizer identifies itself in the File Meta it writes (PS3.15 E.1.1 item 7). */
 export const ANONYMIZER_CLASS_UID = '2.25.129853896675307343199316745393693796302';
@@ -69,6 +69,14 @@ export type AnonymizeResult = AnonymizedResult | QuarantinedResult;
 export interface Anonymizer {
   readonly rules: ProjectRules;
   anonymizeFile(input: string, outDir: string): Promise<AnonymizeResult>;
+}
+
+interface PatientContext {
+  pseudonym: Pseudonym;
+  dateOffset: number | undefined;
+  scrubber: Scrubber;
+  /** Leak needles by the set of identifier tags that were not kept. */
+  needles: Map<string, Needle[]>;
 }
 
 /** A refusal: the instance is not released, for the reason given (no identifying value in it). */
@@ -117,13 +125,51 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
   };
 
   const mapUid = (uid: string): string => (rules.options.has('retainUIDs') ? uid : uids!.map(uid));
+  const compiled = compileRules(rules, table);
+
+  /**
+   * What is the same for every instance of a patient (and mostly of a study): pseudonym,
+   * date offset, the cleaning scrubber, leak needles. Computed once per distinct set of
+   * identifying values; a batch is mostly long runs of one patient.
+   */
+  const patients = new Map<string, PatientContext>();
+  const patientContext = (h: DicomHeader, ids: Identifier[]): PatientContext => {
+    const key = `${ids.map((i) => `${i.tag}=${i.value}`).join('\n')}\n${h.string(PATIENT_ID) || h.string(PATIENT_NAME) ? '' : (h.string('StudyInstanceUID') ?? '')}`;
+    let p = patients.get(key);
+    if (!p) {
+      p = { pseudonym: pseudonymFor(h), dateOffset: dateOffsetFor(h), scrubber: createScrubber(scrubWords(ids)), needles: new Map() };
+      if (patients.size >= 256) patients.clear();
+      patients.set(key, p);
+    }
+    return p;
+  };
+  const methodTexts = new Map<boolean, string[]>();
+  const methodTextFor = (m: MarkingInput): string[] => {
+    let t = methodTexts.get(m.pixelsCleaned);
+    if (!t) methodTexts.set(m.pixelsCleaned, (t = methodText(m)));
+    return t;
+  };
+  const codeItems = new Map<string, Uint8Array>();
+  const codeItemsFor = (m: MarkingInput, enc: { explicit: boolean; littleEndian: boolean }): Uint8Array => {
+    const key = `${m.pixelsCleaned}${enc.explicit}${enc.littleEndian}`;
+    let b = codeItems.get(key);
+    if (!b) codeItems.set(key, (b = encodeCodeItems(methodCodes(m), enc)));
+    return b;
+  };
 
   /** The input's header: small files read whole (one read, parsed in memory), large ones by their head. */
-  async function prepare(input: string): Promise<{ h: Header; bytes?: Buffer }> {
+  async function prepare(input: string): Promise<{ h: Header; size: number }> {
     try {
-      const bytes = readSmallFile(input);
-      if (bytes) return { h: parseBytes(bytes, { stopBeforePixels: false, file: input }), bytes };
-      return { h: await readHeaderFull(input) };
+      const head = readHead(input);
+      if (head.bytes) {
+        try {
+          return { h: parseBytes(head.bytes, { stopBeforePixels: true, file: input }), size: head.size };
+        } catch (err) {
+          // A header longer than the first read (or a broken one): the core's reader decides.
+          if (!(err instanceof DicomParseError) || head.bytes.length === head.size) throw err;
+        }
+      }
+      return { h: await readHeaderFull(input), size: head.size };
     } catch (err) {
       if (err instanceof DicomParseError) throw new RefusedError(`not readable as DICOM: ${err.message}`);
       if ((err as NodeJS.ErrnoException).code) throw new RefusedError(`cannot read the file: ${(err as NodeJS.ErrnoException).code}`);
@@ -133,7 +179,7 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
 
   /** The masked pixel data, or undefined (no burned-in issue / allowed); throws RefusedError to quarantine. */
   async function burnedIn(h: Header, input: string): Promise<Uint8Array | undefined> {
-    const reason = await burnedInReason(h, opts.seriesClasses);
+    const reason = (h.string(BURNED_IN_ANNOTATION) ?? '').toUpperCase() === 'YES' ? 'BurnedInAnnotation is YES' : opts.seriesClasses ? await burnedInReason(h, opts.seriesClasses) : undefined;
     if (!reason) return undefined;
     if (rules.burnedIn.mask.length > 0) {
       const g = pixelGeometry(h);
@@ -148,7 +194,7 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
   }
 
   async function anonymize(input: string, outDir: string): Promise<AnonymizedResult> {
-    const { h, bytes: inputBytes } = await prepare(input);
+    const { h, size } = await prepare(input);
     const sop = h.string('SOPInstanceUID');
     const study = h.string('StudyInstanceUID');
     const series = h.string('SeriesInstanceUID');
@@ -156,10 +202,9 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
     if (!study) throw new RefusedError('Study Instance UID (0020,000D) is missing');
     if (!series) throw new RefusedError('Series Instance UID (0020,000E) is missing');
     const maskedPixels = await burnedIn(h, input);
-    const pseudonym = pseudonymFor(h);
-    const dateOffset = dateOffsetFor(h);
     const ids = collectIdentifiers(h);
-    const scrubber = createScrubber(scrubWords(ids));
+    const patient = patientContext(h, ids);
+    const { pseudonym, dateOffset, scrubber } = patient;
     const newStudy = mapUid(study);
     const newSeries = mapUid(series);
     const newSop = mapUid(sop);
@@ -176,7 +221,7 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
     put({ tag: PATIENT_NAME, vr: 'PN', value: pseudonym.patientName });
     for (const o of rules.set) put({ tag: o.tag, vr: o.vr, value: o.value });
     put({ tag: PATIENT_IDENTITY_REMOVED, vr: 'CS', value: 'YES' });
-    put({ tag: DEIDENTIFICATION_METHOD, vr: 'LO', value: methodText(marking) });
+    put({ tag: DEIDENTIFICATION_METHOD, vr: 'LO', value: methodTextFor(marking) });
     put({ tag: LONGITUDINAL_TEMPORAL_INFORMATION_MODIFIED, vr: 'CS', value: longitudinalValue(marking) });
     if (maskedPixels) put({ tag: BURNED_IN_ANNOTATION, vr: 'CS', value: 'NO' });
     // The code sequence goes in as OB bytes (the core sets values, not sequences) and its VR
@@ -184,11 +229,12 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
     // file or one that already has the sequence keeps the text method only (Type 1C is met
     // by DeidentificationMethod).
     const codes = !deflated && !existingCodes;
-    if (codes) put({ tag: DEIDENTIFICATION_METHOD_CODE_SEQUENCE, vr: 'OB', value: encodeCodeItems(methodCodes(marking), h) });
+    if (codes) put({ tag: DEIDENTIFICATION_METHOD_CODE_SEQUENCE, vr: 'OB', value: codeItemsFor(marking, h) });
 
     const notes: VisitNotes = { topLevel: new Map(), replacedUids: new Set(), warnings: [] };
     const visit = createVisitor(
-      { rules, table, uids, dateOffset, scrubber, setTags: new Set(set.keys()), maskedPixels, charsets: h.charsets, littleEndian: h.littleEndian },
+      compiled,
+      { uids, dateOffset, scrubber, setTags: new Set(set.keys()), maskedPixels, charsets: h.charsets, littleEndian: h.littleEndian },
       notes,
     );
     const meta: Record<string, string> = { ImplementationClassUID: ANONYMIZER_CLASS_UID, ImplementationVersionName: `FIONA_${version}`.slice(0, 16) };
@@ -203,26 +249,34 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
     const target = join(outDir, newStudy, newSeries, `${modality}.${newSop}.dcm`);
     const tmp = tempNameFor(target);
     await ensureDir(dirname(target));
-    const allowed = new Set<string>([pseudonym.patientId, pseudonym.patientName, ...rules.set.map((o) => o.value)]);
-    const leakIds = (): Identifier[] =>
-      ids.filter((id) => {
+    // The identifiers whose own attribute was not kept must not appear anywhere in the output.
+    const needles = (): Needle[] => {
+      const replaced = ids.filter((id) => {
         const op = notes.topLevel.get(id.tag);
         return op !== undefined && op !== 'keep' && op !== 'recurse' && op !== 'clean';
       });
+      const key = replaced.map((id) => id.tag).join(',');
+      let n = patient.needles.get(key);
+      if (!n) {
+        n = identifierNeedles(replaced, new Set([pseudonym.patientId, pseudonym.patientName, ...rules.set.map((o) => o.value)]));
+        patient.needles.set(key, n);
+      }
+      return [...n, ...uidNeedles(notes.replacedUids)];
+    };
     const edits = { visit, set: [...set.values()], meta, fsync: false };
     let bytesOut: number;
     try {
-      if (inputBytes) {
+      if (size <= IN_MEMORY_LIMIT) {
         // Small file: the output is built in memory, checked there, then written once.
         const sink = new MemorySink();
         await rewrite(input, sink, edits);
         const out = sink.bytes();
-        finishInMemory(out, { codes: codes && h.explicit, needles: needlesFor(leakIds(), notes.replacedUids, allowed) });
+        finishInMemory(out, { codes: codes && h.explicit, needles: needles() });
         await writeAndPublish(tmp, target, [out], fsync, dirs);
         bytesOut = out.length;
       } else {
         const r = await rewrite(input, tmp, edits);
-        await finishOnDisk(tmp, { codes: codes && h.explicit, needles: needlesFor(leakIds(), notes.replacedUids, allowed) }, fsync);
+        await finishOnDisk(tmp, { codes: codes && h.explicit, needles: needles() }, fsync);
         await publishTemp(tmp, target, fsync, dirs);
         bytesOut = r.bytesOut;
       }
@@ -266,20 +320,23 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
 /** Inputs up to this size are read whole and their output built in memory; larger ones stream. */
 export const IN_MEMORY_LIMIT = 4 * 1024 * 1024;
 
-/** The whole file when it is small, else undefined (one open, one read: cheaper than a header read). */
-function readSmallFile(file: string): Buffer | undefined {
+/** Most headers fit in this much; the first read takes it, synchronously (no thread-pool round trips). */
+const HEAD_BYTES = 32 * 1024;
+
+/** The first HEAD_BYTES of a file and its size. */
+function readHead(file: string): { bytes: Buffer | undefined; size: number } {
   const fd = openSync(file, 'r');
   try {
     const size = fstatSync(fd).size;
-    if (size > IN_MEMORY_LIMIT) return undefined;
-    const buf = Buffer.allocUnsafe(size);
+    const want = Math.min(size, HEAD_BYTES);
+    const buf = Buffer.allocUnsafe(want);
     let off = 0;
-    while (off < size) {
-      const n = readSync(fd, buf, off, size - off, off);
+    while (off < want) {
+      const n = readSync(fd, buf, off, want - off, off);
       if (n === 0) break;
       off += n;
     }
-    return off === size ? buf : buf.subarray(0, off);
+    return { bytes: off === want ? buf : undefined, size };
   } finally {
     closeSync(fd);
   }

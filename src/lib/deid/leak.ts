@@ -26,7 +26,7 @@ function spellings(value: string): string[] {
 }
 
 /** Needles for the identifiers whose values the output must not contain. */
-export function needlesFor(ids: Identifier[], replacedUids: Iterable<string>, allowed: ReadonlySet<string>): Needle[] {
+export function identifierNeedles(ids: Identifier[], allowed: ReadonlySet<string>): Needle[] {
   const needles: Needle[] = [];
   const add = (label: string, value: string, min: number): void => {
     const v = value.trim();
@@ -41,8 +41,14 @@ export function needlesFor(ids: Identifier[], replacedUids: Iterable<string>, al
       for (const part of nameParts(id.value)) add(`${id.keyword} (part)`, part, min);
     }
   }
-  for (const uid of replacedUids) add('original UID', uid, 8);
   return needles;
+}
+
+/** Needles for the original UIDs that were replaced (digits and dots: one spelling). */
+export function uidNeedles(uids: Iterable<string>): Needle[] {
+  const out: Needle[] = [];
+  for (const u of uids) if (u.length >= 8) out.push({ label: 'original UID', text: u });
+  return out;
 }
 
 function isWordChar(code: number | undefined): boolean {

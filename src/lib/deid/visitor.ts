@@ -1,20 +1,49 @@
 import { type EditDecision, type ElementContext, lookupTag } from '../dicom/index.js';
 import { decodeStrings } from '../dicom/values.js';
-import { type Operation, isBinaryVr, operationFor, resolveActionCode, standardRule } from './actions.js';
+import { type Operation, isBinaryVr, operationFor, resolveActionCode, unlistedRule } from './actions.js';
 import type { Scrubber } from './clean.js';
 import { shiftValues } from './dates.js';
 import { dummyFor } from './dummy.js';
 import type { ProjectRules, RewriteRule } from './project.js';
-import type { ProfileTable, TableRule } from './table.js';
+import { type ActionCode, type ProfileTable, type TableRule, ruleForTag } from './table.js';
 import type { UidMapper } from './uids.js';
 
 /**
  * The per-element decision of the profile: called by rewriteDicom for every element at
  * every depth (items' elements too). Pure except for what it records in `notes`.
  */
-export interface VisitorInput {
+/** What the visitor needs that is the same for every file of a run: compiled once. */
+export interface CompiledRules {
   rules: ProjectRules;
   table: ProfileTable;
+  keep: ReadonlySet<number>;
+  remove: ReadonlySet<number>;
+  rewrites: ReadonlyMap<number, RewriteRule[]>;
+  safePrivate: ProjectRules['keepPrivate'];
+  overlayRule: TableRule | undefined;
+  /** Table rows by tag (null: not listed), and the action code of each row under the options. */
+  ruleCache: Map<number, TableRule | null>;
+  codeCache: Map<TableRule, ActionCode>;
+}
+
+export function compileRules(rules: ProjectRules, table: ProfileTable): CompiledRules {
+  const rewrites = new Map<number, RewriteRule[]>();
+  for (const r of rules.rewrite) rewrites.set(r.tag, [...(rewrites.get(r.tag) ?? []), r]);
+  return {
+    rules,
+    table,
+    keep: new Set(rules.keep),
+    remove: new Set(rules.remove),
+    rewrites,
+    safePrivate: rules.options.has('retainSafePrivate') ? rules.keepPrivate : [],
+    overlayRule: table.byTag.get(OVERLAY_DATA_RULE_TAG) ?? table.ranges.find((r) => r.keyword === 'OverlayData'),
+    ruleCache: new Map(),
+    codeCache: new Map(),
+  };
+}
+
+/** What changes from file to file. */
+export interface VisitorInput {
   uids: UidMapper | undefined;
   /** Days to shift DA/DT by (modified-dates option), undefined otherwise. */
   dateOffset: number | undefined;
@@ -46,14 +75,26 @@ function hex(tag: number): string {
   return `(${(tag >>> 16).toString(16).padStart(4, '0')},${(tag & 0xffff).toString(16).padStart(4, '0')})`.toUpperCase();
 }
 
-export function createVisitor(input: VisitorInput, notes: VisitNotes): (ctx: ElementContext) => EditDecision | Promise<EditDecision> {
-  const { rules, table } = input;
-  const keep = new Set(rules.keep);
-  const remove = new Set(rules.remove);
-  const rewrites = new Map<number, RewriteRule[]>();
-  for (const r of rules.rewrite) rewrites.set(r.tag, [...(rewrites.get(r.tag) ?? []), r]);
-  const safePrivate = rules.options.has('retainSafePrivate') ? rules.keepPrivate : [];
-  const overlayRule = table.byTag.get(OVERLAY_DATA_RULE_TAG) ?? table.ranges.find((r) => r.keyword === 'OverlayData');
+export function createVisitor(c: CompiledRules, input: VisitorInput, notes: VisitNotes): (ctx: ElementContext) => EditDecision | Promise<EditDecision> {
+  const { rules, table, keep, remove, rewrites, safePrivate, overlayRule } = c;
+
+  /** The table row of a tag (memoised: the same few hundred tags come in every file). */
+  const ruleOf = (tag: number, vr: string): TableRule | undefined => {
+    let r = c.ruleCache.get(tag);
+    if (r === undefined) {
+      r = ruleForTag(table, tag) ?? null;
+      c.ruleCache.set(tag, r);
+    }
+    return r ?? unlistedRule(vr);
+  };
+  const codeOf = (rule: TableRule): ActionCode => {
+    let code = c.codeCache.get(rule);
+    if (code === undefined) {
+      code = resolveActionCode(rule, rules.options);
+      c.codeCache.set(rule, code);
+    }
+    return code;
+  };
 
   const note = (ctx: ElementContext, op: Operation | 'set' | 'private'): void => {
     if (ctx.depth === 0) notes.topLevel.set(ctx.tag, op);
@@ -184,12 +225,12 @@ export function createVisitor(input: VisitorInput, notes: VisitNotes): (ctx: Ele
     if (group >= 0x6000 && group <= 0x60ff && overlayRule) {
       return operationDecision(ctx, vr, operationFor(overlayRule.basic, vr, false), overlayRule);
     }
-    const rule = standardRule(table, tag, vr);
+    const rule = ruleOf(tag, vr);
     if (!rule) {
       note(ctx, vr === 'SQ' ? 'recurse' : 'keep');
       return vr === 'SQ' ? KEEP : keepValue(ctx, vr);
     }
-    const code = resolveActionCode(rule, rules.options);
+    const code = codeOf(rule);
     return operationDecision(ctx, vr, operationFor(code, vr, ctx.element.length === 0), rule);
   };
 }

@@ -1,0 +1,108 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { type AnonymizeResult, type Anonymizer, type AnonymizerOptions, createAnonymizer } from './anonymizer.js';
+import { SeriesClassLookup } from './burned-in.js';
+import type { ProjectRules } from './project.js';
+import type { PseudonymTableEntry } from './pseudonyms.js';
+
+/**
+ * Anonymizing on every core: the calling thread plus N-1 worker threads, each with its own
+ * anonymizer built from the same rules and secret (pseudonyms are keyed, not stateful, so
+ * they need not agree on anything). The calling thread takes its share of the files: it
+ * has little else to do, and every extra thread costs a V8 heap (tens of MB). The pool
+ * has the anonymizer's interface; with one thread it is the anonymizer.
+ */
+export interface PoolConfig {
+  rules: ProjectRules;
+  secret?: Uint8Array;
+  pseudonymTable?: Map<string, PseudonymTableEntry>;
+  quarantineDir?: string;
+  site?: string;
+  fsync?: boolean;
+  version?: string;
+}
+
+export interface AnonymizerPool extends Anonymizer {
+  readonly threads: number;
+  close(): Promise<void>;
+}
+
+/** What a worker is given (structured-cloned: Sets, Maps and RegExps survive). */
+export type WorkerInit = PoolConfig;
+
+interface Pending {
+  resolve: (r: AnonymizeResult) => void;
+  reject: (e: Error) => void;
+}
+
+export function anonymizerOptions(c: PoolConfig): AnonymizerOptions {
+  return {
+    secret: c.secret,
+    pseudonymTable: c.pseudonymTable,
+    quarantineDir: c.quarantineDir,
+    seriesClasses: c.site ? new SeriesClassLookup(c.site) : undefined,
+    fsync: c.fsync,
+    version: c.version,
+  };
+}
+
+export function defaultThreads(): number {
+  return Math.max(1, Math.min(availableParallelism(), 16));
+}
+
+export function createAnonymizerPool(config: PoolConfig, threads = defaultThreads()): AnonymizerPool {
+  // Built here too, in the calling thread: it validates the configuration (a missing secret
+  // is an error now, not once per file in each worker) and serves the one-thread case.
+  const local = createAnonymizer(config.rules, anonymizerOptions(config));
+  if (threads <= 1) return { ...local, rules: config.rules, threads: 1, close: async () => {} };
+
+  const workers: Array<{ worker: Worker; busy: number; pending: Map<number, Pending> }> = [];
+  let nextId = 1;
+  let failure: Error | undefined;
+  let localBusy = 0;
+  const url = new URL('./worker.js', import.meta.url);
+  for (let k = 0; k < threads - 1; k++) {
+    const worker = new Worker(url, { workerData: config satisfies WorkerInit });
+    const slot = { worker, busy: 0, pending: new Map<number, Pending>() };
+    worker.on('message', (m: { id: number; result?: AnonymizeResult; error?: string }) => {
+      const p = slot.pending.get(m.id);
+      if (!p) return;
+      slot.pending.delete(m.id);
+      slot.busy--;
+      if (m.error !== undefined) p.reject(new Error(m.error));
+      else p.resolve(m.result!);
+    });
+    const fail = (err: Error): void => {
+      failure = err;
+      for (const p of slot.pending.values()) p.reject(err);
+      slot.pending.clear();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => {
+      if (code !== 0) fail(new Error(`anonymizer worker exited with code ${code}`));
+    });
+    workers.push(slot);
+  }
+  return {
+    rules: config.rules,
+    threads,
+    anonymizeFile(input: string, outDir: string): Promise<AnonymizeResult> {
+      if (failure) return Promise.reject(failure);
+      const slot = workers.reduce((a, b) => (b.busy < a.busy ? b : a));
+      // The calling thread also posts messages and writes events: give it a little less.
+      if (localBusy + 1 < slot.busy) {
+        localBusy++;
+        return local.anonymizeFile(input, outDir).finally(() => localBusy--);
+      }
+      const id = nextId++;
+      slot.busy++;
+      return new Promise<AnonymizeResult>((resolve, reject) => {
+        slot.pending.set(id, { resolve, reject });
+        slot.worker.postMessage({ id, input, outDir });
+      });
+    },
+    async close(): Promise<void> {
+      await Promise.all(workers.map((w) => w.worker.terminate()));
+    },
+  };
+}

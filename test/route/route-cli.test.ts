@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RequestStore, requestId, type TransferResult } from '../../src/lib/transfer/requests.js';
 import { siteLayout } from '../../src/lib/site/index.js';
-import { parseEvents, runTool } from '../helpers/cli.js';
+import { parseEvents, ROOT, runTool } from '../helpers/cli.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import { writeStudy, type FixtureStudy } from './fixtures.js';
 
@@ -114,6 +114,21 @@ describe('fiona-route', () => {
     const u = await route(['--check']);
     expect(u.exitCode).toBe(2);
     expect(u.stderr).toContain('routes[0] (typo): unknown project "PP"');
+  });
+
+  it('checks the shipped examples/routes.json', async () => {
+    const r = await runTool('fiona-route', ['--routes', join(ROOT, 'examples', 'routes.json'), '--check']);
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    expect(r.stderr).toContain('3 routes, 1 coupling entries, 3 projects');
+  });
+
+  it('takes study manifests as arguments (fiona-detect-study --exec)', async () => {
+    await complete({ uid: '1.2.840.6', called: 'NORTEST', patientId: 'NT0006', series: [{ uid: '1.2.840.6.1' }] });
+    const r = await route([join(siteDir, 'studies', '1.2.840.6.json')]);
+    expect(parseEvents(r.stdout)).toMatchObject([{ event: 'transfer-request', study: '1.2.840.6', pseudonym: 'NT0006' }]);
+    const bad = await route(['/etc/passwd']);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toMatch(/\/etc\/passwd: neither a StudyInstanceUID nor a manifest/);
   });
 
   it('--dry-run writes nothing; a missing study fails with exit 1', async () => {

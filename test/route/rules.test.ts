@@ -103,6 +103,11 @@ describe('rules validation', () => {
       await expect(new FileRulesSource(file).load()).rejects.toThrow(`${file}: projects[0] (P1): rules file not found`);
       await writeFile(file, '{"routes": [');
       await expect(new FileRulesSource(file).load()).rejects.toThrow(/not valid JSON/);
+      // A misspelt key would drop a condition silently: refused, naming the entry and the key.
+      await writeFile(file, JSON.stringify({ projects: { P1: { destination: DEST } }, routes: [{ name: 'typo', project: 'P1', patientId: 'A', sendingAET: 'MRI1' }] }));
+      await expect(new FileRulesSource(file).load()).rejects.toThrow(/routes\[0\] \(typo\): unknown key "sendingAET"/);
+      await writeFile(file, JSON.stringify({ projects: { P1: { destination: DEST, feature: ['x'] } } }));
+      await expect(new FileRulesSource(file).load()).rejects.toThrow(/projects\.P1: unknown key "feature"/);
     } finally {
       await cleanup();
     }

@@ -21,11 +21,39 @@ function isObject(v: unknown): v is Raw {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/**
+ * Keys a local rules file may use (fiona's names and FIONA's REDCap names). A misspelt key
+ * would silently drop a condition and route more studies than meant, so unknown keys are
+ * refused here. REDCap exports carry many other fields and are not checked this way.
+ */
+const COMMENT = ['$comment', '$schema'];
+const KNOWN: Record<string, string[]> = {
+  routes: ['name', 'record_id', 'active', 'routing_active', 'project', 'routing_dest_project', 'incomingAet', 'routing_incoming_aetitle',
+    'sendingAet', 'routing_sending_aetitle', 'patientId', 'routing_allowed_patientid', 'patientName', 'routing_allowed_patientname',
+    'event', 'routing_event_name'],
+  coupling: ['name', 'record_id', 'accessionNumber', 'cl_accessionnumber', 'studyInstanceUid', 'cl_studyinstanceuid', 'project', 'cl_projectname',
+    'subject', 'cl_subjectid', 'event', 'cl_eventname', 'date', 'cl_date'],
+  projects: ['name', 'record_id', 'project_name', 'active', 'project_active', 'destination', 'project_destination', 'rules', 'project_rules',
+    'features', 'project_features___0', 'project_features___2', 'project_features___3', 'autoId', 'project_use_autoid',
+    'project_patient_naming', 'project_autoid_aetitle', 'institution', 'identity', 'knownHosts'],
+  top: ['routes', 'coupling', 'projects', 'couplingExpiryDays', 'defaultDestination'],
+};
+
+function checkKeys(what: string, entry: string, o: Raw): void {
+  const known = KNOWN[what]!;
+  for (const k of Object.keys(o)) {
+    if (!known.includes(k) && !COMMENT.includes(k)) {
+      throw new RulesError(entry, `unknown key ${JSON.stringify(k)} (known: ${known.filter((x) => !/^(routing_|cl_|project_|record_id)/.test(x)).join(', ')}, or FIONA's field names)`);
+    }
+  }
+}
+
 function entries(what: string, v: unknown): Raw[] {
   if (v === undefined || v === null) return [];
   if (!Array.isArray(v)) throw new RulesError(what, 'must be a list');
   v.forEach((e, i) => {
     if (!isObject(e)) throw new RulesError(`${what}[${i}]`, 'must be an object');
+    checkKeys(what, `${what}[${i}]${typeof e.name === 'string' ? ` (${e.name})` : ''}`, e);
   });
   return v as Raw[];
 }
@@ -35,6 +63,7 @@ function projectEntries(v: unknown): Raw[] {
   if (isObject(v)) {
     return Object.entries(v).map(([name, p]) => {
       if (!isObject(p)) throw new RulesError(`projects.${name}`, 'must be an object');
+      checkKeys('projects', `projects.${name}`, p);
       return { name, ...p };
     });
   }
@@ -43,6 +72,7 @@ function projectEntries(v: unknown): Raw[] {
 
 export function rawRulesFromJson(v: unknown): RawRules {
   if (!isObject(v)) throw new RulesError('(top level)', 'the routes file must be a JSON object');
+  checkKeys('top', '(top level)', v);
   return {
     routes: entries('routes', v.routes),
     coupling: entries('coupling', v.coupling),

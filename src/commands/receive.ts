@@ -110,6 +110,23 @@ export async function main(argv: string[]): Promise<number> {
     }
   };
 
+  // Signals are caught from here on, before the port opens: a SIGTERM that comes while the
+  // receiver starts must still end in an orderly stop, never in Node's default exit.
+  let signalled: NodeJS.Signals | undefined;
+  let onSecondSignal: (() => void) | undefined;
+  let wake: (() => void) | undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (signalled) {
+      log.warn(`${signal} again: aborting what is in flight`);
+      onSecondSignal?.();
+      return;
+    }
+    signalled = signal;
+    wake?.();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
   const receiver = await startReceiver({
     site,
     port: o.port ?? config.port,
@@ -121,26 +138,16 @@ export async function main(argv: string[]): Promise<number> {
     idleTimeoutMs,
     onEvent,
   });
+  onSecondSignal = () => receiver.forceStop();
   log.info(`listening on port ${receiver.port} as ${aet}, site ${receiver.layout.root}`);
 
-  await new Promise<void>((resolve) => {
-    let stopping = false;
-    const onSignal = (signal: NodeJS.Signals): void => {
-      if (stopping) {
-        log.warn(`${signal} again: aborting what is in flight`);
-        receiver.forceStop();
-        return;
-      }
-      stopping = true;
-      log.info(`${signal}: finishing instances in flight, then stopping`);
-      receiver.stop(graceMs).then(resolve, (err: unknown) => {
-        log.error(`while stopping: ${errorMessage(err)}`);
-        resolve();
-      });
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  });
+  if (!signalled) await new Promise<void>((resolve) => (wake = resolve));
+  log.info(`${String(signalled)}: finishing instances in flight, then stopping`);
+  try {
+    await receiver.stop(graceMs);
+  } catch (err) {
+    log.error(`while stopping: ${errorMessage(err)}`);
+  }
 
   if (fifo) {
     if (fifo.dropped > 0) log.warn(`${fifo.dropped} pipe lines were dropped (no reader kept up with ${o.pipe})`);

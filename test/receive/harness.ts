@@ -22,8 +22,14 @@ export interface RunningReceiver {
   proc: ResultPromise;
 }
 
-export async function startReceive(site: string, args: string[] = [], env: Record<string, string> = {}): Promise<RunningReceiver> {
-  const proc = execa(binPath('fiona-receive'), ['--site', site, '--port', '0', '--host', '127.0.0.1', ...args], {
+/**
+ * Start bin/fiona-receive. `wrap` runs it through another program first, e.g.
+ * ['unshare', '-rm', 'sh', '-c', 'mount ... && exec "$0" "$@"'] (the receiver keeps the pid).
+ */
+export async function startReceive(site: string, args: string[] = [], env: Record<string, string> = {}, wrap: string[] = []): Promise<RunningReceiver> {
+  const argv = [binPath('fiona-receive'), '--site', site, '--port', '0', '--host', '127.0.0.1', ...args];
+  const [file, ...rest] = [...wrap, ...argv] as [string, ...string[]];
+  const proc = execa(file, rest, {
     reject: false,
     env: { NO_COLOR: '1', ...env },
     stdin: 'ignore',

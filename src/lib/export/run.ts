@@ -1,0 +1,226 @@
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { readHeader } from '../dicom/index.js';
+import { collectIdentifiers } from '../deid/identifiers.js';
+import { buildArchive, type PublishedArchive } from './archive.js';
+import type { DeidContext } from './deid.js';
+import { seriesPath, type LayoutValues } from './layout.js';
+import { manifestText } from './manifest.js';
+import { StageTimer, type StageTimes } from './measurements.js';
+import { checkSidecars, convertSeries, NiftiError, type NiftiSeriesResult } from './nifti.js';
+import { collectInputs, describeSource, SourceError, type ExportSource } from './source.js';
+import type { EntryRecord } from './zip/index.js';
+
+/**
+ * One export, start to end, in a private temp folder that is removed whatever happens:
+ *   source (site, folder or PACS pull) -> de-identification (fiona-anonymize's library)
+ *   -> FIONA's readable layout -> optional NIfTI (dcm2niix) -> fiona.txt -> ZIP (verified,
+ *   published atomically, with its .md5).
+ * Nothing identifying reaches the archive name, the layout or the manifest: they are built
+ * from the de-identified files.
+ */
+export interface ExportRequest {
+  project: string;
+  studyUid?: string;
+  exportType: string;
+  event?: string;
+  nifti: boolean;
+  source: ExportSource;
+  deid: DeidContext;
+  outDir: string;
+  /** Archive file name without .zip. */
+  name: string;
+  level: number;
+  password?: Buffer;
+  /** The job's own temp folder (created, and removed at the end). */
+  workDir: string;
+  fionaVersion: string;
+  dcm2niix?: string;
+  /** Anonymization in parallel (files at once). */
+  concurrency?: number;
+  onProgress?: (stage: string, done: number, total?: number) => void;
+  onEntry?: (e: EntryRecord) => void;
+}
+
+export interface ExportOutcome {
+  archive: PublishedArchive;
+  series: Array<{ folder: string; instances: number }>;
+  instances: number;
+  notReleased: Array<{ reason: string; count: number }>;
+  nifti?: NiftiSeriesResult[];
+  stages: StageTimes;
+  seconds: number;
+}
+
+/** Why an export failed; `permanent` says whether trying again can help. */
+export class ExportError extends Error {
+  constructor(message: string, readonly permanent: boolean, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ExportError';
+  }
+}
+
+/** A file-system error in words a sysadmin acts on (ENOSPC: the disk is full). */
+export function describeFsError(err: unknown): string | undefined {
+  const e = err as NodeJS.ErrnoException & { cause?: unknown };
+  const code = e?.code ?? (e?.cause as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOSPC') return 'disk full (ENOSPC)';
+  if (code === 'EDQUOT') return 'disk quota exceeded (EDQUOT)';
+  if (code === 'EACCES' || code === 'EPERM') return `permission denied (${code})`;
+  if (code === 'EROFS') return 'read-only file system (EROFS)';
+  return undefined;
+}
+
+async function pool<T>(items: T[], limit: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      await fn(items[i]!, i);
+    }
+  });
+  await Promise.all(workers);
+}
+
+function countReasons(reasons: string[]): Array<{ reason: string; count: number }> {
+  const m = new Map<string, number>();
+  for (const r of reasons) m.set(r, (m.get(r) ?? 0) + 1);
+  return [...m].map(([reason, count]) => ({ reason, count }));
+}
+
+export async function runExport(req: ExportRequest): Promise<ExportOutcome> {
+  const timer = new StageTimer();
+  await rm(req.workDir, { recursive: true, force: true });
+  await mkdir(req.workDir, { recursive: true, mode: 0o700 });
+  const pulled = join(req.workDir, 'pulled');
+  const anonDir = join(req.workDir, 'anonymized');
+  const stage = join(req.workDir, 'stage');
+  try {
+    const inputs = await timer.time('source', () => collectInputs(req.source, req.studyUid, pulled));
+    req.onProgress?.('source', inputs.length, inputs.length);
+
+    // De-identification: the library writes each instance under a temp name and publishes it
+    // only when complete and leak-checked; refused instances are counted, not dropped silently.
+    const released: string[] = [];
+    const refused: string[] = [];
+    const originals = new Set<string>();
+    let done = 0;
+    await timer.time('anonymize', () =>
+      pool(inputs, req.concurrency ?? 2, async (input) => {
+        if (req.nifti) {
+          // The sidecar check needs the values that must not appear; read before rewriting.
+          const h = await readHeader(input).catch(() => undefined);
+          if (h) for (const id of collectIdentifiers(h)) originals.add(id.value);
+        }
+        const r = await req.deid.anonymizer.anonymizeFile(input, anonDir);
+        if (r.status === 'anonymized') released.push(r.path);
+        else refused.push(r.reason);
+        req.onProgress?.('anonymize', ++done, inputs.length);
+      }),
+    );
+    if (released.length === 0) {
+      throw new ExportError(`no instance could be released (${refused.length} refused: ${countReasons(refused).map((r) => r.reason).join('; ')})`, true);
+    }
+
+    // Layout from the de-identified headers.
+    const series = new Map<string, { folder: string; leaf: string; instances: number; dir: string }>();
+    const retained = new Set<string>();
+    await timer.time('layout', async () => {
+      released.sort();
+      for (const path of released) {
+        const h = await readHeader(path);
+        const v: LayoutValues = {
+          patientId: h.string('PatientID'),
+          studyDate: h.string('StudyDate'),
+          studyTime: h.string('StudyTime'),
+          seriesNumber: h.string('SeriesNumber'),
+          seriesDescription: h.string('SeriesDescription'),
+          modality: h.string('Modality'),
+        };
+        for (const id of collectIdentifiers(h)) retained.add(id.value);
+        for (const k of ['InstitutionName', 'StationName', 'DeviceSerialNumber', 'PatientSex', 'PatientAge', 'PatientWeight', 'StudyDate', 'SeriesDate', 'AcquisitionDate', 'ContentDate']) {
+          if (h.string(k)) retained.add(`key:${k}`);
+        }
+        const rel = seriesPath(req.project, v, req.event);
+        const key = `${rel}\0${dirname(path)}`;
+        let s = series.get(key);
+        if (!s) {
+          // Two series with the same number and description stay apart.
+          let folder = rel;
+          for (let i = 2; [...series.values()].some((x) => x.folder === folder); i++) folder = `${rel}_${i}`;
+          s = { folder, leaf: basename(folder), instances: 0, dir: join(stage, folder) };
+          series.set(key, s);
+          await mkdir(s.dir, { recursive: true });
+        }
+        await rename(path, join(s.dir, basename(path)));
+        s.instances++;
+      }
+    });
+
+    let nifti: NiftiSeriesResult[] | undefined;
+    let removedKeys: string[] = [];
+    if (req.nifti) {
+      nifti = [];
+      const niftiDir = join(stage, 'nifti');
+      await mkdir(niftiDir, { recursive: true });
+      const needles = [...originals].filter((v) => !retained.has(v));
+      const allowed = new Set([...retained].filter((k) => k.startsWith('key:')).map((k) => k.slice(4)));
+      await timer.time('nifti', async () => {
+        let i = 0;
+        for (const s of series.values()) {
+          const r = await convertSeries(s.dir, niftiDir, s.leaf, { dcm2niix: req.dcm2niix });
+          const check = await checkSidecars(niftiDir, r.files, needles, allowed);
+          removedKeys = [...new Set([...removedKeys, ...check.removedKeys])];
+          nifti!.push(r);
+          req.onProgress?.('nifti', ++i, series.size);
+        }
+      });
+    }
+
+    const list = [...series.values()].map((s) => ({ folder: s.folder, instances: s.instances }));
+    const rules = req.deid.rules;
+    await writeFile(
+      join(stage, 'fiona.txt'),
+      manifestText({
+        fionaVersion: req.fionaVersion,
+        time: new Date(),
+        project: req.project,
+        exportType: req.exportType,
+        participant: rules.patientId,
+        event: req.event,
+        profile: rules.profile,
+        options: [...rules.options].sort(),
+        overrides: req.deid.overrides,
+        source: describeSource(req.source),
+        encrypted: req.password !== undefined,
+        level: req.level,
+        series: list,
+        notReleased: countReasons(refused),
+        nifti,
+        niftiRemovedKeys: removedKeys,
+      }),
+    );
+
+    const archive = await timer.time('archive', () =>
+      buildArchive({ stageDir: stage, outDir: req.outDir, name: req.name, level: req.level, password: req.password, onEntry: req.onEntry }),
+    );
+    return {
+      archive,
+      series: list,
+      instances: released.length,
+      notReleased: countReasons(refused),
+      nifti,
+      stages: timer.stages,
+      seconds: timer.total,
+    };
+  } catch (err) {
+    if (err instanceof ExportError) throw err;
+    const fs = describeFsError(err);
+    if (fs) throw new ExportError(`${fs}: ${(err as Error).message}`, false, { cause: err });
+    if (err instanceof SourceError) throw new ExportError(err.message, err.permanent, { cause: err });
+    if (err instanceof NiftiError) throw new ExportError(err.message, true, { cause: err });
+    throw new ExportError((err as Error).message ?? String(err), false, { cause: err });
+  } finally {
+    await rm(req.workDir, { recursive: true, force: true });
+  }
+}

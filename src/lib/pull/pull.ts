@@ -1,0 +1,165 @@
+/**
+ * fiona-pull as a library: find a study on a PACS (C-FIND by Study Instance UID, accession
+ * number or patient ID) and retrieve it into a site, with C-MOVE (the PACS sends to our AE
+ * title, received by fiona-receive's storage SCP on `port`) or C-GET (received on the same
+ * association). Either way each instance goes through fiona-receive's store: streamed to
+ * `.arrived/`, structure checked, placed as archive/<Study>/<Series>/<SOP>.dcm, bytes as the
+ * PACS sent them.
+ */
+import { makeEvent, type BaseEvent } from '../events/index.js';
+import { FIONA_IMPLEMENTATION_CLASS_UID, fionaImplementationVersion } from '../net/dcmjs-dimse.js';
+import type { AssociationTimeouts, DicomPeer } from '../net/scu/association.js';
+import { findSopClasses, findStudies, type StudyMatch, type StudyQuery } from '../net/scu/query.js';
+import { getStudy, moveStudy, type RetrieveCounts } from '../net/scu/retrieve.js';
+import { startReceiver } from '../receive/receiver.js';
+import { SiteStore } from '../receive/site-store.js';
+import { ensureSite } from '../site/layout.js';
+
+export interface PacsAddress {
+  aet: string;
+  host: string;
+  port: number;
+}
+
+export interface PullOptions {
+  pacs: PacsAddress;
+  /** Our AE title (calling; and the C-MOVE destination unless moveDestination is given). */
+  callingAet: string;
+  method: 'move' | 'get';
+  /** The site folder the instances land in. */
+  out: string;
+  /** C-MOVE: the port we receive on; the PACS must know it for our AE title. */
+  port?: number;
+  /** Address to listen on for C-MOVE (default all interfaces). */
+  listenHost?: string;
+  moveDestination?: string;
+  query: StudyQuery;
+  fsync?: boolean;
+  timeouts?: AssociationTimeouts;
+  onEvent?(e: BaseEvent): void;
+}
+
+export interface PulledStudy {
+  study: string;
+  /** What the PACS said the study holds (NumberOfStudyRelatedInstances), when it said. */
+  expected?: number;
+  counts: RetrieveCounts;
+  /** Files placed in the site for this study. */
+  files: string[];
+  /** Instances that arrived but were put in quarantine (reasons). */
+  quarantined: string[];
+}
+
+export interface PullResult {
+  studies: PulledStudy[];
+  completed: number;
+  failed: number;
+  warning: number;
+  files: string[];
+}
+
+/** The study is not on the PACS, or the PACS refused: `permanent` says whether a retry can help. */
+export class PullError extends Error {
+  constructor(message: string, readonly permanent: boolean, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'PullError';
+  }
+}
+
+/** AET@HOST:PORT -> address (host may be a name, an IPv4 or [IPv6]). */
+export function parsePacsAddress(text: string): PacsAddress {
+  const m = /^([^@]{1,16})@(\[[0-9a-fA-F:]+\]|[^:@\s]+):(\d{1,5})$/.exec(text.trim());
+  if (!m) throw new Error(`not AET@HOST:PORT: ${JSON.stringify(text)}`);
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) throw new Error(`port out of range in ${text}`);
+  return { aet: m[1]!, host: m[2]!.replace(/^\[|\]$/g, ''), port };
+}
+
+function describeQuery(q: StudyQuery): string {
+  if (q.studyUid) return `study ${q.studyUid}`;
+  if (q.accession) return 'the accession number given';
+  return 'the patient ID given';
+}
+
+export async function pull(o: PullOptions): Promise<PullResult> {
+  const emit = o.onEvent ?? (() => undefined);
+  const peer: DicomPeer = { host: o.pacs.host, port: o.pacs.port, calledAet: o.pacs.aet, callingAet: o.callingAet };
+  let matches: StudyMatch[];
+  try {
+    matches = await findStudies(peer, o.query, o.timeouts);
+  } catch (err) {
+    throw new PullError(`C-FIND on ${o.pacs.aet}@${o.pacs.host}:${o.pacs.port}: ${(err as Error).message}`, false, { cause: err });
+  }
+  if (matches.length === 0) throw new PullError(`the PACS ${o.pacs.aet} has no ${describeQuery(o.query)}`, true);
+  emit(makeEvent('found', { studies: matches.map((m) => ({ study: m.studyUid, instances: m.instances, series: m.series, modalities: m.modalities })) }));
+
+  const layout = await ensureSite(o.out);
+  const placed = new Map<string, string[]>();
+  const quarantined = new Map<string, string[]>();
+  const onStoreEvent = (e: BaseEvent): void => {
+    if (e.event === 'stored' && typeof e.study === 'string' && typeof e.path === 'string') {
+      placed.set(e.study, [...(placed.get(e.study) ?? []), e.path]);
+    } else if (e.event === 'quarantined') {
+      const key = typeof e.study === 'string' ? e.study : '';
+      quarantined.set(key, [...(quarantined.get(key) ?? []), String(e.reason ?? 'quarantined')]);
+    }
+    emit(e);
+  };
+
+  const studies: PulledStudy[] = [];
+  const retrieveAll = async (retrieve: (uid: string) => Promise<RetrieveCounts>): Promise<void> => {
+    for (const m of matches) {
+      emit(makeEvent('pull-started', { study: m.studyUid, method: o.method, pacs: o.pacs.aet }));
+      let counts: RetrieveCounts;
+      try {
+        counts = await retrieve(m.studyUid);
+      } catch (err) {
+        const kind = (err as { kind?: string }).kind;
+        throw new PullError(`${o.method === 'move' ? 'C-MOVE' : 'C-GET'} of study ${m.studyUid} from ${o.pacs.aet}: ${(err as Error).message}`, kind === 'refused' && /destination unknown/.test((err as Error).message), { cause: err });
+      }
+      const files = placed.get(m.studyUid) ?? [];
+      studies.push({ study: m.studyUid, expected: m.instances, counts, files, quarantined: quarantined.get(m.studyUid) ?? [] });
+      emit(makeEvent('pulled', { study: m.studyUid, method: o.method, completed: counts.completed, failed: counts.failed, warning: counts.warning, stored: files.length, expected: m.instances, status: counts.statusText }));
+    }
+  };
+
+  if (o.method === 'move') {
+    if (o.port === undefined) throw new PullError('C-MOVE needs the port the PACS sends to (--port; the PACS must know our AE title at that port)', true);
+    const destination = o.moveDestination ?? o.callingAet;
+    const receiver = await startReceiver({
+      site: layout.root,
+      port: o.port,
+      host: o.listenHost,
+      aet: destination,
+      maxAssociations: 8,
+      fsync: o.fsync ?? true,
+      idleTimeoutMs: o.timeouts?.idleMs ?? 120_000,
+      onEvent: onStoreEvent,
+    });
+    try {
+      await retrieveAll((uid) => moveStudy(peer, destination, uid, o.timeouts));
+    } finally {
+      await receiver.stop(30_000);
+    }
+  } else {
+    const store = new SiteStore({
+      layout,
+      fsync: o.fsync ?? true,
+      implementationClassUid: FIONA_IMPLEMENTATION_CLASS_UID,
+      implementationVersionName: fionaImplementationVersion(),
+      onEvent: onStoreEvent,
+    });
+    await retrieveAll(async (uid) => {
+      const classes = await findSopClasses(peer, uid, o.timeouts).catch(() => []);
+      return getStudy(peer, uid, classes, store, o.timeouts);
+    });
+  }
+  const sum = (f: (s: PulledStudy) => number): number => studies.reduce((n, s) => n + f(s), 0);
+  return {
+    studies,
+    completed: sum((s) => s.counts.completed),
+    failed: sum((s) => s.counts.failed + s.quarantined.length),
+    warning: sum((s) => s.counts.warning),
+    files: studies.flatMap((s) => s.files),
+  };
+}

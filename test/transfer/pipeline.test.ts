@@ -1,8 +1,8 @@
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { binPath } from '../helpers/cli.js';
+import { binPath, ROOT } from '../helpers/cli.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import { startOrthanc, type Orthanc } from '../peers/orthanc.js';
 import { freePort, waitForPort } from '../peers/ports.js';
@@ -79,5 +79,34 @@ describe('the automatic pipeline: storescu -> receive | classify | detect-study 
     expect(String(r.stdout)).toContain('"event":"transfer-request"');
     expect(t.exitCode, String(t.stderr)).toBe(0);
     expect(String(t.stdout)).toContain('"event":"transferred"');
+  });
+
+  it('examples/pipeline-auto.sh does the same, and stops cleanly on SIGTERM', async () => {
+    for (const id of await pacs.instances()) await pacs.rest('DELETE', `/instances/${id}`);
+    const storescu = requireProgram('storescu', 'dcmtk');
+    const site = join(dir, 'site2');
+    const routes = join(dir, 'routes2.json');
+    await writeFile(routes, JSON.stringify({
+      projects: { NORTEST: { destination: `dicom://RPACS@127.0.0.1:${pacs.dicomPort}?calling=FIONA`, autoId: { pattern: 'NT[0-9]{4}' } } },
+      routes: [{ project: 'NORTEST', sendingAet: 'MRI1' }],
+    }));
+    await synth(join(dir, 'synth2'), ['--seed', 'script', '--series', '2', '--instances', '3', '--rows', '32']);
+    const port = await freePort();
+    const script = execa('bash', [join(ROOT, 'examples', 'pipeline-auto.sh')], {
+      reject: false,
+      env: { PATH: `${join(ROOT, 'bin')}:${process.env.PATH}`, SITE: site, ROUTES: routes, PORT: String(port), QUIET: '1s', NO_COLOR: '1' },
+    });
+    procs.push(script);
+    await waitForPort(port);
+    const sent = await execa(storescu, ['-aet', 'MRI1', '-aec', 'FIONA', '+sd', '+r', '127.0.0.1', String(port), join(dir, 'synth2')], { env: DCMTK_ENV, reject: false });
+    expect(sent.exitCode, String(sent.stderr)).toBe(0);
+    const until = Date.now() + 90_000;
+    while ((await pacs.instances()).length < 6 && Date.now() < until) await new Promise((r) => setTimeout(r, 250));
+    expect(await pacs.instances()).toHaveLength(6);
+    script.kill('SIGTERM');
+    const done = await script;
+    expect(done.exitCode, String(done.stderr)).toBe(0);
+    expect(await readFile(join(site, 'state', 'log', 'transfer.ndjson'), 'utf8')).toContain('"event":"transferred"');
+    expect(await readFile(join(site, 'state', 'log', 'route.ndjson'), 'utf8')).toContain('"event":"transfer-request"');
   });
 });

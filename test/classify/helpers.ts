@@ -39,22 +39,33 @@ export interface Running {
   end(): Promise<void>;
 }
 
-export function startTool(tool: string, args: string[], env: Record<string, string> = {}): Running {
+export function startTool(
+  tool: string,
+  args: string[],
+  env: Record<string, string> = {},
+  onLine?: (line: string) => void,
+): Running {
   const proc = execa(binPath(tool), args, { reject: false, stdin: 'pipe', env: { NO_COLOR: '1', ...env }, buffer: { stdout: false, stderr: true } });
   const events: Array<Record<string, unknown>> = [];
   let err = '';
+  // A test may kill the tool and write on: a broken pipe is expected then, not a failure.
+  proc.stdin?.on('error', () => undefined);
   proc.stderr?.on('data', (d: Buffer) => {
     err += d.toString();
   });
   const rl = createInterface({ input: proc.stdout! });
   rl.on('line', (l) => {
-    if (l.trim()) events.push(JSON.parse(l) as Record<string, unknown>);
+    if (!l.trim()) return;
+    events.push(JSON.parse(l) as Record<string, unknown>);
+    onLine?.(l);
   });
   return {
     proc,
     events,
     stderr: () => err,
-    write: (line) => proc.stdin!.write(`${line}\n`),
+    write: (line) => {
+      if (proc.stdin?.writable) proc.stdin.write(`${line}\n`);
+    },
     async waitFor(pred, timeoutMs = 20_000) {
       const until = Date.now() + timeoutMs;
       while (!pred(events)) {

@@ -19,6 +19,7 @@ import {
   type MarkingInput, PATIENT_IDENTITY_REMOVED, encodeCodeItems, longitudinalValue, methodCodes, methodText,
 } from './marking.js';
 import { maskPixels, pixelGeometry } from './pixels.js';
+import type { ProfileOption } from './options.js';
 import type { ProjectRules } from './project.js';
 import { type Pseudonym, type PseudonymTableEntry, derivePatientPseudonym } from './pseudonyms.js';
 import { type ProfileTable, loadProfileTable } from './table.js';
@@ -126,6 +127,9 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
 
   const mapUid = (uid: string): string => (rules.options.has('retainUIDs') ? uid : uids!.map(uid));
   const compiled = compileRules(rules, table);
+  // A kept or shifted date may equal the birth date by chance (a newborn's study date): the
+  // leak check looks for dates only when the profile removes every real date.
+  const datesAllRemoved = !['retainLongitudinalFullDates', 'retainLongitudinalModifiedDates', 'retainDeviceIdentity'].some((o) => rules.options.has(o as ProfileOption));
 
   /**
    * What is the same for every instance of a patient (and mostly of a study): pseudonym,
@@ -253,6 +257,7 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
     const needles = (): Needle[] => {
       const replaced = ids.filter((id) => {
         const op = notes.topLevel.get(id.tag);
+        if (id.kind === 'date' && !datesAllRemoved) return false;
         return op !== undefined && op !== 'keep' && op !== 'recurse' && op !== 'clean';
       });
       const key = replaced.map((id) => id.tag).join(',');

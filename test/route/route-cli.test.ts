@@ -116,6 +116,31 @@ describe('fiona-route', () => {
     expect(u.stderr).toContain('routes[0] (typo): unknown project "PP"');
   });
 
+  it('concurrent runs queue each key once and agree on automatic IDs', async () => {
+    await writeFile(routes, JSON.stringify({
+      projects: { AUTO: { destination: DEST, autoId: { pattern: 'A[0-9]{5}' } } },
+      routes: [{ project: 'AUTO', incomingAet: 'NORTEST' }],
+    }));
+    for (let i = 1; i <= 4; i++) await complete({ uid: `1.2.840.7.${i}`, called: 'NORTEST', patientId: 'SAME-PATIENT', series: [{ uid: `1.2.840.7.${i}.1` }] });
+    const runs = await Promise.all([1, 2, 3, 4].map(() => route(['--scan'])));
+    const events = runs.flatMap((r) => parseEvents(r.stdout));
+    expect(events.map((e) => e.study).sort()).toEqual(['1.2.840.7.1', '1.2.840.7.2', '1.2.840.7.3', '1.2.840.7.4']);
+    expect(new Set(events.map((e) => e.pseudonym)).size).toBe(1);
+    expect((await readdir(join(siteDir, 'state', 'requests'))).filter((n) => n.endsWith('.json'))).toHaveLength(4);
+  });
+
+  it('takes the site and the rules from the config file (FIONA keys)', async () => {
+    await complete({ uid: '1.2.840.8', called: 'NORTEST', patientId: 'NT0008', series: [{ uid: '1.2.840.8.1' }] });
+    const config = join(dir, 'config.json');
+    await writeFile(config, JSON.stringify({ DATADIR: siteDir, routes }));
+    const r = await runTool('fiona-route', ['--scan'], { env: { FIONA_CONFIG: config } });
+    expect(parseEvents(r.stdout)).toMatchObject([{ study: '1.2.840.8', pseudonym: 'NT0008' }]);
+    await writeFile(config, JSON.stringify({ DATADIR: siteDir, redcap: { url: 'http://127.0.0.1:1/api/' } }));
+    const bad = await runTool('fiona-route', ['--scan'], { env: { FIONA_CONFIG: config } });
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toContain('--redcap needs --token-file');
+  });
+
   it('checks the shipped examples/routes.json', async () => {
     const r = await runTool('fiona-route', ['--routes', join(ROOT, 'examples', 'routes.json'), '--check']);
     expect(r.exitCode, String(r.stderr)).toBe(0);

@@ -159,6 +159,20 @@ describe('fiona-transfer into a real Orthanc', () => {
     expect(t2.exitCode).toBe(0);
   });
 
+  it('overlapping runs (cron) share the queue: every request once, oldest first', async () => {
+    await writeRoutes({});
+    await synth(join(dir, 'synth-many'), ['--seed', 'many', '--patients', '3', '--series', '1', '--instances', '3', '--rows', '32']);
+    const studies = await importStudies(join(dir, 'synth-many'), siteDir, { calling: 'MRI1', called: 'NORTEST' });
+    expect(studies).toHaveLength(3);
+    expect(parseEvents((await route()).stdout)).toHaveLength(3);
+    const runs = await Promise.all([transfer(), transfer(), transfer()]);
+    const done = runs.flatMap((r) => parseEvents(r.stdout)).filter((e) => e.event === 'transferred');
+    expect(done.map((e) => e.study).sort()).toEqual(studies.map((x) => x.uid).sort());
+    for (const r of runs) expect(r.exitCode, String(r.stderr)).toBe(0);
+    expect(await pacs.instances()).toHaveLength(9);
+    expect((await readdir(join(siteDir, 'state', 'requests'))).filter((n) => n.endsWith('.json'))).toEqual([]);
+  });
+
   it('a study removed from the gateway fails at once with the reason (no retries help)', async () => {
     await writeRoutes({});
     const s = await study('gone');

@@ -173,6 +173,18 @@ describe('fiona-transfer into a real Orthanc', () => {
     expect((await readdir(join(siteDir, 'state', 'requests'))).filter((n) => n.endsWith('.json'))).toEqual([]);
   });
 
+  it('a damaged request file is set aside with a clear message, the rest of the queue goes on', async () => {
+    await writeRoutes({});
+    const s = await study('damaged');
+    await route();
+    await writeFile(join(siteDir, 'state', 'requests', '0000aaaa0000aaaa0000aaaa.json'), '{"study": "1.2.3", trunc');
+    const t = await transfer();
+    expect(t.exitCode).toBe(1);
+    expect(t.stderr).toMatch(/0000aaaa0000aaaa0000aaaa\.json cannot be read .*; moved to .*failed\/0000aaaa0000aaaa0000aaaa\.json\.damaged/);
+    expect(parseEvents(t.stdout).filter((e) => e.event === 'transferred')).toMatchObject([{ study: s.uid }]);
+    expect(parseEvents((await transfer()).stdout)).toEqual([]);
+  });
+
   it('a study removed from the gateway fails at once with the reason (no retries help)', async () => {
     await writeRoutes({});
     const s = await study('gone');

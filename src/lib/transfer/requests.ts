@@ -278,6 +278,16 @@ export class RequestStore {
     });
   }
 
+  /** Move a request file that cannot be read out of the queue (kept for a person to look at). */
+  async setAside(id: string): Promise<string> {
+    return this.withQueueLock(async () => {
+      await mkdir(this.failed, { recursive: true });
+      const target = join(this.failed, `${id}.json.damaged`);
+      await rename(this.requestPath(id), target);
+      return target;
+    });
+  }
+
   /** Put failed requests back in the queue (operator's --retry-failed); returns how many. */
   async requeueFailed(ids?: string[]): Promise<number> {
     return this.withQueueLock(async () => {

@@ -117,7 +117,9 @@ export class TransferRunner {
       try {
         request = await this.store.readRequest(id);
       } catch (err) {
-        return { id, status: 'failed', reason: `the request file ${this.store.requestPath(id)} cannot be read: ${errorMessage(err)}` };
+        // A damaged request would fail every run: set it aside, with the reason in the message.
+        const aside = await this.store.setAside(id).catch(() => undefined);
+        return { id, status: 'failed', reason: `the request file ${this.store.requestPath(id)} cannot be read (${errorMessage(err)})${aside ? `; moved to ${aside}` : ''}` };
       }
       if (!request) return { id, status: 'skipped', reason: 'no longer queued' };
       return await this.attempt(request);

@@ -17,6 +17,7 @@ const DIST = join(ROOT, 'dist/lib/dicom/index.js');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const FILES = Number(process.env.BENCH_FILES ?? 1000);
 const PY = '/usr/bin/python3';
+const PARTS = (process.env.BENCH_PARTS ?? 'read,edit,big').split(',');
 
 function listFiles(dir) {
   const out = [];
@@ -54,141 +55,166 @@ try {
   const mb = files.reduce((n, f) => n + statSync(f).size, 0) / 1e6;
   console.log(`data: ${files.length} files, ${mb.toFixed(0)} MB (fiona-synth, 256x256 MR)`);
 
-  // ---- 1. header reading ----
-  const fionaRead = `
-    import { readHeader, lookupKeyword } from ${JSON.stringify(DIST)};
-    import { readFileSync } from 'node:fs';
-    const files = readFileSync(process.argv[1], 'utf8').split('\\n');
-    lookupKeyword('PatientID'); // load the dictionary, as pydicom's import does
-    const t = performance.now();
-    let n = 0;
-    for (const f of files) {
-      const h = await readHeader(f);
-      if (h.string('StudyInstanceUID') && h.string('SeriesInstanceUID') && h.string('SOPInstanceUID') && h.string('PatientID')) n++;
+  if (PARTS.includes('read')) {
+    // ---- 1. header reading ----
+    const fionaRead = `
+      import { readHeader, lookupKeyword } from ${JSON.stringify(DIST)};
+      import { readFileSync } from 'node:fs';
+      const files = readFileSync(process.argv[1], 'utf8').split('\\n');
+      lookupKeyword('PatientID'); // load the dictionary, as pydicom's import does
+      const t = performance.now();
+      let n = 0;
+      for (const f of files) {
+        const h = await readHeader(f);
+        if (h.string('StudyInstanceUID') && h.string('SeriesInstanceUID') && h.string('SOPInstanceUID') && h.string('PatientID')) n++;
+      }
+      console.log(JSON.stringify({ ms: performance.now() - t, n }));`;
+    const pyRead = `
+  import sys, time, json, pydicom
+  files = open(sys.argv[1]).read().split('\\n')
+  t = time.perf_counter()
+  n = 0
+  for f in files:
+      d = pydicom.dcmread(f, stop_before_pixels=True)
+      if d.StudyInstanceUID and d.SeriesInstanceUID and d.SOPInstanceUID and d.PatientID: n += 1
+  print(json.dumps({"ms": (time.perf_counter() - t) * 1000, "n": n}))`;
+    const fr = [];
+    const pr = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      const a = JSON.parse(run(process.execPath, ['--input-type=module', '-e', fionaRead, listFile]));
+      const b = JSON.parse(run(PY, ['-c', pyRead, listFile]));
+      if (a.n !== files.length || b.n !== files.length) throw new Error(`read counts differ: fiona ${a.n}, pydicom ${b.n}`);
+      fr.push(a.ms);
+      pr.push(b.ms);
     }
-    console.log(JSON.stringify({ ms: performance.now() - t, n }));`;
-  const pyRead = `
-import sys, time, json, pydicom
-files = open(sys.argv[1]).read().split('\\n')
-t = time.perf_counter()
-n = 0
-for f in files:
-    d = pydicom.dcmread(f, stop_before_pixels=True)
-    if d.StudyInstanceUID and d.SeriesInstanceUID and d.SOPInstanceUID and d.PatientID: n += 1
-print(json.dumps({"ms": (time.perf_counter() - t) * 1000, "n": n}))`;
-  const fr = [];
-  const pr = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    const a = JSON.parse(run(process.execPath, ['--input-type=module', '-e', fionaRead, listFile]));
-    const b = JSON.parse(run(PY, ['-c', pyRead, listFile]));
-    if (a.n !== files.length || b.n !== files.length) throw new Error(`read counts differ: fiona ${a.n}, pydicom ${b.n}`);
-    fr.push(a.ms);
-    pr.push(b.ms);
+    const fRate = files.length / (best(fr) / 1000);
+    const pRate = files.length / (best(pr) / 1000);
+    console.log(`header read  fiona readHeader:            ${fRate.toFixed(0)} files/s`);
+    console.log(`header read  pydicom stop_before_pixels:  ${pRate.toFixed(0)} files/s`);
+    console.log(`RATIO header read vs pydicom: ${(fRate / pRate).toFixed(2)}x (bar 3x)`);
   }
-  const fRate = files.length / (best(fr) / 1000);
-  const pRate = files.length / (best(pr) / 1000);
-  console.log(`header read  fiona readHeader:            ${fRate.toFixed(0)} files/s`);
-  console.log(`header read  pydicom stop_before_pixels:  ${pRate.toFixed(0)} files/s`);
-  console.log(`RATIO header read vs pydicom: ${(fRate / pRate).toFixed(2)}x (bar 3x)`);
 
-  // ---- 2. 5-element edit of every file ----
-  const edits = [
-    ['0010,0010', 'Anonymous^Patient'],
-    ['0010,0020', 'PSEUDO-0001'],
-    ['0010,0030', '19000101'],
-    ['0008,0050', 'ACC0001'],
-  ];
-  const removeTag = '0010,1040'; // PatientAddress
-  // fiona writes each edited file into an output folder (temp name, rename), as
-  // fiona-anonymize does and as gdcmanon -o does; dcmodify can only edit in place.
-  const fionaEdit = (fsync) => `
-    import { rewriteDicom, lookupKeyword } from ${JSON.stringify(DIST)};
-    import { readFileSync } from 'node:fs';
-    const files = readFileSync(process.argv[1], 'utf8').split('\\n');
-    const out = process.argv[2];
-    const set = ${JSON.stringify(edits)}.map(([t, v]) => ({ tag: parseInt(t.replace(',', ''), 16), value: v }));
-    lookupKeyword('PatientID');
-    const t = performance.now();
-    let i = 0;
-    for (const f of files) await rewriteDicom(f, out + '/' + (i++) + '.dcm', { set, fsync: ${fsync}, visit: (c) => (c.tag === 0x00101040 ? { op: 'remove' } : undefined) });
-    console.log(JSON.stringify({ ms: performance.now() - t }));`;
-  const copyData = (name) => {
-    const d = join(work, name);
-    rmSync(d, { recursive: true, force: true });
-    cpSync(data, d, { recursive: true });
-    return d;
-  };
-  const timed = (fn) => {
-    const t = performance.now();
-    fn();
-    return performance.now() - t;
-  };
-  const res = { fiona: [], fionaNoSync: [], dcmodify: [], gdcmanon: [] };
-  for (let r = 0; r < ROUNDS; r++) {
-    for (const [key, fsync] of [['fiona', true], ['fionaNoSync', false]]) {
+  if (PARTS.includes('edit')) {
+    // ---- 2. 5-element edit of every file ----
+    const edits = [
+      ['0010,0010', 'Anonymous^Patient'],
+      ['0010,0020', 'PSEUDO-0001'],
+      ['0010,0030', '19000101'],
+      ['0008,0050', 'ACC0001'],
+    ];
+    const removeTag = '0010,1040'; // PatientAddress
+    // fiona writes each edited file into an output folder (temp name, rename), as
+    // fiona-anonymize does and as gdcmanon -o does; dcmodify can only edit in place.
+    const fionaEdit = (fsync) => `
+      import { rewriteDicom, lookupKeyword } from ${JSON.stringify(DIST)};
+      import { readFileSync } from 'node:fs';
+      const files = readFileSync(process.argv[1], 'utf8').split('\\n');
+      const out = process.argv[2];
+      const set = ${JSON.stringify(edits)}.map(([t, v]) => ({ tag: parseInt(t.replace(',', ''), 16), value: v }));
+      lookupKeyword('PatientID');
+      const t = performance.now();
+      let i = 0;
+      for (const f of files) await rewriteDicom(f, out + '/' + (i++) + '.dcm', { set, fsync: ${fsync}, visit: (c) => (c.tag === 0x00101040 ? { op: 'remove' } : undefined) });
+      console.log(JSON.stringify({ ms: performance.now() - t }));`;
+    const copyData = (name) => {
+      const d = join(work, name);
+      rmSync(d, { recursive: true, force: true });
+      cpSync(data, d, { recursive: true });
+      return d;
+    };
+    const timed = (fn) => {
+      const t = performance.now();
+      fn();
+      return performance.now() - t;
+    };
+    const res = { fiona: [], fionaNoSync: [], dcmodify: [], gdcmanon: [] };
+    // Each tool starts with no dirty pages of another tool's writes pending (sync first), and
+    // the order rotates per round, so no tool keeps paying for the one before it.
+    const tools = {
+      fiona: () => editFiona('fiona', true),
+      fionaNoSync: () => editFiona('fionaNoSync', false),
+      dcmodify: () => {
+        const d = copyData('edit-dcmodify');
+        const targets = listFiles(d).slice(0, FILES);
+        const dArgs = ['-nb', '-q', ...edits.flatMap(([t, v]) => ['-m', `(${t})=${v}`]), '-e', `(${removeTag})`, ...targets];
+        spawnSync('sync');
+        return timed(() => run('dcmodify', dArgs));
+      },
+      gdcmanon: () => {
+        const d = copyData('edit-gdcm-in');
+        const outDir = join(work, 'edit-gdcm-out');
+        rmSync(outDir, { recursive: true, force: true });
+        const gArgs = ['--dumb', ...edits.flatMap(([t, v]) => ['--replace', `${t}=${v}`]), '--remove', removeTag, '-r', '-i', d, '-o', outDir];
+        spawnSync('sync');
+        return timed(() => run('gdcmanon', gArgs));
+      },
+    };
+    function editFiona(key, fsync) {
       const o = join(work, key === 'fiona' ? 'edit-fiona' : 'edit-fiona-nosync');
       rmSync(o, { recursive: true, force: true });
       mkdirSync(o);
-      res[key].push(JSON.parse(run(process.execPath, ['--input-type=module', '-e', fionaEdit(fsync), listFile, o])).ms);
+      spawnSync('sync');
+      return JSON.parse(run(process.execPath, ['--input-type=module', '-e', fionaEdit(fsync), listFile, o])).ms;
     }
-    let d = copyData('edit-dcmodify');
-    const targets = listFiles(d).slice(0, FILES);
-    const dArgs = ['-nb', '-q', ...edits.flatMap(([t, v]) => ['-m', `(${t})=${v}`]), '-e', `(${removeTag})`, ...targets];
-    res.dcmodify.push(timed(() => run('dcmodify', dArgs)));
-    d = copyData('edit-gdcm-in');
-    const outDir = join(work, 'edit-gdcm-out');
-    rmSync(outDir, { recursive: true, force: true });
-    const gArgs = ['--dumb', ...edits.flatMap(([t, v]) => ['--replace', `${t}=${v}`]), '--remove', removeTag, '-r', '-i', d, '-o', outDir];
-    res.gdcmanon.push(timed(() => run('gdcmanon', gArgs)));
+    const order = Object.keys(tools);
+    for (let r = 0; r < ROUNDS; r++) {
+      for (let k = 0; k < order.length; k++) {
+        const key = order[(k + r) % order.length];
+        res[key].push(tools[key]());
+      }
+    }
+    // Check that every tool did the edit (on the last round's outputs).
+    const check = (f) => run('dcmdump', ['+P', '0010,0010', '+P', '0010,1040', f]).trim();
+    for (const d of ['edit-fiona', 'edit-dcmodify', 'edit-gdcm-out']) {
+      const f = listFiles(join(work, d))[0];
+      const got = check(f);
+      if (!got.includes('Anonymous^Patient') || got.includes('0010,1040')) throw new Error(`${d}: edit not done: ${got}`);
+    }
+    const rate = (xs) => files.length / (best(xs) / 1000);
+    const fE = rate(res.fiona);
+    const fN = rate(res.fionaNoSync);
+    const dE = rate(res.dcmodify);
+    const gE = rate(res.gdcmanon);
+    console.log(`edit x5     fiona rewriteDicom -> out dir (fsync, as shipped): ${fE.toFixed(0)} files/s`);
+    console.log(`edit x5     fiona rewriteDicom -> out dir (no fsync):          ${fN.toFixed(0)} files/s`);
+    console.log(`edit x5     dcmodify -nb in place (one process, no fsync):     ${dE.toFixed(0)} files/s`);
+    console.log(`edit x5     gdcmanon --dumb -> out dir (one process, no fsync): ${gE.toFixed(0)} files/s`);
+    const faster = Math.max(dE, gE);
+    console.log(`RATIO 5-element edit vs faster of dcmodify/gdcmanon (fsync on): ${(fE / faster).toFixed(2)}x (bar 1x)`);
+    console.log(`RATIO 5-element edit vs faster of dcmodify/gdcmanon (like for like, no fsync): ${(fN / faster).toFixed(2)}x (bar 1x)`);
+    for (const d of ['edit-fiona', 'edit-fiona-nosync', 'edit-dcmodify', 'edit-gdcm-in', 'edit-gdcm-out']) rmSync(join(work, d), { recursive: true, force: true });
   }
-  // Check that every tool did the edit (on the last round's outputs).
-  const check = (f) => run('dcmdump', ['+P', '0010,0010', '+P', '0010,1040', f]).trim();
-  for (const d of ['edit-fiona', 'edit-dcmodify', 'edit-gdcm-out']) {
-    const f = listFiles(join(work, d))[0];
-    const got = check(f);
-    if (!got.includes('Anonymous^Patient') || got.includes('0010,1040')) throw new Error(`${d}: edit not done: ${got}`);
-  }
-  const rate = (xs) => files.length / (best(xs) / 1000);
-  const fE = rate(res.fiona);
-  const fN = rate(res.fionaNoSync);
-  const dE = rate(res.dcmodify);
-  const gE = rate(res.gdcmanon);
-  console.log(`edit x5     fiona rewriteDicom -> out dir (fsync, as shipped): ${fE.toFixed(0)} files/s`);
-  console.log(`edit x5     fiona rewriteDicom -> out dir (no fsync):          ${fN.toFixed(0)} files/s`);
-  console.log(`edit x5     dcmodify -nb in place (one process, no fsync):     ${dE.toFixed(0)} files/s`);
-  console.log(`edit x5     gdcmanon --dumb -> out dir (one process, no fsync): ${gE.toFixed(0)} files/s`);
-  const faster = Math.max(dE, gE);
-  console.log(`RATIO 5-element edit vs faster of dcmodify/gdcmanon (fsync on): ${(fE / faster).toFixed(2)}x (bar 1x)`);
-  console.log(`RATIO 5-element edit vs faster of dcmodify/gdcmanon (like for like, no fsync): ${(fN / faster).toFixed(2)}x (bar 1x)`);
-  for (const d of ['edit-fiona', 'edit-fiona-nosync', 'edit-dcmodify', 'edit-gdcm-in', 'edit-gdcm-out']) rmSync(join(work, d), { recursive: true, force: true });
 
-  // ---- 3. peak RSS editing a 2 GB file ----
-  const src = readFileSync(files[0]);
-  const script = `
-    import { parseDicom, rewriteDicom } from ${JSON.stringify(DIST)};
-    const t = performance.now();
-    const r = await rewriteDicom(process.argv[1], process.argv[2], { visit: (c) => c.tag === 0x00100010 ? { op: 'replace', value: 'Big^File' } : undefined });
-    console.log(JSON.stringify({ ...r, ms: performance.now() - t, maxRss: process.resourceUsage().maxRSS * 1024 }));`;
-  const { parseDicom } = await import(DIST);
-  const px = parseDicom(src).element('PixelData');
-  const big = join(work, 'big.dcm');
-  const len = 2 * 1024 * 1024 * 1024 - 4096;
-  const fd = openSync(big, 'w');
-  writeSync(fd, src, 0, px.headerOffset, 0);
-  const hdr = Buffer.alloc(12);
-  hdr.writeUInt16LE(0x7fe0, 0);
-  hdr.writeUInt16LE(0x0010, 2);
-  hdr.write('OW', 4, 'latin1');
-  hdr.writeUInt32LE(len, 8);
-  writeSync(fd, hdr, 0, 12, px.headerOffset);
-  ftruncateSync(fd, px.headerOffset + 12 + len);
-  closeSync(fd);
-  const bigOut = join(work, 'big.out.dcm');
-  const br = JSON.parse(run(process.execPath, ['--input-type=module', '-e', script, big, bigOut]));
-  rmSync(bigOut, { force: true });
-  rmSync(big, { force: true });
-  console.log(`2 GB edit   fiona rewriteDicom: ${(br.bytesOut / 1e9).toFixed(2)} GB in ${(br.ms / 1000).toFixed(1)} s, peak RSS ${(br.maxRss / 1e6).toFixed(0)} MB`);
-  console.log(`RATIO peak RSS 2 GB edit vs bound: ${(br.maxRss / 150e6).toFixed(2)}x of 150 MB (bar < 1x)`);
+  if (PARTS.includes('big')) {
+    // ---- 3. peak RSS editing a 2 GB file ----
+    const src = readFileSync(files[0]);
+    const script = `
+      import { parseDicom, rewriteDicom } from ${JSON.stringify(DIST)};
+      const t = performance.now();
+      const r = await rewriteDicom(process.argv[1], process.argv[2], { visit: (c) => c.tag === 0x00100010 ? { op: 'replace', value: 'Big^File' } : undefined });
+      console.log(JSON.stringify({ ...r, ms: performance.now() - t, maxRss: process.resourceUsage().maxRSS * 1024 }));`;
+    const { parseDicom } = await import(DIST);
+    const px = parseDicom(src).element('PixelData');
+    const big = join(work, 'big.dcm');
+    const len = 2 * 1024 * 1024 * 1024 - 4096;
+    const fd = openSync(big, 'w');
+    writeSync(fd, src, 0, px.headerOffset, 0);
+    const hdr = Buffer.alloc(12);
+    hdr.writeUInt16LE(0x7fe0, 0);
+    hdr.writeUInt16LE(0x0010, 2);
+    hdr.write('OW', 4, 'latin1');
+    hdr.writeUInt32LE(len, 8);
+    writeSync(fd, hdr, 0, 12, px.headerOffset);
+    ftruncateSync(fd, px.headerOffset + 12 + len);
+    closeSync(fd);
+    const bigOut = join(work, 'big.out.dcm');
+    const br = JSON.parse(run(process.execPath, ['--input-type=module', '-e', script, big, bigOut]));
+    rmSync(bigOut, { force: true });
+    rmSync(big, { force: true });
+    console.log(`2 GB edit   fiona rewriteDicom: ${(br.bytesOut / 1e9).toFixed(2)} GB in ${(br.ms / 1000).toFixed(1)} s, peak RSS ${(br.maxRss / 1e6).toFixed(0)} MB`);
+    console.log(`RATIO peak RSS 2 GB edit vs bound: ${(br.maxRss / 150e6).toFixed(2)}x of 150 MB (bar < 1x)`);
+  }
+
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

@@ -1,5 +1,5 @@
 import { pathToFileURL } from 'node:url';
-import { dictEntry, keywordOf } from './dictionary.js';
+import { dictEntry, displayKeywordOf } from './dictionary.js';
 import type { Header } from './header.js';
 import { formatTag, isPrivateCreator, isPrivateTag, tagHex } from './tags.js';
 import { UNDEFINED_LENGTH, type DicomElement } from './types.js';
@@ -33,7 +33,7 @@ function scopeFor(header: Header, list: DicomElement[], outer: Scope): Scope {
 export function nameOf(el: DicomElement): string {
   if (isPrivateCreator(el.tag)) return 'PrivateCreator';
   if (isPrivateTag(el.tag)) return el.privateCreator ? `Private [${el.privateCreator}]` : 'Unknown Tag & Data';
-  return keywordOf(el.tag) || 'Unknown Tag & Data';
+  return displayKeywordOf(el.tag) || 'Unknown Tag & Data';
 }
 
 function hexList(header: Header, el: DicomElement, scope: Scope): string {

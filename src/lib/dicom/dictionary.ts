@@ -101,8 +101,16 @@ export function lookupKeyword(keyword: string): { tag: number; vr: string; vm: s
 /** The keyword of a tag, or '' (private and unknown tags have none). */
 export function keywordOf(tag: number): string {
   if (isPrivateCreator(tag)) return 'PrivateCreator';
-  if ((tag & 0xffff) === 0) return 'GroupLength';
-  return dictEntry(tag)?.keyword ?? '';
+  const e = dictEntry(tag);
+  if (e) return e.keyword;
+  return (tag & 0xffff) === 0 ? 'GroupLength' : '';
+}
+
+/** The keyword as DCMTK prints it: retired ones prefixed with RETIRED_. */
+export function displayKeywordOf(tag: number): string {
+  const e = isPrivateCreator(tag) ? undefined : dictEntry(tag);
+  if (e) return e.retired ? `RETIRED_${e.keyword}` : e.keyword;
+  return keywordOf(tag);
 }
 
 /**

@@ -88,7 +88,9 @@ export async function pull(o: PullOptions): Promise<PullResult> {
   try {
     matches = await findStudies(peer, o.query, o.timeouts);
   } catch (err) {
-    throw new PullError(`C-FIND on ${o.pacs.aet}@${o.pacs.host}:${o.pacs.port}: ${(err as Error).message}`, false, { cause: err });
+    const msg = (err as Error).message;
+    const hint = /aborted by the peer|rejected/.test(msg) ? ' (does the PACS know our AE title?)' : '';
+    throw new PullError(`${msg}${hint}`, false, { cause: err });
   }
   if (matches.length === 0) throw new PullError(`the PACS ${o.pacs.aet} has no ${describeQuery(o.query)}`, true);
   emit(makeEvent('found', { studies: matches.map((m) => ({ study: m.studyUid, instances: m.instances, series: m.series, modalities: m.modalities })) }));
@@ -114,8 +116,13 @@ export async function pull(o: PullOptions): Promise<PullResult> {
       try {
         counts = await retrieve(m.studyUid);
       } catch (err) {
-        const kind = (err as { kind?: string }).kind;
-        throw new PullError(`${o.method === 'move' ? 'C-MOVE' : 'C-GET'} of study ${m.studyUid} from ${o.pacs.aet}: ${(err as Error).message}`, kind === 'refused' && /destination unknown/.test((err as Error).message), { cause: err });
+        const msg = (err as Error).message;
+        const completed = (err as { counts?: RetrieveCounts }).counts?.completed ?? 0;
+        // Many PACS (Orthanc among them) answer an unknown destination with a bare failure.
+        const hint = o.method === 'move' && completed === 0 && !/destination unknown/.test(msg)
+          ? ` (does the PACS know the destination ${o.moveDestination ?? o.callingAet} at this host, port ${o.port}?)`
+          : '';
+        throw new PullError(`${o.method === 'move' ? 'C-MOVE' : 'C-GET'} of study ${m.studyUid} from ${o.pacs.aet}: ${msg}${hint}`, /destination unknown/.test(msg), { cause: err });
       }
       const files = placed.get(m.studyUid) ?? [];
       studies.push({ study: m.studyUid, expected: m.instances, counts, files, quarantined: quarantined.get(m.studyUid) ?? [] });

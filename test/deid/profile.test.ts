@@ -84,6 +84,8 @@ function check(code: string, a: TableAttribute, original: SeenElement, out: Seen
       return gone ? '' : `${where}: still present (${JSON.stringify(out!.value)})`;
     case 'Z':
     case 'X/Z':
+      // An X/Z sequence stays with its items de-identified (an empty Type 3 sequence is invalid).
+      if (code === 'X/Z' && a.vr === 'SQ') return gone || out!.items === 0 ? `${where}: sequence removed or emptied` : '';
       return !gone && empty ? '' : `${where}: expected present and empty, got ${gone ? 'absent' : JSON.stringify(out!.value)}`;
     case 'U':
       return mapped();

@@ -59,6 +59,7 @@ describe('profile table', () => {
     expect(operationFor('U', 'UI', false)).toBe('uid');
     expect(operationFor('X', 'SQ', false)).toBe('remove');
     expect(operationFor('Z', 'SQ', false)).toBe('empty');
+    expect(operationFor('X/Z', 'SQ', false)).toBe('recurse');
     expect(operationFor('D', 'SQ', false)).toBe('recurse');
     expect(operationFor('K', 'SQ', false)).toBe('recurse');
     expect(operationFor('C', 'LO', false)).toBe('clean');

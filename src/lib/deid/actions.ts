@@ -42,13 +42,26 @@ export function isBinaryVr(vr: string): boolean {
  * maintain IOD conformance" (Type 3, 2 or 1). fiona has no IOD tables, so it takes the
  * choice that keeps every file valid whatever its IOD: the strongest presence the code
  * allows. X/Z -> Z, X/D, Z/D and X/Z/D -> D, X/Z/U* -> the sequence stays with its UIDs
- * replaced. A D on an element whose value is already empty stays empty (Z): there is
+ * replaced (sequences: see sequenceOperation). A D on an element whose value is already empty stays empty (Z): there is
  * nothing to hide, and the file is no less valid than it came.
  */
 export function operationFor(code: ActionCode, vr: string, valueIsEmpty: boolean): Operation {
-  const op = baseOperation(code, vr, valueIsEmpty);
-  if (vr === 'SQ') return op === 'remove' || op === 'empty' ? op : 'recurse';
-  return op;
+  if (vr === 'SQ') return sequenceOperation(code);
+  return baseOperation(code, vr, valueIsEmpty);
+}
+
+/**
+ * Sequences: X removes, Z empties (a Type 2 sequence may have no item). Every other code
+ * keeps the sequence and applies the profile to its items (K and U* as the standard says;
+ * D, and C when cleaning, with the items' free text dummied or cleaned, see visitor.ts).
+ * X/Z is kept that way too, not emptied: a Type 3 sequence that is present must have an
+ * item (dciodvfy: "Bad Sequence number of Items 0"), and without IOD tables fiona cannot
+ * tell Type 3 from Type 2; a dummied item is valid as either.
+ */
+export function sequenceOperation(code: ActionCode): Operation {
+  if (code === 'X') return 'remove';
+  if (code === 'Z') return 'empty';
+  return 'recurse';
 }
 
 function baseOperation(code: ActionCode, vr: string, valueIsEmpty: boolean): Operation {

@@ -64,6 +64,19 @@ export interface VisitNotes {
   warnings: string[];
 }
 
+type SequenceMode = 'none' | 'dummy' | 'clean';
+
+/** Free-text VRs: what a D or C sequence's unlisted elements are dummied or cleaned in. */
+const FREE_TEXT_VRS = new Set(['LO', 'LT', 'SH', 'ST', 'UT', 'UC']);
+
+/** Code attributes (0008,0100)-(0008,012F): coded entries do not identify (PS3.15 E.1.1 note 10). */
+function isCodeAttribute(tag: number): boolean {
+  return tag >= 0x00080100 && tag <= 0x0008012f;
+}
+
+/** The rule cleaning falls back on for unlisted text inside a C sequence (its basic action: dummy). */
+const CLEAN_TEXT_RULE: TableRule = { keyword: '(text in a cleaned sequence)', name: 'free text in a sequence kept with C', vr: 'LT', basic: 'D', inStandardIOD: false, options: {} };
+
 const PIXEL_DATA = 0x7fe00010;
 const OVERLAY_DATA_RULE_TAG = 0x60003000;
 
@@ -156,7 +169,17 @@ export function createVisitor(c: CompiledRules, input: VisitorInput, notes: Visi
     return replace(ctx, vr, mapped);
   };
 
-  const operationDecision = async (ctx: ElementContext, vr: string, op: Operation, rule: TableRule): Promise<EditDecision> => {
+  /**
+   * Sequences kept with a D (a "dummy" sequence) or a C (cleaned) hold free text the table
+   * does not list (an SR's TextValue, a presentation state's UnformattedTextValue): inside
+   * them, such text becomes a dummy (D) or is cleaned (C). The walk is depth first, so a
+   * stack by depth knows the sequences around the element being decided.
+   */
+  const seqModes: SequenceMode[] = [];
+  let seqMode: SequenceMode = 'none';
+  const inheritedMode = (): SequenceMode => (seqModes.includes('dummy') ? 'dummy' : seqModes.includes('clean') ? 'clean' : 'none');
+
+  const operationDecision = (ctx: ElementContext, vr: string, op: Operation, rule: TableRule, code?: ActionCode): EditDecision | Promise<EditDecision> => {
     note(ctx, op);
     switch (op) {
       case 'remove':
@@ -164,6 +187,7 @@ export function createVisitor(c: CompiledRules, input: VisitorInput, notes: Visi
       case 'empty':
         return EMPTY;
       case 'recurse':
+        seqMode = code === 'C' ? 'clean' : code === 'D' || code === 'Z/D' || code === 'X/D' || code === 'X/Z/D' || code === 'X/Z' ? 'dummy' : 'none';
         return KEEP;
       case 'keep':
         return keepValue(ctx, vr);
@@ -175,12 +199,15 @@ export function createVisitor(c: CompiledRules, input: VisitorInput, notes: Visi
           return operationDecision(ctx, vr, operationFor(rule.basic, vr, ctx.element.length === 0), rule);
         }
         return cleanValue(ctx, vr, rule);
-      case 'dummy': {
-        const d = dummyFor(vr, ctx.element.length);
-        if (d.kind === 'bytes') return replace(ctx, vr, new Uint8Array(d.length));
-        return replace(ctx, vr, d.value);
-      }
+      case 'dummy':
+        return dummyValue(ctx, vr);
     }
+  };
+
+  const dummyValue = (ctx: ElementContext, vr: string): EditDecision => {
+    const d = dummyFor(vr, ctx.element.length);
+    if (d.kind === 'bytes') return replace(ctx, vr, new Uint8Array(d.length));
+    return replace(ctx, vr, d.value);
   };
 
   const privateDecision = (ctx: ElementContext): EditDecision => {
@@ -198,7 +225,7 @@ export function createVisitor(c: CompiledRules, input: VisitorInput, notes: Visi
     return safePrivate.some((p) => p.group === group && p.element === (element & 0xff) && p.creator === creator) ? KEEP : REMOVE;
   };
 
-  return (ctx: ElementContext): EditDecision | Promise<EditDecision> => {
+  const decideElement = (ctx: ElementContext): EditDecision | Promise<EditDecision> => {
     const tag = ctx.tag;
     const group = tag >>> 16;
     if (group % 2 === 1) return privateDecision(ctx);
@@ -227,10 +254,29 @@ export function createVisitor(c: CompiledRules, input: VisitorInput, notes: Visi
     }
     const rule = ruleOf(tag, vr);
     if (!rule) {
+      if (vr !== 'SQ' && FREE_TEXT_VRS.has(vr) && !isCodeAttribute(tag) && ctx.element.length > 0) {
+        const mode = inheritedMode();
+        if (mode === 'dummy') {
+          note(ctx, 'dummy');
+          return dummyValue(ctx, vr);
+        }
+        if (mode === 'clean') {
+          note(ctx, 'clean');
+          return cleanValue(ctx, vr, CLEAN_TEXT_RULE);
+        }
+      }
       note(ctx, vr === 'SQ' ? 'recurse' : 'keep');
       return vr === 'SQ' ? KEEP : keepValue(ctx, vr);
     }
     const code = codeOf(rule);
-    return operationDecision(ctx, vr, operationFor(code, vr, ctx.element.length === 0), rule);
+    return operationDecision(ctx, vr, operationFor(code, vr, ctx.element.length === 0), rule, code);
+  };
+
+  return (ctx: ElementContext): EditDecision | Promise<EditDecision> => {
+    if (seqModes.length > ctx.depth) seqModes.length = ctx.depth;
+    seqMode = 'none';
+    const d = decideElement(ctx);
+    if (ctx.element.items) seqModes[ctx.depth] = seqMode;
+    return d;
   };
 }

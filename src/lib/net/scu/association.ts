@@ -272,7 +272,8 @@ class ScuNetwork extends NetworkBase {
     this.socket.write(head);
     this.statistics.addBytesSent(head.length);
     const max = maxPduLength === 0 ? MAX_PDU_CAP : Math.min(maxPduLength, MAX_PDU_CAP);
-    this.streamFile(dataset, pcId, max - 6).catch((err: Error) => {
+    // Fragments of even length (DCMTK refuses odd ones, PS3.8 E.2 / PS3.5 7.1).
+    this.streamFile(dataset, pcId, (max - 6) & ~1).catch((err: Error) => {
       // The PDV sequence cannot be completed: the association is unusable.
       this.emit('streamError', err);
     });
@@ -282,9 +283,12 @@ class ScuNetwork extends NetworkBase {
     const fh = await open(ds.path, 'r');
     try {
       const perBlock = Math.max(1, Math.floor(WRITE_BLOCK / fragment));
-      const scratch = Buffer.allocUnsafe(Math.min(perBlock * fragment, ds.length));
+      const scratch = Buffer.allocUnsafe(Math.min(perBlock * fragment, ds.length) + 1);
       let pos = ds.offset;
       const end = ds.offset + ds.length;
+      // A deflated data set is padded to even length with one NUL after the deflate stream
+      // (PS3.5 A.5); files written without that pad get it on the wire.
+      const pad = ds.length % 2;
       while (pos < end) {
         const want = Math.min(scratch.length, end - pos);
         let got = 0;
@@ -293,13 +297,16 @@ class ScuNetwork extends NetworkBase {
           if (bytesRead === 0) throw new Error(`${ds.path}: file shrank while sending (ended at byte ${pos + got}, expected ${end})`);
           got += bytesRead;
         }
-        const pdus = Math.ceil(want / fragment);
-        const out = Buffer.allocUnsafe(want + pdus * 12);
+        const lastBlock = pos + want >= end;
+        const total = want + (lastBlock ? pad : 0);
+        if (lastBlock && pad) scratch[want] = 0;
+        const pdus = Math.ceil(total / fragment);
+        const out = Buffer.allocUnsafe(total + pdus * 12);
         let at = 0;
         for (let i = 0; i < pdus; i++) {
           const from = i * fragment;
-          const len = Math.min(fragment, want - from);
-          const last = pos + from + len >= end;
+          const len = Math.min(fragment, total - from);
+          const last = lastBlock && from + len >= total;
           at = writePduHeader(out, at, pcId, len, last ? 0x02 : 0x00);
           scratch.copy(out, at, from, from + len);
           at += len;

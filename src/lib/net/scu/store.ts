@@ -53,6 +53,8 @@ export interface StoreOptions extends AssociationTimeouts {
   signal?: AbortSignal;
 }
 
+const DEFLATED = '1.2.840.10008.1.2.1.99';
+
 /** PS3.8 9.3.2.2: presentation context IDs are odd numbers 1..255, so at most 128 per association. */
 const MAX_CONTEXTS = 128;
 
@@ -165,6 +167,10 @@ async function storeBatch(
 async function storeOne(assoc: ScuAssociation, instance: StoreInstance): Promise<StoreOutcome> {
   if (instance.datasetLength <= 0) {
     return { instance, state: 'failed', reason: 'the file holds no dataset after its File Meta', attempted: false };
+  }
+  if (instance.datasetLength % 2 === 1 && instance.transferSyntaxUid !== DEFLATED) {
+    // Every element has even length, so an odd data set is cut or has trailing garbage.
+    return { instance, state: 'failed', reason: `the data set has odd length ${instance.datasetLength}: not valid DICOM (truncated?)`, attempted: false };
   }
   const dataset = new FileDataset(
     instance.path,

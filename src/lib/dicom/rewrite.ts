@@ -90,33 +90,56 @@ class Edits {
 }
 
 /** Walk every element at every depth, asking `visit` what to do with it. */
+/** The context handed to `visit`: methods on a prototype, not two closures per element. */
+class VisitContext implements ElementContext {
+  readonly tag: number;
+  readonly vr: string;
+  readonly depth: number;
+  readonly privateCreator?: string;
+  constructor(
+    private readonly header: Header,
+    readonly element: DicomElement,
+    readonly path: number[],
+    private readonly implicitLE: boolean,
+    private readonly readBytes: (el: DicomElement) => Promise<Uint8Array>,
+  ) {
+    this.tag = element.tag;
+    this.vr = element.vr;
+    this.depth = path.length;
+    this.privateCreator = element.privateCreator;
+  }
+
+  values(): string[] {
+    return this.header.valuesOf(this.element, { implicitLE: this.implicitLE });
+  }
+
+  bytes(): Promise<Uint8Array> {
+    return this.readBytes(this.element);
+  }
+}
+
+/** Walk every element at every depth, asking `visit` what to do with it. */
 async function decide(header: Header, opts: RewriteOptions, edits: Edits, readBytes: (el: DicomElement) => Promise<Uint8Array>): Promise<void> {
   const visit = opts.visit;
   if (!visit) return;
   const walk = async (list: DicomElement[], path: number[], ancestors: (DicomElement | DicomElement[])[], implicitLE: boolean): Promise<void> => {
     for (const el of list) {
-      const ctx: ElementContext = {
-        element: el,
-        tag: el.tag,
-        vr: el.vr,
-        path,
-        depth: path.length,
-        privateCreator: el.privateCreator,
-        values: () => header.valuesOf(el, { implicitLE }),
-        bytes: () => readBytes(el),
-      };
-      const r = visit(ctx);
+      const r = visit(new VisitContext(header, el, path, implicitLE, readBytes));
+      // Most visitors are synchronous: awaiting only promises saves a microtask per element.
       const d = r instanceof Promise ? await r : r;
       if (d && d.op !== 'keep') {
         if (d.op === 'replace' && el.items) throw new Error(`${formatTag(el.tag)}: a sequence cannot be replaced by a value (remove or empty it)`);
         edits.decisions.set(el, d);
         edits.changed++;
-        edits.mark([...ancestors, list]);
+        edits.mark(ancestors);
+        edits.mark([list]);
         continue; // a removed or emptied sequence is not walked into
       }
       if (el.items) {
         const inner = implicitLE || Boolean(el.itemsImplicit);
-        for (const item of el.items) await walk(item, [...path, el.tag], [...ancestors, list, el], inner);
+        const innerPath = [...path, el.tag];
+        const innerAncestors = [...ancestors, list, el];
+        for (const item of el.items) await walk(item, innerPath, innerAncestors, inner);
       }
     }
   };
@@ -240,7 +263,14 @@ class Planner {
    */
   list(list: DicomElement[], start: number, end: number, ctx: Ctx): Plan {
     const inserts = this.edits.inserts.get(list) ?? [];
+    // Group lengths need each element's new size; without them, build the plan directly.
+    const hasGroupLength = list.some((e) => (e.tag & 0xffff) === 0);
     const parts: { tag: number; plan: Plan; el?: DicomElement }[] = [];
+    const out = new Plan();
+    const add = (tag: number, plan: Plan, el?: DicomElement): void => {
+      if (hasGroupLength) parts.push({ tag, plan, el });
+      else out.append(plan);
+    };
     let cursor = start;
     let k = 0;
     const insertUpTo = (limit: number): void => {
@@ -252,20 +282,26 @@ class Planner {
         } catch (err) {
           throw new Error(`${formatTag(ins.tag)}: ${(err as Error).message}`, { cause: err });
         }
-        parts.push({ tag: ins.tag, plan: this.newElement(ins.tag, ins.vr, value, ctx) });
+        add(ins.tag, this.newElement(ins.tag, ins.vr, value, ctx));
       }
     };
     for (const el of list) {
-      insertUpTo(el.tag);
-      if (el.headerOffset > cursor) parts.push({ tag: -1, plan: new Plan().copy(cursor, el.headerOffset) });
-      parts.push({ tag: el.tag, el, plan: this.element(el, ctx) });
+      if (k < inserts.length) insertUpTo(el.tag);
+      if (!hasGroupLength && !this.edits.decisions.has(el) && !this.edits.dirtySeqs.has(el)) {
+        out.copy(cursor, el.end); // the gap before it and the element, as they are
+        cursor = el.end;
+        continue;
+      }
+      if (el.headerOffset > cursor) add(-1, new Plan().copy(cursor, el.headerOffset));
+      add(el.tag, this.element(el, ctx), el);
       cursor = el.end;
     }
     insertUpTo(Infinity);
-    if (end > cursor) parts.push({ tag: -1, plan: new Plan().copy(cursor, end) });
-    this.fixGroupLengths(parts, ctx);
-    const out = new Plan();
-    for (const p of parts) out.append(p.plan);
+    if (end > cursor) add(-1, new Plan().copy(cursor, end));
+    if (hasGroupLength) {
+      this.fixGroupLengths(parts, ctx);
+      for (const p of parts) out.append(p.plan);
+    }
     return out;
   }
 

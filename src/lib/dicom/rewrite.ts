@@ -7,7 +7,10 @@ import { DicomParseError } from './errors.js';
 import { INDEX_OPTIONS, readAt, walkFile } from './read.js';
 import { formatTag } from './tags.js';
 import { UNDEFINED_LENGTH, type DicomElement } from './types.js';
+import { parseCharsets } from './values.js';
 import { LONG_VRS } from './vr.js';
+
+const SPECIFIC_CHARACTER_SET = 0x00080005;
 import { acquireBlock, releaseBlock, SMALL_FILE, writePlan, type Output } from './write.js';
 
 /**
@@ -101,6 +104,7 @@ class VisitContext implements ElementContext {
     readonly element: DicomElement,
     readonly path: number[],
     private readonly implicitLE: boolean,
+    private readonly charsets: readonly string[],
     private readonly readBytes: (el: DicomElement) => Promise<Uint8Array>,
   ) {
     this.tag = element.tag;
@@ -110,7 +114,7 @@ class VisitContext implements ElementContext {
   }
 
   values(): string[] {
-    return this.header.valuesOf(this.element, { implicitLE: this.implicitLE });
+    return this.header.valuesOf(this.element, { implicitLE: this.implicitLE, charsets: this.charsets });
   }
 
   bytes(): Promise<Uint8Array> {
@@ -122,9 +126,12 @@ class VisitContext implements ElementContext {
 async function decide(header: Header, opts: RewriteOptions, edits: Edits, readBytes: (el: DicomElement) => Promise<Uint8Array>): Promise<void> {
   const visit = opts.visit;
   if (!visit) return;
-  const walk = async (list: DicomElement[], path: number[], ancestors: (DicomElement | DicomElement[])[], implicitLE: boolean): Promise<void> => {
+  const walk = async (list: DicomElement[], path: number[], ancestors: (DicomElement | DicomElement[])[], implicitLE: boolean, outer: readonly string[]): Promise<void> => {
+    // An item may carry its own SpecificCharacterSet (PS3.5 6.1.2.5.4); it holds for that item.
+    const cs = path.length > 0 ? list.find((e) => e.tag === SPECIFIC_CHARACTER_SET) : undefined;
+    const charsets = cs ? parseCharsets(header.valuesOf(cs, { implicitLE, charsets: [] }).join('\\')) : outer;
     for (const el of list) {
-      const r = visit(new VisitContext(header, el, path, implicitLE, readBytes));
+      const r = visit(new VisitContext(header, el, path, implicitLE, charsets, readBytes));
       // Most visitors are synchronous: awaiting only promises saves a microtask per element.
       const d = r instanceof Promise ? await r : r;
       if (d && d.op !== 'keep') {
@@ -139,11 +146,11 @@ async function decide(header: Header, opts: RewriteOptions, edits: Edits, readBy
         const inner = implicitLE || Boolean(el.itemsImplicit);
         const innerPath = [...path, el.tag];
         const innerAncestors = [...ancestors, list, el];
-        for (const item of el.items) await walk(item, innerPath, innerAncestors, inner);
+        for (const item of el.items) await walk(item, innerPath, innerAncestors, inner, charsets);
       }
     }
   };
-  await walk(header.elements, [], [], false);
+  await walk(header.elements, [], [], false, header.charsets);
 }
 
 /** Apply `set`: replace where the element exists, else insert in tag order. */

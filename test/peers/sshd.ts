@@ -68,7 +68,17 @@ export async function descendants(pid: number): Promise<number[]> {
   return out;
 }
 
-export async function startSshd(opts: { extraConfig?: string[] } = {}): Promise<Sshd> {
+export interface SshdOptions {
+  /** More sshd_config lines (e.g. 'ForceCommand internal-sftp'). */
+  extraConfig?: string[];
+  /**
+   * Largest file the server may write, in KiB (RLIMIT_FSIZE, with SIGXFSZ ignored so that a
+   * write past it fails with EFBIG): a full disk or quota, as the SFTP client sees it.
+   */
+  fileSizeLimitKb?: number;
+}
+
+export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
   const sshdBin = requireProgram('sshd', 'openssh-server');
   requireProgram('ssh-keygen', 'openssh-client');
   const { dir, cleanup } = await makeTempDir('fiona-sshd-');
@@ -112,7 +122,10 @@ export async function startSshd(opts: { extraConfig?: string[] } = {}): Promise<
 
   let proc: ResultPromise | undefined;
   const launch = async (): Promise<void> => {
-    proc = execa(sshdBin, ['-D', '-e', '-f', config], { reject: false, stdin: 'ignore', buffer: { stdout: true, stderr: true } });
+    const args = ['-D', '-e', '-f', config];
+    proc = opts.fileSizeLimitKb
+      ? execa('sh', ['-c', `trap '' XFSZ; ulimit -f ${opts.fileSizeLimitKb}; exec "$0" "$@"`, sshdBin, ...args], { reject: false, stdin: 'ignore', buffer: { stdout: true, stderr: true } })
+      : execa(sshdBin, args, { reject: false, stdin: 'ignore', buffer: { stdout: true, stderr: true } });
     const exited = proc.then((r) => {
       throw new Error(`sshd exited at start (code ${r.exitCode}): ${String(r.stderr).slice(0, 2000)}`);
     });

@@ -321,6 +321,8 @@ export class SftpTransport implements Transport {
             notify();
           } catch (err) {
             report({ file, ok: false, reason: this.reasonOf(err, 'upload'), retryable: true, details: {} });
+            // Leave no half .part behind where the connection still allows cleaning up.
+            if (!this.lost) await client.delete(`${this.remotePath(file.name)}.part`, true).catch(() => undefined);
           }
         }
       };

@@ -267,4 +267,15 @@ describe('no identifying value survives, in any spelling', () => {
       for (const f of files) expect(f.slice(join(tmp.dir, `out-${name}`).length)).toMatch(/^\/2\.25\.\d+\/2\.25\.\d+\/[A-Z]{2}\.2\.25\.\d+\.dcm$/);
     });
   }
+
+  it('the leak check stops an instance whose rules let a name through (here: a kept description)', async () => {
+    const { files, events, exitCode } = await anonymizeAll('kept-description', ['--keep', 'StudyDescription', '--keep', 'ImageComments']);
+    expect(exitCode).toBe(1);
+    const quarantined = events.filter((e) => e.event === 'quarantined');
+    // The three odd files carry the patient's name in those descriptions; the synth files do not.
+    expect(quarantined.map((e) => String(e.source).split('/').pop()).sort()).toEqual(['odd-0.dcm', 'odd-1.dcm', 'odd-2.dcm']);
+    for (const e of quarantined) expect(String(e.reason)).toMatch(/leak check: the output still holds the PatientName \(part\) at byte \d+ \(in \((0008,1030|0020,4000)\)\)/);
+    expect(files.length).toBe(inputCount - 3);
+    expect(await leaksIn(files, identities)).toEqual([]);
+  });
 });

@@ -71,6 +71,19 @@ export function describeFsError(err: unknown): string | undefined {
   return undefined;
 }
 
+/** Sidecar keys a project keeps: only those its profile options retain in the DICOM too. */
+function sidecarKeysKept(options: ReadonlySet<string>): Set<string> {
+  const keep = new Set<string>();
+  if (options.has('retainInstitutionIdentity')) ['InstitutionName', 'InstitutionAddress', 'InstitutionalDepartmentName'].forEach((k) => keep.add(k));
+  if (options.has('retainDeviceIdentity')) ['StationName', 'DeviceSerialNumber'].forEach((k) => keep.add(k));
+  if (options.has('retainPatientCharacteristics')) ['PatientSex', 'PatientAge', 'PatientWeight'].forEach((k) => keep.add(k));
+  if (options.has('retainLongitudinalFullDates') || options.has('retainLongitudinalModifiedDates')) {
+    ['StudyDate', 'SeriesDate', 'AcquisitionDate', 'ContentDate', 'AcquisitionDateTime'].forEach((k) => keep.add(k));
+  }
+  if (options.has('retainUIDs')) ['StudyInstanceUID', 'SeriesInstanceUID'].forEach((k) => keep.add(k));
+  return keep;
+}
+
 async function pool<T>(items: T[], limit: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
   let next = 0;
   const workers = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
@@ -138,9 +151,6 @@ export async function runExport(req: ExportRequest): Promise<ExportOutcome> {
           modality: h.string('Modality'),
         };
         for (const id of collectIdentifiers(h)) retained.add(id.value);
-        for (const k of ['InstitutionName', 'StationName', 'DeviceSerialNumber', 'PatientSex', 'PatientAge', 'PatientWeight', 'StudyDate', 'SeriesDate', 'AcquisitionDate', 'ContentDate']) {
-          if (h.string(k)) retained.add(`key:${k}`);
-        }
         const rel = seriesPath(req.project, v, req.event);
         const key = `${rel}\0${dirname(path)}`;
         let s = series.get(key);
@@ -164,7 +174,7 @@ export async function runExport(req: ExportRequest): Promise<ExportOutcome> {
       const niftiDir = join(stage, 'nifti');
       await mkdir(niftiDir, { recursive: true });
       const needles = [...originals].filter((v) => !retained.has(v));
-      const allowed = new Set([...retained].filter((k) => k.startsWith('key:')).map((k) => k.slice(4)));
+      const allowed = sidecarKeysKept(req.deid.rules.options);
       await timer.time('nifti', async () => {
         let i = 0;
         for (const s of series.values()) {

@@ -274,6 +274,41 @@ describe('set, meta and encodings', () => {
     expect(py.stdout).toBe('Suzuki^Hanako=鈴木^花子');
   });
 
+  it('reads and writes an item in its own SpecificCharacterSet', async () => {
+    const { dump2dcm } = await import('./fixtures.js');
+    const dump = Buffer.from(
+      [
+        '(0008,0005) CS [ISO_IR 100]',
+        '(0008,0016) UI [1.2.840.10008.5.1.4.1.1.7]',
+        '(0008,0018) UI [1.2.3.55]',
+        '(0010,0010) PN [M\xfcller]',
+        '(0040,0275) SQ (Sequence)',
+        '(fffe,e000) na (Item)',
+        '(0008,0005) CS [ISO_IR 192]',
+        '(0040,1001) SH [x]',
+        '(0040,0009) SH [M\xc3\xbcller]',
+        '(fffe,e00d) na',
+        '(fffe,e0dd) na',
+      ].join('\n').replace(/\\x([0-9a-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))) + '\n',
+      'latin1',
+    );
+    const f = await dump2dcm(dir, 'item-charset', dump);
+    const seen: string[] = [];
+    const output = out('item-charset');
+    await rewriteDicom(f, output, {
+      visit: (c) => {
+        if (c.tag === 0x00100010 || c.tag === 0x00400009) seen.push(c.values()[0]!);
+        return c.tag === 0x00400009 ? { op: 'replace', value: 'Jürgen' } : undefined;
+      },
+    });
+    expect(seen).toEqual(['Müller', 'Müller']);
+    const h = (await readHeader(output)) as Header;
+    const item = h.element('RequestAttributesSequence')!.items![0]!;
+    const el = item.find((e) => e.tag === 0x00400009)!;
+    expect(Buffer.from(h.bytesOf(el)!).toString('utf8')).toBe('Jürgen '); // 7 bytes in UTF-8, padded
+    expect(Buffer.from(h.bytesOf(h.element('PatientName')!)!).toString('latin1').trim()).toBe('Müller');
+  });
+
   it('refuses a value the character set cannot hold, naming the tag', async () => {
     await expect(rewriteDicom(fx.synth!, out('bad'), { visit: (c) => (c.tag === PATIENT_NAME ? { op: 'replace', value: '王^小东' } : undefined) })).rejects.toThrow(/\(0010,0010\).*cannot be encoded/);
     await expect(rewriteDicom(fx.synth!, out('bad'), { set: [{ tag: 0x00291099, value: 'x' }] })).rejects.toThrow(/give a VR/);

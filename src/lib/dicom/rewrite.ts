@@ -66,6 +66,8 @@ export interface RewriteResult {
 interface Ctx {
   explicit: boolean;
   le: boolean;
+  /** SpecificCharacterSet in force here (an item may set its own); undefined: the file's. */
+  charsets?: readonly string[];
 }
 
 interface Insert {
@@ -205,7 +207,7 @@ class Planner {
   ) {}
 
   private encode(vr: string, value: Value, ctx: Ctx): Uint8Array {
-    return encodeValueFor(vr, value, { charsets: this.header.charsets, littleEndian: ctx.le });
+    return encodeValueFor(vr, value, { charsets: ctx.charsets ?? this.header.charsets, littleEndian: ctx.le });
   }
 
   private newElement(tag: number, headerVr: string, value: Uint8Array, ctx: Ctx): Plan {
@@ -239,9 +241,17 @@ class Planner {
     }
   }
 
+  /** The context inside an item: its own SpecificCharacterSet, if it has one. */
+  private itemContext(list: DicomElement[], seqCtx: Ctx): Ctx {
+    const cs = list.find((e) => e.tag === SPECIFIC_CHARACTER_SET);
+    if (!cs) return seqCtx;
+    const raw = this.header.valuesOf(cs, { implicitLE: !seqCtx.explicit, charsets: [] }).join('\\');
+    return { ...seqCtx, charsets: parseCharsets(raw) };
+  }
+
   /** A sequence with changes inside: items rebuilt, defined lengths recomputed. */
   private sequence(el: DicomElement, ctx: Ctx): Plan {
-    const itemCtx: Ctx = el.itemsImplicit ? { explicit: false, le: true } : ctx;
+    const seqCtx: Ctx = el.itemsImplicit ? { explicit: false, le: true, charsets: ctx.charsets } : ctx;
     const body = new Plan();
     let cursor = el.valueOffset;
     el.items!.forEach((list, k) => {
@@ -250,6 +260,7 @@ class Planner {
       if (!this.edits.dirtyLists.has(list)) {
         body.copy(r.offset, r.end);
       } else {
+        const itemCtx = this.itemContext(list, seqCtx);
         const inner = this.list(list, r.offset + 8, r.end, itemCtx);
         if (r.length === UNDEFINED_LENGTH) body.copy(r.offset, r.offset + 8);
         else body.bytes(itemHeader(inner.length, itemCtx.le));

@@ -42,7 +42,7 @@ describe('the automatic pipeline: storescu -> receive | classify | detect-study 
     await synth(join(dir, 'synth'), ['--seed', 'pipeline', '--series', '3', '--instances', '4', '--rows', '64']);
     const port = await freePort();
     const env = { NO_COLOR: '1' };
-    const opts = { reject: false, env, buffer: { stdout: false, stderr: true } } as const;
+    const opts = { reject: false, env, buffer: { stdout: false, stderr: true }, forceKillAfterDelay: 60_000 } as const;
     const receive = execa(binPath('fiona-receive'), ['--site', site, '--port', String(port), '--host', '127.0.0.1', '-q'], { ...opts, stdin: 'ignore' });
     const classify = execa(binPath('fiona-classify'), ['--site', site, '-q'], opts);
     const detect = execa(binPath('fiona-detect-study'), ['--site', site, '--quiet', '1s'], opts);
@@ -94,6 +94,8 @@ describe('the automatic pipeline: storescu -> receive | classify | detect-study 
     const port = await freePort();
     const script = execa('bash', [join(ROOT, 'examples', 'pipeline-auto.sh')], {
       reject: false,
+      // The stages drain after SIGTERM; on a busy machine that may take more than execa's 5 s.
+      forceKillAfterDelay: 60_000,
       env: { PATH: `${join(ROOT, 'bin')}:${process.env.PATH}`, SITE: site, ROUTES: routes, PORT: String(port), QUIET: '1s', NO_COLOR: '1' },
     });
     procs.push(script);

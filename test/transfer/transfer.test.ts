@@ -63,7 +63,7 @@ describe('fiona-transfer into a real Orthanc', () => {
 
     const t = await transfer();
     expect(t.stderr).not.toContain(s.patientId);
-    expect(t.exitCode).toBe(0);
+    expect(t.exitCode, String(t.stderr)).toBe(0);
     const [ev] = parseEvents(t.stdout);
     expect(ev).toMatchObject({ event: 'transferred', study: s.uid, project: 'NORTEST', series: 2, instances: 6, attempts: 1 });
     const mapped = String(ev!.mappedStudy);
@@ -124,7 +124,7 @@ describe('fiona-transfer into a real Orthanc', () => {
     const s = await study('refused');
     await route();
     const t1 = await transfer(['--max-attempts', '2']);
-    expect(t1.exitCode).toBe(1);
+    expect(t1.exitCode, String(t1.stderr)).toBe(1);
     expect(parseEvents(t1.stdout)).toMatchObject([{ event: 'transfer-failed', attempts: 1, willRetry: true }]);
     const t2 = await transfer(['--max-attempts', '2']);
     const [f] = parseEvents(t2.stdout);
@@ -156,7 +156,7 @@ describe('fiona-transfer into a real Orthanc', () => {
     expect(Date.parse(String(f!.nextAttempt)) - Date.now()).toBeGreaterThan(3_500_000);
     const t2 = await runTool('fiona-transfer', ['--site', siteDir, '--routes', routes]);
     expect(parseEvents(t2.stdout)).toEqual([]);
-    expect(t2.exitCode).toBe(0);
+    expect(t2.exitCode, String(t2.stderr)).toBe(0);
   });
 
   it('overlapping runs (cron) share the queue: every request once, oldest first', async () => {
@@ -179,7 +179,7 @@ describe('fiona-transfer into a real Orthanc', () => {
     await route();
     await writeFile(join(siteDir, 'state', 'requests', '0000aaaa0000aaaa0000aaaa.json'), '{"study": "1.2.3", trunc');
     const t = await transfer();
-    expect(t.exitCode).toBe(1);
+    expect(t.exitCode, String(t.stderr)).toBe(1);
     expect(t.stderr).toMatch(/0000aaaa0000aaaa0000aaaa\.json cannot be read .*; moved to .*failed\/0000aaaa0000aaaa0000aaaa\.json\.damaged/);
     expect(parseEvents(t.stdout).filter((e) => e.event === 'transferred')).toMatchObject([{ study: s.uid }]);
     expect(parseEvents((await transfer()).stdout)).toEqual([]);

@@ -69,15 +69,16 @@ try {
         if (h.string('StudyInstanceUID') && h.string('SeriesInstanceUID') && h.string('SOPInstanceUID') && h.string('PatientID')) n++;
       }
       console.log(JSON.stringify({ ms: performance.now() - t, n }));`;
-    const pyRead = `
-  import sys, time, json, pydicom
-  files = open(sys.argv[1]).read().split('\\n')
-  t = time.perf_counter()
-  n = 0
-  for f in files:
-      d = pydicom.dcmread(f, stop_before_pixels=True)
-      if d.StudyInstanceUID and d.SeriesInstanceUID and d.SOPInstanceUID and d.PatientID: n += 1
-  print(json.dumps({"ms": (time.perf_counter() - t) * 1000, "n": n}))`;
+    const pyRead = [
+      'import sys, time, json, pydicom',
+      "files = open(sys.argv[1]).read().split('\\n')",
+      't = time.perf_counter()',
+      'n = 0',
+      'for f in files:',
+      '    d = pydicom.dcmread(f, stop_before_pixels=True)',
+      '    if d.StudyInstanceUID and d.SeriesInstanceUID and d.SOPInstanceUID and d.PatientID: n += 1',
+      'print(json.dumps({"ms": (time.perf_counter() - t) * 1000, "n": n}))',
+    ].join('\n');
     const fr = [];
     const pr = [];
     for (let r = 0; r < ROUNDS; r++) {

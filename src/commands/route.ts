@@ -69,6 +69,7 @@ export async function main(argv: string[]): Promise<number> {
   const site = siteLayout(siteDir ?? '.');
   const sources = await openSources(sourceOptionsFromConfig({ routes: o.routes, redcap: o.redcap, tokenFile: o.tokenFile }, config), site.state);
   sources.warnings.forEach((w) => log.warn(w));
+  for (const line of await sources.checkTokens()) log.info(line);
   const rules = await sources.rules.load();
   log.info(`rules from ${rules.origin}: ${rules.routes.length} routes, ${rules.coupling.length} coupling entries, ${rules.projects.size} projects`);
   if (o.check) {

@@ -101,6 +101,7 @@ export async function main(argv: string[]): Promise<number> {
 
   const sources = await openSources(sourceOptionsFromConfig({ routes: o.routes, redcap: o.redcap, tokenFile: o.tokenFile }, config), site.state);
   sources.warnings.forEach((w) => log.warn(w));
+  for (const line of await sources.checkTokens()) log.info(line);
   const rules = await sources.rules.load();
   if (o.retryFailed) {
     const n = await store.requeueFailed(o.request);

@@ -189,7 +189,7 @@ export class FakeRedcap {
   readonly calls: LoggedCall[] = [];
   private readonly projects = new Map<string, Project>();
   private failures: Array<{ status: number; body: string }> = [];
-  private tokenFailures = new Map<string, Array<{ status: number; body: string }>>();
+  private tokenFailures = new Map<string, Array<{ status: number; body: string; content?: string }>>();
   private server?: Server;
   url = '';
 
@@ -206,11 +206,22 @@ export class FakeRedcap {
     for (let i = 0; i < n; i++) this.failures.push({ status, body });
   }
 
-  /** The next n calls with this token fail (one REDCap project down, the others up). */
-  failFor(token: string, n: number, status: number, body: string): void {
+  /**
+   * The next n calls with this token fail (one REDCap project down, the others up); with
+   * `content`, only calls of that content (e.g. 'record': the token check still passes).
+   */
+  failFor(token: string, n: number, status: number, body: string, content?: string): void {
     const list = this.tokenFailures.get(token.toUpperCase()) ?? [];
-    for (let i = 0; i < n; i++) list.push({ status, body });
+    for (let i = 0; i < n; i++) list.push({ status, body, content });
     this.tokenFailures.set(token.toUpperCase(), list);
+  }
+
+  private takeFailure(params: Record<string, string>): { status: number; body: string } | undefined {
+    const general = this.failures.shift();
+    if (general) return general;
+    const list = this.tokenFailures.get((params.token ?? '').toUpperCase());
+    const i = list?.findIndex((f) => f.content === undefined || f.content === params.content) ?? -1;
+    return i >= 0 ? list!.splice(i, 1)[0] : undefined;
   }
 
   private project(token: string): Project {
@@ -404,7 +415,7 @@ export class FakeRedcap {
       res.writeHead(status, { 'content-type': typeof value === 'string' ? 'text/html; charset=utf-8' : 'application/json; charset=utf-8' });
       res.end(text);
     };
-    const failure = this.failures.shift() ?? this.tokenFailures.get((params.token ?? '').toUpperCase())?.shift();
+    const failure = this.takeFailure(params);
     if (failure) {
       res.writeHead(failure.status, { 'content-type': failure.body.startsWith('{') ? 'application/json' : 'text/html' });
       res.end(failure.body);

@@ -89,6 +89,9 @@ describe('REDCap client, source and sink against the REDCap stand-in', () => {
     const echoed = await c.exportRecords().catch((e: Error) => e.message);
     expect(echoed).toContain('bad token [token]');
     expect(echoed).not.toContain(T.incoming);
+    // The token check: project info answers only to a valid token.
+    expect(await c.projectInfo()).toMatchObject({ project_title: 'Incoming' });
+    await expect(wrong.projectInfo()).rejects.toThrow(/HTTP 403: You do not have permissions to use the API/);
     // Unreachable: nothing listens on this port.
     const closed = new RedcapClient(`http://127.0.0.1:${await freePort()}/api/`, T.incoming, 'incoming');
     const e2 = await closed.exportRecords().catch((e: unknown) => e);

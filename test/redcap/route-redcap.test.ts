@@ -80,10 +80,20 @@ describe('fiona-route with REDCap', () => {
     expect(existsSync(join(siteDir, 'state', 'requests'))).toBe(false);
   });
 
+  it('a wrong or revoked token stops the run before anything is queued, naming the project', async () => {
+    await complete({ uid: '1.2.7.5', called: 'NORTEST', patientId: 'NT0005', series: [{ uid: '1.2.7.5.1' }] });
+    await writeFile(tokens, Object.entries({ ...T, incoming: '9F'.repeat(16) }).map(([k, v]) => `${k}=${v}`).join('\n'), { mode: 0o600 });
+    const r = await route(redcap.url);
+    expect(r.exitCode).toBe(3);
+    expect(r.stderr).toMatch(/REDCap incoming project at .* answered HTTP 403: You do not have permissions to use the API/);
+    expect(r.stderr).not.toContain('9F'.repeat(16));
+    expect(existsSync(join(siteDir, 'state', 'requests'))).toBe(false);
+  });
+
   it('Incoming failing after the rules loaded: local requests stay queued, exit 3', async () => {
     await complete({ uid: '1.2.7.4', called: 'NORTEST', patientId: 'NT0004', series: [{ uid: '1.2.7.4.1' }] });
     // The three rule projects answer; the Incoming project answers with an error page.
-    redcap.failFor(T.incoming, 10, 503, '<html>Service Unavailable</html>');
+    redcap.failFor(T.incoming, 10, 503, '<html>Service Unavailable</html>', 'record');
     const r = await route(redcap.url);
     expect(r.exitCode).toBe(3);
     expect(r.stderr).toMatch(/queued locally, but REDCap incoming project at .* answered HTTP 503/);

@@ -59,7 +59,7 @@ describe('fiona-transfer writes results to REDCap Incoming', () => {
     expect(transfers()).toMatchObject([{ study_instance_uid: s!.uid, transfer_project_name: 'NORTEST', transfer_event_name: 'baseline', transfer_date: '' }]);
 
     // REDCap answers errors while the study is sent.
-    redcap.failFor(TOKEN, 1, 500, '<html>Internal Server Error</html>');
+    redcap.failFor(TOKEN, 1, 500, '<html>Internal Server Error</html>', 'record');
     const t1 = await runTool('fiona-transfer', ['--site', siteDir, '--routes', routes, ...rc]);
     expect(t1.exitCode).toBe(3);
     expect(t1.stderr).toMatch(/the study was sent, but recording the result in REDCap incoming project at .* failed: .*HTTP 500/);

@@ -27,6 +27,12 @@ export interface OpenedSources {
   incoming?: IncomingSink;
   /** http:// to a host other than loopback: the token would travel in clear. */
   warnings: string[];
+  /**
+   * The token check: ask each REDCap project for its info (only a valid token gets it), so a
+   * wrong or revoked token stops the run before anything is queued or sent. Returns one
+   * line per project for the log.
+   */
+  checkTokens(): Promise<string[]>;
 }
 
 export function sourceOptionsFromConfig(cli: SourceOptions, config: FionaConfig): SourceOptions {
@@ -60,7 +66,7 @@ export async function openSources(o: SourceOptions, stateDir: string): Promise<O
   if (!o.routes && !o.redcap) throw new UsageError('give --routes FILE and/or --redcap URL --token-file F (or set routes / redcap in the config)');
   if (o.redcap && !o.tokenFile) throw new UsageError('--redcap needs --token-file F (the file holding the API token(s))');
   if (o.tokenFile && !o.redcap) throw new UsageError('--token-file needs --redcap URL');
-  if (!o.redcap) return { rules: new FileRulesSource(o.routes!), warnings: [] };
+  if (!o.redcap) return { rules: new FileRulesSource(o.routes!), warnings: [], checkTokens: async () => [] };
 
   const tokens = await readTokenFile(o.tokenFile!);
   const warnings: string[] = [];
@@ -80,5 +86,14 @@ export async function openSources(o: SourceOptions, stateDir: string): Promise<O
     baseDir: localPath ? dirname(localPath) : process.cwd(),
   });
   const inc = client('incoming');
-  return { rules, incoming: inc ? new IncomingSink(inc, stateDir) : undefined, warnings };
+  const clients = [client('routing'), client('coupling'), client('projects'), inc].filter((c): c is RedcapClient => c !== undefined);
+  const checkTokens = async (): Promise<string[]> => {
+    const lines: string[] = [];
+    for (const c of clients) {
+      const info = await c.projectInfo();
+      lines.push(`REDCap ${c.label} project: ${JSON.stringify(String(info.project_title ?? '?'))} (token accepted)`);
+    }
+    return lines;
+  };
+  return { rules, incoming: inc ? new IncomingSink(inc, stateDir) : undefined, warnings, checkTokens };
 }

@@ -37,7 +37,13 @@ const PATIENT_KEYS = ['PatientName', 'PatientID', 'OtherPatientIDs', 'PatientBir
 /** Names also as their parts and in upper case (DICOM PN, free text). */
 function spellings(v: string): string[] {
   const out = new Set([v, v.toUpperCase()]);
-  for (const part of v.split(/[\^, ]+/)) if (part.length >= 4 && !/^(Dr\.|Norway|Germany|Bergen|University|Hospital|Radiology|Clinic|Sykehus)$/i.test(part)) out.add(part), out.add(part.toUpperCase());
+  for (const part of v.split(/[\^, ]+/)) {
+    if (/^(Dr\.|Norway|Germany|Bergen|University|Hospital|Radiology|Clinic|Sykehus)$/i.test(part)) continue;
+    // Short digit runs (house numbers, postal codes) turn up by chance in UIDs and pixels.
+    if (/^\d+$/.test(part) ? part.length < 7 : part.length < 4) continue;
+    out.add(part);
+    out.add(part.toUpperCase());
+  }
   return [...out];
 }
 

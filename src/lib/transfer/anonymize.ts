@@ -45,11 +45,11 @@ export function projectRulesFor(project: Project, request: TransferRequest): Pro
   const rules = project.rules ? loadProjectRulesFile(project.rules, deidName(project.name)) : defaultProjectRules(deidName(project.name));
   rules.patientId = request.pseudonym;
   rules.patientName = request.pseudonym;
-  const set = [parseOverride(`0008,0080=${project.institution}`, 'institution')];
-  if (request.event !== '') for (const tag of EVENT_TAGS) set.push(parseOverride(`${tag}=EventName:${request.event}`, 'event'));
-  // The transfer's values win over the rules file's for these tags.
-  const tags = new Set(set.map((s) => s.tag));
-  rules.set = [...rules.set.filter((s) => !tags.has(s.tag)), ...set];
+  const defaults = [parseOverride(`0008,0080=${project.institution}`, 'institution')];
+  if (request.event !== '') for (const tag of EVENT_TAGS) defaults.push(parseOverride(`${tag}=EventName:${request.event}`, 'event'));
+  // FIONA's tags are the project default: a rules file that sets one of them decides.
+  const own = new Set(rules.set.map((s) => s.tag));
+  rules.set = [...rules.set, ...defaults.filter((d) => !own.has(d.tag))];
   return finishRules(rules);
 }
 

@@ -162,7 +162,10 @@ describe('REDCap client, source and sink against the REDCap stand-in', () => {
     const study = await readStudy(site, '1.2.5');
     const sink = new IncomingSink(new RedcapClient(redcap.url, T.incoming, 'incoming'), site.state);
     await sink.studyArrived(study);
+    const calls = redcap.calls.length;
     await sink.studyArrived(study);
+    // Unchanged study: nothing sent again (cron --scan must not re-send every study).
+    expect(redcap.calls.length).toBe(calls);
     const rows = redcap.rows(T.incoming);
     const main = rows.find((r) => r.redcap_repeat_instrument === '')!;
     expect(main).toMatchObject({ study_instance_uid: '1.2.5', study_aetitle_sender: 'MRI1', study_aetitle_addressed: 'NORTEST', study_accession_number: 'ACC5' });
@@ -170,6 +173,11 @@ describe('REDCap client, source and sink against the REDCap stand-in', () => {
     expect(JSON.stringify(rows)).not.toMatch(/MRN-777|Hansen|Kari/);
     const series = rows.filter((r) => r.redcap_repeat_instrument === 'series');
     expect(series.map((r) => [r.redcap_repeat_instance, r.series_instance_uid, r.series_num_files])).toEqual([['1', '1.2.5.1', '3'], ['2', '1.2.5.2', '1']]);
+    // A new series: written, under the next repeat instance; known series keep theirs.
+    await writeStudy(join(dir, 'site'), { uid: '1.2.5', patientId: 'MRN-777', patientName: 'Hansen^Kari', accessionNumber: 'ACC5', calling: 'MRI1', called: 'NORTEST', series: [{ uid: '1.2.5.3', instances: 2 }] });
+    await sink.studyArrived(await readStudy(site, '1.2.5'));
+    expect(redcap.rows(T.incoming).filter((r) => r.redcap_repeat_instrument === 'series').map((r) => `${r.redcap_repeat_instance}:${r.series_instance_uid}`))
+      .toEqual(['1:1.2.5.1', '2:1.2.5.2', '3:1.2.5.3']);
     // The hash key is the gateway's alone.
     expect((await readFile(join(site.state, 'redcap', 'hash.key'), 'utf8')).trim()).toMatch(/^[0-9a-f]{64}$/);
 

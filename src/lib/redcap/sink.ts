@@ -1,5 +1,7 @@
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeJsonAtomic } from '../site/atomic.js';
 import { loadOrCreateKey } from '../route/private-file.js';
 import type { ArrivalSink, ResultSink } from '../route/sink.js';
 import type { StudyInfo } from '../route/study.js';
@@ -41,7 +43,32 @@ export class IncomingSink implements ArrivalSink, ResultSink {
     return this.client.exportRecords({ records: [study], fields: ['study_instance_uid', ...fields] });
   }
 
+  /**
+   * What was last written for a study, so `fiona-route --scan` from cron does not re-send
+   * every study to REDCap every time (FIONA's populateIncoming added only new series).
+   */
+  private markerPath(study: string): string {
+    return join(this.stateDir, 'redcap', 'incoming', `${study}.json`);
+  }
+
+  private fingerprint(study: StudyInfo): string {
+    const series = study.series.map((s) => [s.uid, s.files.length, s.classifyTypes]);
+    return createHash('sha256').update(JSON.stringify([this.client.url, series])).digest('hex');
+  }
+
   async studyArrived(study: StudyInfo): Promise<void> {
+    const fp = this.fingerprint(study);
+    try {
+      const m = JSON.parse(await readFile(this.markerPath(study.uid), 'utf8')) as { fingerprint?: string };
+      if (m.fingerprint === fp) return;
+    } catch {
+      // no marker yet (or unreadable): write the study
+    }
+    await this.writeStudy(study);
+    await writeJsonAtomic(this.markerPath(study.uid), { fingerprint: fp, time: this.now().toISOString() });
+  }
+
+  private async writeStudy(study: StudyInfo): Promise<void> {
     const existing = await this.rowsOf(study.uid, ['series_instance_uid']);
     const known = new Map<string, number>();
     let max = 0;

@@ -120,8 +120,18 @@ async function seriesFiles(site: SiteLayout, study: string, series: string): Pro
   return (await listDir(dir)).filter((n) => !n.startsWith('.')).map((n) => join(dir, n));
 }
 
+export interface ReadStudyOptions {
+  /**
+   * Read the first instance's header of every series (BurnedInAnnotation, and values a
+   * series JSON lacks). Without it only the first series' header is read (for the
+   * study-level AccessionNumber and InstitutionName) and series without JSON: routing
+   * --scan of a large site stays cheap.
+   */
+  seriesHeaders?: boolean;
+}
+
 /** Read a study from the site; throws StudyNotFoundError when it has no instances. */
-export async function readStudy(site: SiteLayout, uid: string): Promise<StudyInfo> {
+export async function readStudy(site: SiteLayout, uid: string, opts: ReadStudyOptions = {}): Promise<StudyInfo> {
   if (!isPathSafeUid(uid)) throw new StudyNotFoundError(`not a valid StudyInstanceUID: ${JSON.stringify(uid.slice(0, 80))}`);
   const rawDir = join(site.raw, uid);
   const metaBySeries = new Map<string, Record<string, unknown>>();
@@ -140,7 +150,8 @@ export async function readStudy(site: SiteLayout, uid: string): Promise<StudyInf
     const json = metaBySeries.get(s);
     const files = await seriesFiles(site, uid, s);
     if (files.length === 0) continue;
-    const fromHeader = await headerFields(files[0]);
+    const needHeader = opts.seriesHeaders || !json || series.length === 0;
+    const fromHeader = needHeader ? await headerFields(files[0]) : {};
     // The JSON's values win (they are what classify saw); the header fills what it lacks.
     const meta = json ? { ...fromHeader, ...Object.fromEntries(Object.entries(json).filter(([, v]) => v !== '' && v !== undefined)) } : undefined;
     const all: Record<string, unknown> = meta ?? fromHeader;
@@ -157,8 +168,9 @@ export async function readStudy(site: SiteLayout, uid: string): Promise<StudyInf
     });
   }
   if (series.length === 0) throw new StudyNotFoundError(`study ${uid} has no instances under ${join(site.archive, uid)}`);
-  // Patient-level values from the first series that has metadata (FIONA took data[0]).
-  const first: Record<string, unknown> = series.find((s) => s.meta)?.meta ?? series[0]!.header;
+  // Patient-level values from the first series that has metadata (FIONA took data[0]),
+  // gaps filled from the first instance's header (AccessionNumber is not in FIONA's JSON).
+  const first: Record<string, unknown> = { ...series[0]!.header, ...(series.find((s) => s.meta)?.meta ?? {}) };
   const conn = (first.IncomingConnection ?? {}) as Record<string, unknown>;
   return {
     uid,

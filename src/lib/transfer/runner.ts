@@ -181,7 +181,7 @@ export class TransferRunner {
   private async transferStudy(request: TransferRequest, project: Project, result: TransferResult): Promise<void> {
     let study: StudyInfo;
     try {
-      study = await readStudy(this.o.site, request.study);
+      study = await readStudy(this.o.site, request.study, { seriesHeaders: true });
     } catch (err) {
       if (err instanceof StudyNotFoundError) throw new PermanentError(`the study is no longer on the gateway (${err.message}); send it again from the PACS`);
       throw err;

@@ -264,3 +264,60 @@ describe('fiona-classify --check', () => {
     expect(r.stderr).toMatch(/68 entries, 31 types: GE, SIEMENS, PHILIPS, mosaic, original, localizer, ABCD-T1/);
   });
 });
+
+/** A Siemens CSA2 ("SV10") blob with one item per named value (an encoder independent of fiona's reader). */
+function csa2(values: Record<string, string>): Buffer {
+  const parts: Buffer[] = [];
+  const head = Buffer.alloc(16);
+  head.write('SV10', 0, 'latin1');
+  head.set([4, 3, 2, 1], 4);
+  head.writeUInt32LE(Object.keys(values).length, 8);
+  head.writeUInt32LE(77, 12);
+  parts.push(head);
+  for (const [name, value] of Object.entries(values)) {
+    const tag = Buffer.alloc(84);
+    tag.write(name, 0, 'latin1');
+    tag.writeInt32LE(1, 64); // vm
+    tag.write('IS', 68, 'latin1');
+    tag.writeInt32LE(6, 72); // syngodt
+    tag.writeInt32LE(1, 76); // items
+    tag.writeInt32LE(77, 80);
+    const text = Buffer.from(`${value}\0`, 'latin1');
+    const item = Buffer.alloc(16);
+    [text.length, text.length, 77, text.length].forEach((x, i) => item.writeInt32LE(x, i * 4));
+    parts.push(tag, item, text, Buffer.alloc((4 - (text.length % 4)) % 4));
+  }
+  return Buffer.concat(parts);
+}
+
+describe('fiona-classify and Siemens CSA headers', () => {
+  it('gives rules FIONA\'s NumSlices and PhaseEncodingDirectionPositive, only from a SIEMENS CSA HEADER block', async () => {
+    const src = join(tmp.dir, 'synth-csa');
+    const list = await synth(src, ['--patients', '1', '--vendor', 'siemens', '--types', 'dwi,fmri', '--series', '2', '--instances', '1', '--rows', '16', '--seed', 'csa']);
+    const [withCsa, without] = list as [string, string];
+    const imageBlob = join(tmp.dir, 'csa-image.bin');
+    const seriesBlob = join(tmp.dir, 'csa-series.bin');
+    await writeFile(imageBlob, csa2({ PhaseEncodingDirectionPositive: '1', NumberOfImagesInMosaic: '60' }));
+    await writeFile(seriesBlob, csa2({ MrPhoenixProtocol: '### ASCCONV BEGIN ###\nsGroupArray.asGroup[0].nSize\t = \t60\nsGroupArray.asGroup[0].dDistFact\t = \t0.2\n### ASCCONV END ###' }));
+    await dcmodify(withCsa, ['-i', '(0029,0011)=SIEMENS CSA HEADER', '-if', `(0029,1110)=${imageBlob}`, '-if', `(0029,1120)=${seriesBlob}`]);
+    const rules = join(tmp.dir, 'rules-csa.json');
+    await writeFile(
+      rules,
+      JSON.stringify([
+        { type: 'NS60', rules: [{ tag: ['NumSlices'], operator: '==', value: '60' }] },
+        { type: 'PEPOS', rules: [{ tag: ['PhaseEncodingDirectionPositive'], operator: '==', value: '1' }] },
+        { type: 'NOPE', rules: [{ tag: ['PhaseEncodingDirectionPositive'], operator: 'notexist' }] },
+      ]),
+    );
+    const site = join(tmp.dir, 'site-csa');
+    const r = await runTool('fiona-classify', ['--site', site, '--rules', rules, withCsa, without]);
+    expect(r.exitCode).toBe(0);
+    const types = new Map(parseEvents(r.stdout).map((e) => [e.path, e.types]));
+    expect(types.get(withCsa)).toEqual(['NS60', 'PEPOS']);
+    // fiona-synth's own private block (0029,10xx) is not a CSA header and is not read as one.
+    expect(types.get(without)).toEqual(['NOPE']);
+    const [study, series] = withCsa.split('/').slice(-3) as [string, string];
+    const json = await readJson(join(site, 'raw', study, `${series}.json`));
+    expect(json).toMatchObject({ NumSlices: '60', PhaseEncodingDirectionPositive: '1' });
+  });
+});

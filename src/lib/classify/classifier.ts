@@ -35,6 +35,8 @@ export interface ClassifierOptions {
   warn: (message: string) => void;
   flushDelayMs?: number;
   flushBatch?: number;
+  /** A series with nothing new for this long is forgotten (re-read from disk if it comes back). */
+  idleMs?: number;
 }
 
 interface Pending {
@@ -52,6 +54,8 @@ interface SeriesState {
   sops: Set<string>;
   pending: Pending[];
   timer?: NodeJS.Timeout;
+  /** Forgets the series after a quiet while (a daemon runs for months). */
+  idle?: NodeJS.Timeout;
   flushing: Promise<void>;
 }
 
@@ -69,11 +73,13 @@ export class Classifier {
   private readonly participants = new Set<string>();
   private readonly flushDelayMs: number;
   private readonly flushBatch: number;
+  private readonly idleMs: number;
 
   constructor(private readonly opts: ClassifierOptions) {
     this.rules = opts.rules;
     this.flushDelayMs = opts.flushDelayMs ?? 100;
     this.flushBatch = opts.flushBatch ?? 256;
+    this.idleMs = opts.idleMs ?? 10 * 60_000;
   }
 
   setRules(rules: RuleSet): void {
@@ -113,6 +119,8 @@ export class Classifier {
   private async classifyValid(h: Header, path: string, conn: IncomingConnection, study: string, series: string, sop: string): Promise<void> {
     const { layout } = this.opts;
     const state = await this.seriesState(h, conn, study, series);
+    if (state.idle) clearTimeout(state.idle);
+    state.idle = undefined;
     await linkInstance(layout, study, series, sop, path);
     state.sops.add(sop);
     if (!this.participants.has(study)) {
@@ -182,6 +190,7 @@ export class Classifier {
       const { json, corruptMovedTo } = await flushSeries(this.opts.layout, state.study, state.series, state.base, delta, this.rules);
       if (corruptMovedTo) this.opts.warn(`series JSON was not valid JSON; moved aside to ${corruptMovedTo} and rebuilt`);
       state.base = json;
+      this.forgetWhenIdle(state);
       for (const p of pending) {
         this.stats.classified++;
         this.opts.emit(
@@ -204,6 +213,16 @@ export class Classifier {
       this.opts.warn(`cannot write the series JSON of ${state.study}/${state.series}: ${errorMessage(err)}`);
       throw err;
     }
+  }
+
+  private forgetWhenIdle(state: SeriesState): void {
+    if (state.idle) clearTimeout(state.idle);
+    state.idle = setTimeout(() => {
+      if (state.pending.length > 0 || state.timer) return;
+      this.series.delete(`${state.study}/${state.series}`);
+      this.participants.delete(state.study);
+    }, this.idleMs);
+    state.idle.unref();
   }
 
   /** Flush every series with pending instances; the number of instances that could not be written. */

@@ -1,5 +1,6 @@
 import type { Header } from '../dicom/index.js';
 import { elementValues, firstValue, privateValues } from './header-values.js';
+import { csaFields } from './siemens-csa.js';
 import type { RuleSet, RuleValue } from './types.js';
 
 /**
@@ -69,6 +70,7 @@ const PRIVATE_FIELDS: ReadonlyArray<readonly [string, number, number, string]> =
 /** Every name the series JSON may carry: rules may test these by name. */
 export const SERIES_FIELDS: ReadonlySet<string> = new Set([
   'IncomingConnection', 'StudyInstanceUID', 'SeriesInstanceUID', 'NumFiles', 'ClassifyType', 'SliceLocation',
+  'NumSlices', 'PhaseEncodingDirectionPositive',
   ...HEADER_FIELDS.map(([n]) => n),
   ...PRIVATE_FIELDS.map(([n]) => n),
 ]);
@@ -97,6 +99,7 @@ export function fieldsFromHeader(h: Header, conn: IncomingConnection, study: str
     const values = privateValues(h, group, low, creator);
     if (values !== undefined) json[name] = values.length > 1 ? values : (values[0] ?? '');
   }
+  Object.assign(json, csaFields(h));
   const slice = firstValue(h, SLICE_LOCATION);
   if (slice !== undefined && slice !== '') json.SliceLocation = slice;
   return json;

@@ -18,7 +18,8 @@ import { checkPseudonym, loadPseudonymTable } from '../lib/deid/pseudonyms.js';
 import { loadSecret } from '../lib/deid/secret.js';
 import { checkUidRoot } from '../lib/deid/uids.js';
 import { ConfigError, EXIT, UnavailableError, UsageError } from '../lib/errors.js';
-import { EventWriter, makeEvent } from '../lib/events/index.js';
+import { makeEvent } from '../lib/events/types.js';
+import { EventWriter } from '../lib/events/writer.js';
 import { siteLayout } from '../lib/site/layout.js';
 
 const EXTRA_HELP = `

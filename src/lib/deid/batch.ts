@@ -1,7 +1,7 @@
 import type { AnonymizeResult, Anonymizer } from './anonymizer.js';
 import type { InputUnit } from './inputs.js';
 import type { MappingRecorder } from './mapping.js';
-import type { BaseEvent } from '../events/index.js';
+import type { BaseEvent } from '../events/types.js';
 
 /**
  * A batch: input units in, each file through the anonymizer (pool) with a bounded number in

@@ -2,7 +2,9 @@ import { opendir, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { isPathSafeUid } from '../dicom/uid.js';
-import { type BaseEvent, readInput } from '../events/index.js';
+// The events barrel pulls in the FIFO writer (and execa): import only what is read here.
+import { readInput } from '../events/reader.js';
+import type { BaseEvent } from '../events/types.js';
 import { siteLayout } from '../site/layout.js';
 
 /**

@@ -48,7 +48,16 @@ export async function ensureDir(dir: string): Promise<void> {
  * through the thread pool each), fsync, and rename to `target`.
  */
 export async function writeAndPublish(tmp: string, target: string, parts: readonly Uint8Array[], fsync: boolean, dirs?: DirSyncer): Promise<void> {
-  const fd = openSync(tmp, 'w', 0o644);
+  let fd: number;
+  try {
+    fd = openSync(tmp, 'w', 0o644);
+  } catch (err) {
+    // The folder went away since it was made (another run cleaned up): make it again, once.
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    madeDirs.delete(dirname(tmp));
+    await ensureDir(dirname(tmp));
+    fd = openSync(tmp, 'w', 0o644);
+  }
   try {
     for (const b of parts) {
       let off = 0;

@@ -113,11 +113,16 @@ export function createVisitor(c: CompiledRules, input: VisitorInput, notes: Visi
     if (ctx.depth === 0) notes.topLevel.set(ctx.tag, op);
   };
 
-  /** The values of an element, also for VR UN elements of a known standard attribute. */
-  const valuesOf = async (ctx: ElementContext, vr: string): Promise<string[]> => {
-    if (ctx.vr !== 'UN') return ctx.values();
-    const b = await ctx.bytes();
-    return decodeStrings(b, 0, b.length, vr, { littleEndian: input.littleEndian, charsets: input.charsets });
+  type Decision = EditDecision | Promise<EditDecision>;
+
+  /**
+   * Decide from an element's values: synchronously (most elements; a promise per element
+   * costs more than the decision), or after reading the bytes of a VR UN element, whose
+   * values are decoded by the attribute's real VR.
+   */
+  const withValues = (ctx: ElementContext, vr: string, decide: (values: string[]) => EditDecision): Decision => {
+    if (ctx.vr !== 'UN') return decide(ctx.values());
+    return ctx.bytes().then((b) => decide(decodeStrings(b, 0, b.length, vr, { littleEndian: input.littleEndian, charsets: input.charsets })));
   };
 
   const replace = (ctx: ElementContext, vr: string, value: string | string[] | number | Uint8Array): EditDecision =>
@@ -130,43 +135,54 @@ export function createVisitor(c: CompiledRules, input: VisitorInput, notes: Visi
     return values.map((v) => list.reduce((acc, r) => acc.replace(r.pattern, r.replacement), v));
   };
 
+  const same = (a: string[], b: string[]): boolean => a.length === b.length && a.every((v, i) => v === b[i]);
+
   /** K (keep) of a non-sequence value: unchanged unless the project rewrites it. */
-  const keepValue = async (ctx: ElementContext, vr: string): Promise<EditDecision> => {
+  const keepValue = (ctx: ElementContext, vr: string): Decision => {
     if (!rewrites.has(ctx.tag)) return KEEP;
-    const before = await valuesOf(ctx, vr);
-    const after = applyRewrites(ctx.tag, before);
-    return after.every((v, i) => v === before[i]) ? KEEP : replace(ctx, vr, after);
+    return withValues(ctx, vr, (before) => {
+      const after = applyRewrites(ctx.tag, before);
+      return same(after, before) ? KEEP : replace(ctx, vr, after);
+    });
   };
 
-  const cleanValue = async (ctx: ElementContext, vr: string, rule: TableRule): Promise<EditDecision> => {
+  const cleanValue = (ctx: ElementContext, vr: string, rule: TableRule): Decision => {
     if (vr === 'DA' || vr === 'DT') {
-      if (input.dateOffset === undefined) return operationDecision(ctx, vr, operationFor(rule.basic, vr, ctx.element.length === 0), rule);
-      const values = await valuesOf(ctx, vr);
-      const shifted = shiftValues(vr, values, input.dateOffset);
-      if (shifted === undefined) {
-        // Not a date fiona can shift: leaving it would leak the real date.
-        notes.warnings.push(`${hex(ctx.tag)}: ${vr} value is not a valid date; emptied instead of shifted`);
-        return EMPTY;
-      }
-      return replace(ctx, vr, applyRewrites(ctx.tag, shifted));
+      const offset = input.dateOffset;
+      if (offset === undefined) return operationDecision(ctx, vr, operationFor(rule.basic, vr, ctx.element.length === 0), rule);
+      return withValues(ctx, vr, (values) => {
+        const shifted = shiftValues(vr, values, offset);
+        if (shifted === undefined) {
+          // Not a date fiona can shift: leaving it would leak the real date.
+          notes.warnings.push(`${hex(ctx.tag)}: ${vr} value is not a valid date; emptied instead of shifted`);
+          return EMPTY;
+        }
+        return replace(ctx, vr, applyRewrites(ctx.tag, shifted));
+      });
     }
     if (vr === 'TM' || vr === 'AS' || vr === 'DS' || vr === 'IS') return keepValue(ctx, vr); // a whole-day shift leaves times; numbers carry no names
     if (vr === 'AE') return replace(ctx, vr, (dummyFor('AE', 0) as { value: string }).value);
     if (vr === 'UI') return uidValue(ctx, vr);
-    const values = await valuesOf(ctx, vr);
-    const cleaned = applyRewrites(ctx.tag, values.map((v) => input.scrubber.scrub(v)));
-    return cleaned.every((v, i) => v === values[i]) ? KEEP : replace(ctx, vr, cleaned);
+    return withValues(ctx, vr, (values) => {
+      const cleaned = applyRewrites(ctx.tag, values.map((v) => input.scrubber.scrub(v)));
+      return same(cleaned, values) ? KEEP : replace(ctx, vr, cleaned);
+    });
   };
 
-  const uidValue = async (ctx: ElementContext, vr: string): Promise<EditDecision> => {
-    if (!input.uids) throw new Error(`${hex(ctx.tag)}: a UID must be replaced but no secret was given`);
-    const values = await valuesOf(ctx, vr);
-    const mapped = values.map((v) => {
-      if (v === '') return v;
-      notes.replacedUids.add(v);
-      return input.uids!.map(v);
-    });
-    return replace(ctx, vr, mapped);
+  const uidValue = (ctx: ElementContext, vr: string): Decision => {
+    const uids = input.uids;
+    if (!uids) throw new Error(`${hex(ctx.tag)}: a UID must be replaced but no secret was given`);
+    return withValues(ctx, vr, (values) =>
+      replace(
+        ctx,
+        vr,
+        values.map((v) => {
+          if (v === '') return v;
+          notes.replacedUids.add(v);
+          return uids.map(v);
+        }),
+      ),
+    );
   };
 
   /**
@@ -179,7 +195,7 @@ export function createVisitor(c: CompiledRules, input: VisitorInput, notes: Visi
   let seqMode: SequenceMode = 'none';
   const inheritedMode = (): SequenceMode => (seqModes.includes('dummy') ? 'dummy' : seqModes.includes('clean') ? 'clean' : 'none');
 
-  const operationDecision = (ctx: ElementContext, vr: string, op: Operation, rule: TableRule, code?: ActionCode): EditDecision | Promise<EditDecision> => {
+  const operationDecision = (ctx: ElementContext, vr: string, op: Operation, rule: TableRule, code?: ActionCode): Decision => {
     note(ctx, op);
     switch (op) {
       case 'remove':
@@ -225,7 +241,7 @@ export function createVisitor(c: CompiledRules, input: VisitorInput, notes: Visi
     return safePrivate.some((p) => p.group === group && p.element === (element & 0xff) && p.creator === creator) ? KEEP : REMOVE;
   };
 
-  const decideElement = (ctx: ElementContext): EditDecision | Promise<EditDecision> => {
+  const decideElement = (ctx: ElementContext): Decision => {
     const tag = ctx.tag;
     const group = tag >>> 16;
     if (group % 2 === 1) return privateDecision(ctx);

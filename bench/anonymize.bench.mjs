@@ -1,0 +1,186 @@
+#!/usr/bin/env node
+// fiona-anonymize against GDCM gdcmanon (PS3.15 basic profile, -e with a throwaway
+// certificate) and against a pydicom script applying the same Table E.1-1, on the same
+// 1,000 synthetic 256x256 MR instances (fiona-synth), rounds alternating in one run.
+// Prints files/s of each, the RATIO lines (bar: 1x gdcmanon, 4x pydicom), and fiona's
+// peak RSS. Not a timed test: numbers depend on the machine and on what else runs on it.
+//
+//   node bench/anonymize.bench.mjs            (or: npm run bench -- anonymize)
+//   FIONA_BENCH_ROUNDS=5 FIONA_BENCH_FILES=2000 node bench/anonymize.bench.mjs
+//   FIONA_BENCH_FSYNC=0 ...   fiona without fsync too (gdcmanon and pydicom never fsync)
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const rounds = Number(process.env.FIONA_BENCH_ROUNDS ?? 3);
+const files = Number(process.env.FIONA_BENCH_FILES ?? 1000);
+const pyRounds = Number(process.env.FIONA_BENCH_PY_ROUNDS ?? 1);
+const alsoNoFsync = process.env.FIONA_BENCH_FSYNC === '0';
+
+function need(bin, pkg) {
+  if (spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status !== 0 && !existsSync(bin)) {
+    console.error(`${bin} is missing: apt-get install -y ${pkg}`);
+    process.exit(2);
+  }
+}
+need('gdcmanon', 'libgdcm-tools');
+need('openssl', 'openssl');
+need('/usr/bin/python3', 'python3-pydicom');
+if (spawnSync('/usr/bin/python3', ['-c', 'import pydicom'], { stdio: 'ignore' }).status !== 0) {
+  console.error('pydicom is missing for /usr/bin/python3: apt-get install -y python3-pydicom');
+  process.exit(2);
+}
+if (!existsSync(join(root, 'dist/commands/anonymize.js'))) {
+  console.error('build first: npx tsc -p .');
+  process.exit(2);
+}
+
+const PYDICOM = String.raw`
+# The same PS3.15 Table E.1-1 as fiona applies, with pydicom: one process, file by file.
+import hashlib, hmac, json, os, sys
+import pydicom
+from pydicom.sequence import Sequence
+
+table_file, secret_file, in_dir, out_dir = sys.argv[1:5]
+table = json.load(open(table_file))
+rules = {int(a['tag'], 16): a['basic'] for a in table['attributes']}
+secret = open(secret_file, 'rb').read().rstrip(b'\r\n')
+DUMMY = {'DA': '19000101', 'DT': '19000101000000', 'TM': '000000', 'DS': '0', 'IS': '0', 'AS': '000D'}
+NUMBERS = ('US', 'SS', 'UL', 'SL', 'FL', 'FD')
+uid_cache = {}
+
+def new_uid(v):
+    u = uid_cache.get(v)
+    if u is None:
+        h = bytearray(hmac.new(secret, v.encode(), hashlib.sha256).digest()[:16])
+        h[6] = (h[6] & 0x0f) | 0x80
+        h[8] = (h[8] & 0x3f) | 0x80
+        u = uid_cache[v] = '2.25.' + str(int.from_bytes(h, 'big'))
+    return u
+
+def dummy(elem):
+    if elem.VR == 'UI':
+        return new_uid(str(elem.value))
+    if elem.VR in ('OB', 'OW', 'UN'):
+        return b'\0\0'
+    if elem.VR in NUMBERS:
+        return 0
+    return DUMMY.get(elem.VR, 'ANONYMIZED')
+
+def clean(ds):
+    for elem in list(ds):
+        tag = elem.tag
+        if tag.is_private or ((tag >> 16) & 0xff00) in (0x5000, 0x6000):
+            del ds[tag]
+            continue
+        code = rules.get(int(tag))
+        if code is None:
+            if elem.VR == 'SQ':
+                for item in elem.value:
+                    clean(item)
+            continue
+        empty = elem.value in (None, '', b'') or (elem.VR == 'SQ' and len(elem.value) == 0)
+        if code == 'X':
+            del ds[tag]
+        elif code == 'Z':
+            elem.value = Sequence() if elem.VR == 'SQ' else (None if elem.VR in NUMBERS else '')
+        elif code in ('K', 'U') and elem.VR != 'SQ':
+            if code == 'U' and not empty:
+                elem.value = new_uid(str(elem.value))
+        elif elem.VR == 'SQ':  # K, D, X/Z, X/D, Z/D, X/Z/D, X/Z/U*: kept, items de-identified
+            for item in elem.value:
+                clean(item)
+        elif code == 'X/Z':
+            elem.value = ''
+        elif not empty:  # D, X/D, Z/D, X/Z/D
+            elem.value = dummy(elem)
+
+n = 0
+for root, dirs, files in os.walk(in_dir):
+    dirs.sort()
+    for name in sorted(files):
+        ds = pydicom.dcmread(os.path.join(root, name))
+        clean(ds)
+        ds.PatientIdentityRemoved = 'YES'
+        ds.DeidentificationMethod = 'pydicom PS3.15 basic'
+        sop = ds.SOPInstanceUID
+        ds.file_meta.MediaStorageSOPInstanceUID = sop
+        target = os.path.join(out_dir, ds.StudyInstanceUID, ds.SeriesInstanceUID)
+        os.makedirs(target, exist_ok=True)
+        ds.save_as(os.path.join(target, sop + '.dcm'), write_like_original=True)
+        n += 1
+print(n)
+`;
+
+const dir = mkdtempSync(join(tmpdir(), 'fiona-bench-anonymize-'));
+const cleanup = () => rmSync(dir, { recursive: true, force: true });
+process.on('SIGINT', () => {
+  cleanup();
+  process.exit(130);
+});
+
+function countFiles(d) {
+  let n = 0;
+  for (const e of readdirSync(d, { withFileTypes: true, recursive: true })) if (e.isFile()) n++;
+  return n;
+}
+
+/** Run a command under /usr/bin/time; wall seconds (measured here) and peak RSS in MB. */
+function timed(cmd, args, env = {}) {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync('/usr/bin/time', ['-f', '%M', cmd, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 256 * 1024 * 1024 });
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const lines = (r.stderr ?? '').trim().split('\n');
+  const rssMb = Number(lines.at(-1)) / 1024;
+  if (r.status !== 0) throw new Error(`${cmd} failed (${r.status}): ${r.stderr}`);
+  return { seconds, rssMb };
+}
+
+try {
+  const input = join(dir, 'in');
+  const perSeries = 100;
+  const series = Math.max(1, Math.round(files / perSeries / 2));
+  console.log(`generating ${2 * series * perSeries} instances of 256x256 with fiona-synth ...`);
+  execFileSync(join(root, 'bin/fiona-synth'), ['--out', input, '--patients', '2', '--series', String(series), '--instances', String(perSeries), '--rows', '256', '--seed', 'bench', '--no-fsync', '-q']);
+  const n = countFiles(input);
+  const key = join(dir, 'secret.key');
+  writeFileSync(key, 'bench-secret-0123456789abcdef0123456789\n', { mode: 0o600 });
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-nodes', '-subj', '/CN=fiona-bench'], { stdio: 'ignore' });
+  writeFileSync(join(dir, 'anon.py'), PYDICOM);
+  const table = join(root, 'rules/deid/ps3.15-e1-1-2024b.json');
+
+  const tools = {
+    fiona: (out) => timed(join(root, 'bin/fiona-anonymize'), ['--out', out, '--secret-file', key, '-q', input]),
+    gdcmanon: (out) => timed('gdcmanon', ['-e', '-c', join(dir, 'cert.pem'), '-r', '--continue', '-i', input, '-o', out]),
+    pydicom: (out) => timed('/usr/bin/python3', [join(dir, 'anon.py'), table, key, input, out]),
+  };
+  if (alsoNoFsync) tools['fiona --no-fsync'] = (out) => timed(join(root, 'bin/fiona-anonymize'), ['--out', out, '--secret-file', key, '--no-fsync', '-q', input]);
+  const results = Object.fromEntries(Object.keys(tools).map((k) => [k, []]));
+  const order = Object.keys(tools);
+  for (let r = 0; r < rounds; r++) {
+    for (const name of order) {
+      if (name === 'pydicom' && r >= pyRounds) continue;
+      const out = join(dir, `out-${r}-${name.replace(/\W+/g, '_')}`);
+      const m = tools[name](out);
+      const produced = countFiles(out);
+      if (produced !== n) throw new Error(`${name} wrote ${produced} of ${n} files`);
+      results[name].push(m);
+      console.log(`round ${r + 1} ${name.padEnd(18)} ${(n / m.seconds).toFixed(0).padStart(6)} files/s  ${m.seconds.toFixed(2)} s  peak RSS ${m.rssMb.toFixed(0)} MB`);
+      rmSync(out, { recursive: true, force: true });
+    }
+  }
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const rate = (name) => n / median(results[name].map((m) => m.seconds));
+  console.log('');
+  for (const name of order) console.log(`${name.padEnd(18)} ${rate(name).toFixed(0).padStart(6)} files/s (median of ${results[name].length})`);
+  const peak = Math.max(...results.fiona.map((m) => m.rssMb));
+  console.log(`fiona peak RSS: ${peak.toFixed(0)} MB for ${n} files (bound 200 MB; memory is per file in flight, not per batch)`);
+  console.log(`RATIO fiona/gdcmanon files/s: ${(rate('fiona') / rate('gdcmanon')).toFixed(2)}x (bar 1x)`);
+  console.log(`RATIO fiona/pydicom files/s: ${(rate('fiona') / rate('pydicom')).toFixed(2)}x (bar 4x)`);
+  if (alsoNoFsync) console.log(`RATIO fiona --no-fsync/gdcmanon files/s: ${(rate('fiona --no-fsync') / rate('gdcmanon')).toFixed(2)}x (bar 1x)`);
+} finally {
+  cleanup();
+}

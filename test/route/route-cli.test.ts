@@ -141,6 +141,21 @@ describe('fiona-route', () => {
     expect(bad.stderr).toContain('--redcap needs --token-file');
   });
 
+  it('couples by the AccessionNumber of the instances (classify\'s series JSON has none)', async () => {
+    const { synth, importStudies } = await import('../transfer/setup.js');
+    await synth(join(dir, 'synth'), ['--seed', 'acc', '--series', '1', '--instances', '1', '--rows', '16']);
+    const [s] = await importStudies(join(dir, 'synth'), siteDir, { calling: 'X', called: 'Y' });
+    const { readHeader } = await import('../../src/lib/dicom/index.js');
+    const accession = (await readHeader(s!.files[0]!)).string('AccessionNumber')!;
+    expect(accession).toMatch(/\w+/);
+    await writeFile(routes, JSON.stringify({
+      projects: { NORTEST: { destination: DEST } },
+      coupling: [{ accessionNumber: accession, project: 'NORTEST', subject: 'NT0100', event: 'mri-2', date: new Date().toISOString().slice(0, 10) }],
+    }));
+    const r = await route(['--scan']);
+    expect(parseEvents(r.stdout)).toMatchObject([{ study: s!.uid, project: 'NORTEST', pseudonym: 'NT0100', eventName: 'mri-2' }]);
+  });
+
   it('checks the shipped examples/routes.json', async () => {
     const r = await runTool('fiona-route', ['--routes', join(ROOT, 'examples', 'routes.json'), '--check']);
     expect(r.exitCode, String(r.stderr)).toBe(0);

@@ -20,7 +20,8 @@ Examples:
 
 A file that cannot be read (not DICOM, truncated, a wrong length) is reported on stderr
 with the offset and tag where reading stopped; the other files are still printed, and the
-exit code is 1.`;
+exit code is 1.
+`;
 
 interface Options {
   json?: boolean;

@@ -57,6 +57,8 @@ export interface HeaderInit {
   inflated?: boolean;
   /** True when reading stopped at top-level pixel data. */
   stoppedAtPixels?: boolean;
+  /** Size of the file read (for a deflated file: of the file as stored). */
+  fileSize?: number;
 }
 
 const SPECIFIC_CHARACTER_SET = 0x00080005;
@@ -72,6 +74,7 @@ export class Header implements DicomHeader {
   readonly explicit: boolean;
   readonly inflated: boolean;
   readonly stoppedAtPixels: boolean;
+  readonly fileSize: number | undefined;
   private index: Map<number, DicomElement> | undefined;
   private charsetCache: string[] | undefined;
 
@@ -86,6 +89,7 @@ export class Header implements DicomHeader {
     this.explicit = init.explicit;
     this.inflated = init.inflated ?? false;
     this.stoppedAtPixels = init.stoppedAtPixels ?? false;
+    this.fileSize = init.fileSize;
   }
 
   /** SpecificCharacterSet values (top level); [] means the default repertoire. */

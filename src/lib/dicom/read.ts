@@ -193,13 +193,16 @@ export interface WalkOptions {
  * reads a new window there. Windows that hold no kept value are let go, so memory stays
  * bounded by the header, not the file.
  */
-export function walkFile(fd: number, size: number, file: string, opts: WalkOptions): Header {
+export function walkFile(fd: number, knownSize: number | undefined, file: string, opts: WalkOptions): Header {
   const store = new ByteStore();
   // The head is read into a reused scratch block; what the index needs of it is copied out
   // at the end (a few KiB, not 64 KiB per file: less garbage on a batch of 10,000 files).
   scratch ??= Buffer.allocUnsafe(FIRST_READ);
-  const firstRead = Math.min(size, opts.firstRead ?? FIRST_READ);
-  const head = readAt(fd, 0, firstRead, opts.headBlock ?? scratch);
+  const block = opts.headBlock ?? scratch;
+  const want = Math.min(block.length, opts.firstRead ?? FIRST_READ);
+  const head = readAt(fd, 0, knownSize === undefined ? want : Math.min(knownSize, want), block);
+  // A short first read is the end of the file: no fstat needed for most files.
+  const size = knownSize ?? (head.length < want ? head.length : fstatSync(fd).size);
   store.add(0, head);
   let readSize = opts.readSize;
 
@@ -269,13 +272,14 @@ export function walkFile(fd: number, size: number, file: string, opts: WalkOptio
     littleEndian: enc.littleEndian,
     explicit: enc.explicit,
     stoppedAtPixels: dp.stoppedAtPixels,
+    fileSize: size,
   });
 }
 
-export async function withFile<T>(path: string, fn: (fd: number, size: number) => T | Promise<T>): Promise<T> {
+export async function withFile<T>(path: string, fn: (fd: number) => T | Promise<T>): Promise<T> {
   const fd = openSync(path, 'r');
   try {
-    return await fn(fd, fstatSync(fd).size);
+    return await fn(fd);
   } catch (err) {
     if (err instanceof DicomParseError) throw err.withFile(path);
     throw err;
@@ -294,8 +298,8 @@ export async function readHeader(path: string, opts: { stopBeforePixels?: boolea
 
 export async function readHeaderFull(path: string, opts: { stopBeforePixels?: boolean } = {}): Promise<Header> {
   const stop = opts.stopBeforePixels ?? true;
-  return withFile(path, (fh, size) =>
-    walkFile(fh, size, path, { stopBeforePixels: stop, keepLimit: 1024 * 1024, readSize: FIRST_READ * 4, growRead: true }),
+  return withFile(path, (fd) =>
+    walkFile(fd, undefined, path, { stopBeforePixels: stop, keepLimit: 1024 * 1024, readSize: FIRST_READ * 4, growRead: true }),
   );
 }
 
@@ -309,7 +313,7 @@ export async function verifyDicomFile(path: string): Promise<DicomHeader> {
 
 /** The full index of a file with small values in memory and large bulk values skipped (used by the rewriter). */
 export async function indexFile(path: string): Promise<Header> {
-  return withFile(path, (fh, size) => walkFile(fh, size, path, INDEX_OPTIONS));
+  return withFile(path, (fd) => walkFile(fd, undefined, path, INDEX_OPTIONS));
 }
 
 /** How a whole file is walked for verification and rewriting: bulk values over 64 KiB are seeked over. */

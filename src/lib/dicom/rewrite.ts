@@ -11,7 +11,7 @@ import { parseCharsets } from './values.js';
 import { LONG_VRS } from './vr.js';
 
 const SPECIFIC_CHARACTER_SET = 0x00080005;
-import { acquireBlock, releaseBlock, SMALL_FILE, writePlan, type Output } from './write.js';
+import { acquireBlock, releaseBlock, writePlan, type Output } from './write.js';
 
 /**
  * Byte-preserving rewrite: decide edits on the element index, then write the output as the
@@ -395,17 +395,17 @@ function elementBytes(tag: number, vr: string, value: Uint8Array, ctx: Ctx): Uin
  */
 export async function rewriteDicom(input: string, output: Output, opts: RewriteOptions): Promise<RewriteResult> {
   const fd = openSync(input, 'r');
-  // A small file is read whole, once, into a borrowed block; a large one is walked in windows.
-  let block: Buffer | undefined;
+  // The head (the whole file, up to 1 MiB) is read into a borrowed block, once; a larger
+  // file is walked in windows after it.
+  const block = acquireBlock();
   try {
-    const size = fstatSync(fd).size;
-    if (size <= SMALL_FILE) block = acquireBlock();
     let header: Header;
     try {
-      header = walkFile(fd, size, input, block ? { ...INDEX_OPTIONS, headBlock: block, firstRead: size } : INDEX_OPTIONS);
+      header = walkFile(fd, undefined, input, { ...INDEX_OPTIONS, headBlock: block, firstRead: block.length });
     } catch (err) {
       throw err instanceof DicomParseError ? err.withFile(input) : err;
     }
+    const size = header.inflated ? fstatSync(fd).size : header.fileSize!;
     const readValue = async (el: DicomElement): Promise<Uint8Array> => {
       if (el.length === UNDEFINED_LENGTH) return new Uint8Array(0);
       // A copy: the window may be a borrowed block that is reused after this rewrite.
@@ -431,6 +431,6 @@ export async function rewriteDicom(input: string, output: Output, opts: RewriteO
     return { changed, bytesIn: size, bytesOut };
   } finally {
     closeSync(fd);
-    if (block) releaseBlock(block);
+    releaseBlock(block);
   }
 }

@@ -19,9 +19,6 @@ export type Output = string | NodeJS.WritableStream;
 const PIECE = 1024 * 1024;
 const YIELD_EVERY = 16 * PIECE;
 
-/** Files up to this size are rewritten from one read into a borrowed block. */
-export const SMALL_FILE = 1024 * 1024;
-
 /** Blocks of PIECE bytes, reused across files (each holder owns one until it gives it back). */
 const freeBlocks: Buffer[] = [];
 

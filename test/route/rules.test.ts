@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { compileAutoIdPattern } from '../../src/lib/route/autoid-pattern.js';
 import { compilePattern, patternMatches } from '../../src/lib/route/pattern.js';
 import { parseRules, RulesError, type RawRules } from '../../src/lib/route/parse.js';

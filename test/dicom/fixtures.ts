@@ -246,6 +246,7 @@ export async function makeFixtures(dir: string): Promise<Record<string, string>>
   // A private sequence in implicit VR with defined lengths, converted to explicit: DCMTK
   // keeps it as VR UN with explicit length, items inside in implicit VR (PS3.5 6.2.2).
   const privImplicit = await dump2dcm(dir, 'priv-ti', oddDump(), ['+ti']);
+  f.privImplicit = privImplicit;
   f.unDefined = await dcmconv(dir, privImplicit, 'un-defined', ['+te']);
   const unUndef = join(dir, 'un-undefined.dcm');
   await writeFile(unUndef, unUndefinedLengthFile());

@@ -12,8 +12,10 @@ import {
   readHeaderFull,
   verifyDicomFile,
   formatTag,
+  rewriteDicom,
   type DicomHeader,
 } from '../../src/lib/dicom/index.js';
+import { PassThrough } from 'node:stream';
 import type { Header } from '../../src/lib/dicom/header.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import { CHARSET_EXAMPLES, makeFixtures } from './fixtures.js';
@@ -162,6 +164,21 @@ describe('VR UN sequences (PS3.5 6.2.2)', () => {
     const theirs = parseDcmdump(await dcmdumpText(fx.unUndefined!));
     expect(theirs.find((t) => t.path === '0029,1020[0].0010,0010')?.values).toEqual(['Hidden^InUN']);
     expect(diffFlat(ourFlat(h, { descendUn: true }), theirs)).toEqual([]);
+  });
+
+  it('finds a private sequence of defined length in an implicit VR file (no VR to say so)', async () => {
+    const h = (await readHeader(fx.privImplicit!)) as Header;
+    const seq = h.element('0009,1002')!;
+    expect(seq.vr).toBe('UN');
+    expect(seq.items!.length).toBe(1);
+    const inner = seq.items![0]!;
+    expect(inner.find((e) => e.tag === 0x00091001)!.privateCreator).toBe('ACME INNER');
+    const deep = inner.find((e) => e.tag === 0x00091002)!.items![0]![0]!;
+    expect(h.valuesOf(deep, { implicitLE: true })).toEqual(['Deep^Nested']);
+    // An anonymizer walking it sees the name hidden two private sequences down.
+    const seen: string[] = [];
+    await rewriteDicom(fx.privImplicit!, new PassThrough().resume(), { visit: (c) => void (c.tag === 0x00100010 && seen.push(`${c.depth}:${c.values()[0]}`)) });
+    expect(seen).toEqual(['2:Deep^Nested', '0:Müller^Jürgen']);
   });
 
   it('finds the items of a defined-length UN that holds a sequence', async () => {

@@ -165,6 +165,7 @@ export async function main(argv: string[]): Promise<number> {
     pool = createAnonymizerPool(
       { rules, secret, pseudonymTable, quarantineDir, site: site ? resolve(site) : undefined, fsync: o.fsync, version: program.version() },
       threads,
+      (m) => log.warn(m),
     );
   } catch (err) {
     if (err instanceof RefusedError) throw new UsageError(err.message);

@@ -50,20 +50,30 @@ export function defaultThreads(): number {
   return Math.max(1, Math.min(availableParallelism(), 16));
 }
 
-export function createAnonymizerPool(config: PoolConfig, threads = defaultThreads()): AnonymizerPool {
+export function createAnonymizerPool(config: PoolConfig, threads = defaultThreads(), onWarning?: (message: string) => void): AnonymizerPool {
   // Built here too, in the calling thread: it validates the configuration (a missing secret
   // is an error now, not once per file in each worker) and serves the one-thread case.
   const local = createAnonymizer(config.rules, anonymizerOptions(config));
   if (threads <= 1) return { ...local, rules: config.rules, threads: 1, close: async () => {} };
 
-  const workers: Array<{ worker: Worker; busy: number; pending: Map<number, Pending> }> = [];
+  interface Slot {
+    worker: Worker;
+    busy: number;
+    pending: Map<number, Pending & { input: string; outDir: string }>;
+    dead: boolean;
+  }
+  const workers: Slot[] = [];
   let nextId = 1;
-  let failure: Error | undefined;
   let localBusy = 0;
+  let closing = false;
+  const runLocal = (input: string, outDir: string): Promise<AnonymizeResult> => {
+    localBusy++;
+    return local.anonymizeFile(input, outDir).finally(() => localBusy--);
+  };
   const url = new URL('./worker.js', import.meta.url);
   for (let k = 0; k < threads - 1; k++) {
     const worker = new Worker(url, { workerData: config satisfies WorkerInit });
-    const slot = { worker, busy: 0, pending: new Map<number, Pending>() };
+    const slot: Slot = { worker, busy: 0, pending: new Map(), dead: false };
     worker.on('message', (m: { id: number; result?: AnonymizeResult; error?: string }) => {
       const p = slot.pending.get(m.id);
       if (!p) return;
@@ -72,36 +82,38 @@ export function createAnonymizerPool(config: PoolConfig, threads = defaultThread
       if (m.error !== undefined) p.reject(new Error(m.error));
       else p.resolve(m.result!);
     });
-    const fail = (err: Error): void => {
-      failure = err;
-      for (const p of slot.pending.values()) p.reject(err);
+    // A worker that dies (a bug, memory, its code replaced under it) loses no file: what it
+    // had in hand is done again in the calling thread, and it gets no more work.
+    const died = (why: string): void => {
+      if (slot.dead || closing) return;
+      slot.dead = true;
+      onWarning?.(`anonymizer worker stopped (${why}); its files are done in the main thread`);
+      for (const p of slot.pending.values()) runLocal(p.input, p.outDir).then(p.resolve, p.reject);
       slot.pending.clear();
+      slot.busy = 0;
     };
-    worker.on('error', fail);
-    worker.on('exit', (code) => {
-      if (code !== 0) fail(new Error(`anonymizer worker exited with code ${code}`));
-    });
+    worker.on('error', (err) => died(err.message));
+    worker.on('exit', (code) => died(`exit code ${code}`));
     workers.push(slot);
   }
   return {
     rules: config.rules,
     threads,
     anonymizeFile(input: string, outDir: string): Promise<AnonymizeResult> {
-      if (failure) return Promise.reject(failure);
-      const slot = workers.reduce((a, b) => (b.busy < a.busy ? b : a));
+      const alive = workers.filter((w) => !w.dead);
+      if (alive.length === 0) return runLocal(input, outDir);
+      const slot = alive.reduce((a, b) => (b.busy < a.busy ? b : a));
       // The calling thread also posts messages and writes events: give it a little less.
-      if (localBusy + 1 < slot.busy) {
-        localBusy++;
-        return local.anonymizeFile(input, outDir).finally(() => localBusy--);
-      }
+      if (localBusy + 1 < slot.busy) return runLocal(input, outDir);
       const id = nextId++;
       slot.busy++;
       return new Promise<AnonymizeResult>((resolve, reject) => {
-        slot.pending.set(id, { resolve, reject });
+        slot.pending.set(id, { resolve, reject, input, outDir });
         slot.worker.postMessage({ id, input, outDir });
       });
     },
     async close(): Promise<void> {
+      closing = true;
       await Promise.all(workers.map((w) => w.worker.terminate()));
     },
   };

@@ -173,6 +173,23 @@ describe('fiona-transfer into a real Orthanc', () => {
     expect((await readdir(join(siteDir, 'state', 'requests'))).filter((n) => n.endsWith('.json'))).toEqual([]);
   });
 
+  it('--once takes one request; an inactive project waits; a project gone from the rules fails for good', async () => {
+    await writeRoutes({});
+    await synth(join(dir, 'synth-two'), ['--seed', 'two', '--patients', '2', '--series', '1', '--instances', '2', '--rows', '32']);
+    await importStudies(join(dir, 'synth-two'), siteDir, { calling: 'MRI1', called: 'NORTEST' });
+    expect(parseEvents((await route()).stdout)).toHaveLength(2);
+    const once = await transfer(['--once']);
+    expect(parseEvents(once.stdout).map((e) => e.event)).toEqual(['transferred']);
+    await writeRoutes({ active: false });
+    const waiting = await transfer();
+    expect(parseEvents(waiting.stdout)).toEqual([]);
+    expect(waiting.stderr).toContain('project NORTEST is inactive; the request stays queued');
+    await writeFile(routes, JSON.stringify({ projects: { OTHER: { destination: `dicom://RPACS@127.0.0.1:${pacs.dicomPort}` } } }));
+    const gone = await transfer();
+    expect(parseEvents(gone.stdout)).toMatchObject([{ event: 'transfer-failed', willRetry: false, attempts: 1 }]);
+    expect(gone.stderr).toMatch(/project NORTEST is not in the rules/);
+  });
+
   it('a damaged request file is set aside with a clear message, the rest of the queue goes on', async () => {
     await writeRoutes({});
     const s = await study('damaged');

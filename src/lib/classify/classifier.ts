@@ -52,6 +52,9 @@ interface SeriesState {
   base: SeriesJson;
   delta: SeriesDelta;
   sops: Set<string>;
+  /** base + delta as rules see it; rebuilt only when the delta's entry sets or the rules change. */
+  view?: SeriesJson;
+  viewRules?: RuleSet;
   pending: Pending[];
   timer?: NodeJS.Timeout;
   /** Forgets the series after a quiet while (a daemon runs for months). */
@@ -129,10 +132,12 @@ export class Classifier {
     }
     const slice = firstValue(h, SLICE_LOCATION);
     if (slice !== undefined && slice !== '') state.delta.sliceMin = minSlice(state.delta.sliceMin, slice);
-    const view = mergeSeries(state.base, state.delta, this.rules, Math.max(state.sops.size, state.base.NumFiles));
+    const view = this.viewOf(state);
     const result = evaluateInstance(this.rules, instanceLookup(h, view), view.ClassifyType);
+    const known = state.delta.passed.size + state.delta.failedSeriesLevel.size;
     for (const k of result.passed) state.delta.passed.add(k);
     for (const k of result.failedSeriesLevel) state.delta.failedSeriesLevel.add(k);
+    if (state.delta.passed.size + state.delta.failedSeriesLevel.size !== known) state.view = undefined;
     state.pending.push({ path, sop, calling: conn.AETitleCaller });
     // A failed flush has warned and kept its instances for the next one: nothing to add here.
     if (state.pending.length >= this.flushBatch) {
@@ -140,6 +145,24 @@ export class Classifier {
     } else if (!state.timer) {
       state.timer = setTimeout(() => void this.flush(state).catch(() => undefined), this.flushDelayMs);
     }
+  }
+
+  /**
+   * The series JSON as the rules see it for the next instance. A full merge costs a copy and
+   * two sorted unions; after the first instances of a series the entry sets stop changing, so
+   * only NumFiles and SliceLocation are brought up to date.
+   */
+  private viewOf(state: SeriesState): SeriesJson {
+    const numFiles = Math.max(state.sops.size, state.base.NumFiles);
+    if (!state.view || state.viewRules !== this.rules) {
+      state.view = mergeSeries(state.base, state.delta, this.rules, numFiles);
+      state.viewRules = this.rules;
+      return state.view;
+    }
+    state.view.NumFiles = numFiles;
+    const slice = minSlice(typeof state.view.SliceLocation === 'string' ? state.view.SliceLocation : undefined, state.delta.sliceMin);
+    if (slice !== undefined) state.view.SliceLocation = slice;
+    return state.view;
   }
 
   /** The in-memory state of a series, created once per process (links and JSON read from disk). */
@@ -190,6 +213,7 @@ export class Classifier {
       const { json, corruptMovedTo } = await flushSeries(this.opts.layout, state.study, state.series, state.base, delta, this.rules);
       if (corruptMovedTo) this.opts.warn(`series JSON was not valid JSON; moved aside to ${corruptMovedTo} and rebuilt`);
       state.base = json;
+      state.view = undefined;
       this.forgetWhenIdle(state);
       for (const p of pending) {
         this.stats.classified++;

@@ -65,3 +65,16 @@ describe('examples/pipeline-classify.sh', () => {
     expect(groupAlive(script.pid!)).toBe(false);
   });
 });
+
+describe('examples/pipeline-demo.sh', () => {
+  it('classifies the built-in sample and prints each series with its types', async () => {
+    const r = await execa('bash', [join(ROOT, 'examples/pipeline-demo.sh'), join(tmp.dir, 'demo')], { reject: false, env: { NO_COLOR: '1' } });
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    expect(r.stderr).toMatch(/classified 96, quarantined 0, failed 0/);
+    expect(r.stderr).toMatch(/2 studies reported/);
+    const rows = String(r.stdout).split('\n').filter((l) => /^\d+\.\d/.test(l));
+    expect(rows).toHaveLength(12);
+    expect(rows.find((l) => l.includes('t1_mprage_sag_p2_iso'))).toMatch(/\s8\s+MR,SIEMENS,original,sagittal,T1$/);
+    expect(rows.find((l) => l.includes('3Plane Loc FGRE'))).toMatch(/localizer$/);
+  });
+});

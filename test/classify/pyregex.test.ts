@@ -1,4 +1,5 @@
 import { execa } from 'execa';
+import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { compilePythonRegex, PyRegexError } from '../../src/lib/classify/pyregex.js';
 import { requireProgram } from '../peers/process.js';
@@ -26,7 +27,8 @@ const SUBJECTS = [
 
 describe('Python re patterns translated to JavaScript', () => {
   it('agrees with Python re.search on FIONA-style patterns', async () => {
-    const python = requireProgram('python3', 'python3');
+    // The system Python (the one the peers' pydicom is installed for), never a pyenv shim.
+    if (!existsSync('/usr/bin/python3')) requireProgram('/usr/bin/python3-missing', 'python3');
     const script = [
       'import json, re, sys',
       'data = json.load(sys.stdin)',
@@ -42,7 +44,6 @@ describe('Python re patterns translated to JavaScript', () => {
     const { stdout } = await execa('/usr/bin/python3', ['-c', script], {
       input: JSON.stringify({ patterns: PATTERNS, subjects: SUBJECTS }),
     });
-    expect(python).toBeTruthy();
     const expected = JSON.parse(stdout) as Array<boolean[] | string>;
     const mismatches: string[] = [];
     PATTERNS.forEach((p, i) => {

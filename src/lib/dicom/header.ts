@@ -28,6 +28,12 @@ export class ByteStore {
     this.windows.push({ start, bytes });
   }
 
+  /** Let a window go (nothing indexed lives in it). */
+  drop(bytes: Uint8Array): void {
+    const k = this.windows.findIndex((w) => w.bytes === bytes);
+    if (k >= 0) this.windows.splice(k, 1);
+  }
+
   /** The window holding [offset, offset + length), as (bytes, index into bytes). */
   locate(offset: number, length: number): { bytes: Uint8Array; at: number } | undefined {
     // Newest first: the window just read is the likeliest, and windows are few.

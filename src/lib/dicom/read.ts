@@ -206,16 +206,15 @@ export function walkFile(fd: number, knownSize: number | undefined, file: string
   store.add(0, head);
   let readSize = opts.readSize;
 
+  // Windows a parser recorded a kept value in stay in the store; the others (a window that
+  // only held the header of a value too large to keep, or fragment headers) are let go.
+  const kept = new Set<Uint8Array>([head]);
   const drive = (parser: ElementParser, first: { start: number; bytes: Uint8Array }): void => {
     let win = first;
     let need: Need | undefined = parser.run(win.bytes, win.start);
     while (need) {
-      if (!parser.keptInWindow && win.start !== 0) {
-        const k = store.windows.findIndex((w) => w === win);
-        if (k >= 0 && !(win as { keep?: boolean }).keep) store.windows.splice(k, 1);
-      } else {
-        (win as { keep?: boolean }).keep = true;
-      }
+      if (parser.keptInWindow) kept.add(win.bytes);
+      else if (!kept.has(win.bytes)) store.drop(win.bytes);
       const len = Math.min(size - need.offset, Math.max(need.length, readSize));
       const bytes = readAt(fd, need.offset, len);
       if (bytes.length < need.length) throw new DicomParseError('file ends early: truncated', need.offset, { file });
@@ -224,6 +223,7 @@ export function walkFile(fd: number, knownSize: number | undefined, file: string
       if (opts.growRead) readSize = Math.min(MAX_READ, readSize * 4);
       need = parser.run(win.bytes, win.start);
     }
+    if (parser.keptInWindow) kept.add(win.bytes);
   };
 
   const { metaStart } = findStart(head);
@@ -317,4 +317,6 @@ export async function indexFile(path: string): Promise<Header> {
 }
 
 /** How a whole file is walked for verification and rewriting: bulk values over 64 KiB are seeked over. */
-export const INDEX_OPTIONS: WalkOptions = { stopBeforePixels: false, keepLimit: 64 * 1024, readSize: 256 * 1024, growRead: false };
+// Windows after a skipped value are small: between the fragments of a 2 GB multi-frame file
+// only their 8-byte headers are wanted.
+export const INDEX_OPTIONS: WalkOptions = { stopBeforePixels: false, keepLimit: 64 * 1024, readSize: 64 * 1024, growRead: false };

@@ -2,7 +2,6 @@ import { execa } from 'execa';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { compilePythonRegex, PyRegexError } from '../../src/lib/classify/pyregex.js';
-import { requireProgram } from '../peers/process.js';
 
 /**
  * The translation is checked against Python's own `re.search` (the dialect FIONA's rule files
@@ -28,7 +27,7 @@ const SUBJECTS = [
 describe('Python re patterns translated to JavaScript', () => {
   it('agrees with Python re.search on FIONA-style patterns', async () => {
     // The system Python (the one the peers' pydicom is installed for), never a pyenv shim.
-    if (!existsSync('/usr/bin/python3')) requireProgram('/usr/bin/python3-missing', 'python3');
+    if (!existsSync('/usr/bin/python3')) throw new Error('/usr/bin/python3 is not installed: run `apt-get install -y python3`');
     const script = [
       'import json, re, sys',
       'data = json.load(sys.stdin)',

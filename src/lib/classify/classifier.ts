@@ -5,12 +5,13 @@ import { errorMessage } from '../errors.js';
 import { makeEvent, type BaseEvent } from '../events/index.js';
 import type { SiteLayout } from '../site/layout.js';
 import { quarantineFile } from '../site/quarantine.js';
-import { firstValue, headerValue } from './header-values.js';
+import { firstValue } from './header-values.js';
+import { instanceLookup } from './lookup.js';
 import { linkInstance, linkParticipant } from './links.js';
 import { evaluateInstance } from './rules-eval.js';
-import { emptyDelta, fieldsFromHeader, mergeSeries, minSlice, seriesValue, type IncomingConnection, type SeriesDelta, type SeriesJson } from './series.js';
+import { emptyDelta, fieldsFromHeader, mergeSeries, minSlice, type IncomingConnection, type SeriesDelta, type SeriesJson } from './series.js';
 import { flushSeries, readSeriesJson } from './series-store.js';
-import type { Lookup, RuleSet } from './types.js';
+import type { RuleSet } from './types.js';
 
 /**
  * Classify instances into the site: read the header, link the file into raw/ and
@@ -281,23 +282,4 @@ export class Classifier {
       this.opts.warn(`${where}: ${reason}; could not quarantine it: ${errorMessage(err)}`);
     }
   }
-}
-
-/** Rule lookups for one instance: series JSON first for names, then the header (cached per tag). */
-export function instanceLookup(h: Header, json: SeriesJson): Lookup {
-  const cache = new Map<number, ReturnType<typeof headerValue>>();
-  const fromHeader = (tag: number): ReturnType<typeof headerValue> => {
-    if (cache.has(tag)) return cache.get(tag);
-    const v = headerValue(h, tag);
-    cache.set(tag, v);
-    return v;
-  };
-  return (ref) => {
-    if (ref.kind === 'name') {
-      const s = seriesValue(json, ref.name);
-      if (s !== undefined) return s;
-      return ref.tag === undefined ? undefined : fromHeader(ref.tag);
-    }
-    return fromHeader(ref.tag);
-  };
 }

@@ -6,7 +6,8 @@ export { evaluateInstance, evaluateRule, type InstanceResult } from './rules-eva
 export * from './series.js';
 export { seriesJsonPath, flushSeries, readSeriesJson, lockSeries } from './series-store.js';
 export { linkInstance, linkParticipant, instanceLinkPath, ensureSymlink } from './links.js';
-export { Classifier, instanceLookup, UNKNOWN_CONNECTION, type ClassifyJob, type ClassifierOptions } from './classifier.js';
+export { Classifier, UNKNOWN_CONNECTION, type ClassifyJob, type ClassifierOptions } from './classifier.js';
+export { instanceLookup } from './lookup.js';
 export { loadRules, defaultRulesPath, rulesFromValue } from './rules-file.js';
 export { jobFromInput, type InputOutcome } from './input.js';
 export { walkFiles } from './walk.js';

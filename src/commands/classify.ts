@@ -35,7 +35,8 @@ SIGHUP reloads the rule file; SIGTERM or SIGINT finish what is in flight.
 Examples:
   fiona-receive --site /data/site | fiona-classify --site /data/site
   fiona-classify --site /data/site /data/site/archive     # backfill
-  fiona-classify --rules my-rules.json --check            # check a rule file`;
+  fiona-classify --rules my-rules.json --check            # check a rule file
+`;
 
 interface Options {
   site?: string;

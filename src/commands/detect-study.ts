@@ -24,7 +24,8 @@ restart (also after kill -9) no complete study is lost or reported twice.
 Examples:
   fiona-receive --site S | fiona-classify --site S | fiona-detect-study --site S
   fiona-detect-study --site S --quiet 30s --exec /usr/local/bin/on-study
-  fiona-detect-study --site S --scan        # cron: report what is complete, exit`;
+  fiona-detect-study --site S --scan        # cron: report what is complete, exit
+`;
 
 interface Options {
   site?: string;
@@ -50,9 +51,9 @@ export async function main(rawArgv: string[]): Promise<number> {
     .option('--site <dir>', 'the site folder (config: site or DATADIR)')
     .option('--quiet <duration>', 'quiet period after the last instance (e.g. 15s, 2m)', '15s')
     .option('--scan', 'cron mode: look at the site, report what is complete, and exit')
+    .option('--exec <cmd...>', 'run CMD ARGS... per reported study, manifest path appended (must come last)')
     .option('--exec-updates', 'also run the --exec command for study-updated')
     .option('--pass', 'copy input events of other kinds to stdout')
-    .addHelpText('after', '')
     .usage('[options] [--exec CMD ARGS...]');
   program.parse(argv);
   const opts = program.opts<Options>();

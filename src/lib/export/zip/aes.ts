@@ -109,8 +109,9 @@ function alignedCopy(src: Uint8Array): Uint8Array {
   return copy;
 }
 
-function transform(ks: Keystream, input: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafeSlow(input.length);
+function transform(ks: Keystream, input: Uint8Array, into?: Buffer): Buffer {
+  const out = into ?? Buffer.allocUnsafeSlow(input.length);
+  if (out.length !== input.length) throw new Error('AES: output buffer of the wrong size');
   if (input.length === 0) return out;
   xorInto(out, input, ks.take(input.length));
   return out;
@@ -130,8 +131,9 @@ export class AesEncryptor {
     return Buffer.concat([this.keys.salt, this.keys.verifier]);
   }
 
-  update(plain: Uint8Array): Buffer {
-    const c = transform(this.ks, plain);
+  /** Encrypt the next bytes (into `into` when given: same length as `plain`). */
+  update(plain: Uint8Array, into?: Buffer): Buffer {
+    const c = transform(this.ks, plain, into);
     this.hmac.update(c);
     return c;
   }
@@ -151,9 +153,10 @@ export class AesDecryptor {
     this.hmac = createHmac('sha1', keys.hmacKey);
   }
 
-  update(cipher: Uint8Array): Buffer {
+  /** Decrypt the next bytes (into `into` when given: same length as `cipher`). */
+  update(cipher: Uint8Array, into?: Buffer): Buffer {
     this.hmac.update(cipher);
-    return transform(this.ks, cipher);
+    return transform(this.ks, cipher, into);
   }
 
   authenticates(mac: Uint8Array): boolean {

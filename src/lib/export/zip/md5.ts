@@ -42,7 +42,8 @@ export class Md5Follower {
   private sent = 0;
 
   constructor(path: string) {
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: path });
+    // execArgv: [] so that a parent started with --input-type=module does not make this CommonJS source an ES module.
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: path, execArgv: [] });
     this.result = new Promise((resolve, reject) => {
       let settled = false;
       this.worker.on('message', (m: { md5?: string; error?: string }) => {

@@ -167,28 +167,75 @@ class Check {
 }
 
 const CHUNK = 1024 * 1024;
-const WHOLE_LIMIT = 8 * 1024 * 1024;
-const WINDOW = 8 * 1024 * 1024;
+const WHOLE_LIMIT = 4 * 1024 * 1024;
+const WINDOW = 4 * 1024 * 1024;
 const PARALLEL = 4;
 
 /**
  * Entries lie one after the other, so the file is read in large sequential blocks and
- * small entries are cut out of them (one read per 8 MiB instead of three per entry).
+ * small entries are cut out of them (one read per 4 MiB instead of three per entry). The
+ * blocks are reused once no check holds a slice of them any more (counted), so memory stays
+ * at a few blocks whatever the archive's size.
  */
+interface Block {
+  buf: Buffer;
+  start: number;
+  length: number;
+  refs: number;
+}
+
 class WindowReader {
-  private buf: Buffer<ArrayBuffer> = Buffer.alloc(0);
-  private start = 0;
+  private cur?: Block;
+  private readonly busy = new Map<ArrayBufferLike, Block>();
+  private readonly spare: Buffer[] = [];
   constructor(private readonly fh: FileHandle, private readonly limit: number) {}
 
+  /** Bytes [position, position + length); give them back with release() when done. */
   async get(position: number, length: number): Promise<Buffer> {
-    if (position >= this.start && position + length <= this.start + this.buf.length) {
-      return this.buf.subarray(position - this.start, position - this.start + length);
+    let b = this.cur;
+    if (!b || position < b.start || position + length > b.start + b.length) {
+      if (position + length > this.limit) throw new ZipVerifyError(`read past the end of the entries at offset ${position}`);
+      const size = Math.min(Math.max(length, WINDOW), this.limit - position);
+      if (b) this.retire(b);
+      const buf = this.take(size);
+      await readInto(this.fh, buf, position, size);
+      b = { buf, start: position, length: size, refs: 0 };
+      this.cur = b;
+      this.busy.set(buf.buffer, b);
     }
-    if (position + length > this.limit) throw new ZipVerifyError(`read past the end of the entries at offset ${position}`);
-    const size = Math.min(Math.max(length, WINDOW), this.limit - position);
-    this.buf = (await readAt(this.fh, position, size)) as Buffer<ArrayBuffer>;
-    this.start = position;
-    return this.buf.subarray(0, length);
+    b.refs++;
+    return b.buf.subarray(position - b.start, position - b.start + length);
+  }
+
+  release(slice: Buffer): void {
+    const b = this.busy.get(slice.buffer);
+    if (!b) return;
+    b.refs--;
+    if (b.refs === 0 && b !== this.cur) this.recycle(b);
+  }
+
+  private retire(b: Block): void {
+    if (b.refs === 0) this.recycle(b);
+    this.cur = undefined;
+  }
+
+  private recycle(b: Block): void {
+    this.busy.delete(b.buf.buffer);
+    if (b.buf.length === WINDOW && this.spare.length < 2) this.spare.push(b.buf);
+  }
+
+  private take(size: number): Buffer {
+    if (size <= WINDOW) return this.spare.pop() ?? Buffer.allocUnsafeSlow(WINDOW);
+    return Buffer.allocUnsafeSlow(size);
+  }
+}
+
+async function readInto(fh: FileHandle, buf: Buffer, position: number, length: number): Promise<void> {
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await fh.read(buf, got, length - got, position + got);
+    if (bytesRead === 0) throw new ZipVerifyError(`unexpected end of file at offset ${position + got}`);
+    got += bytesRead;
   }
 }
 
@@ -210,20 +257,30 @@ function checkMethods(e: CentralEntry): void {
   }
 }
 
+/** Plaintext buffers for decryption, reused (see WindowReader for why). */
+const plainPool: Buffer[] = [];
+
 /** Check an entry whose stored data are in memory. */
 async function checkWhole(e: CentralEntry, stored: Buffer, password?: Buffer): Promise<Check> {
   checkMethods(e);
   let data: Buffer = stored;
-  if (e.method === METHOD_AES) {
-    const dec = await decryptorFor(e, stored.subarray(0, AES_HEAD), password);
-    data = dec.update(stored.subarray(AES_HEAD, stored.length - AES_MAC_LENGTH));
-    if (!dec.authenticates(stored.subarray(stored.length - AES_MAC_LENGTH))) {
-      throw new ZipVerifyError(`${e.name}: AES authentication code does not match`, e.name);
+  let pooled: Buffer | undefined;
+  try {
+    if (e.method === METHOD_AES) {
+      const dec = await decryptorFor(e, stored.subarray(0, AES_HEAD), password);
+      const cipher = stored.subarray(AES_HEAD, stored.length - AES_MAC_LENGTH);
+      pooled = plainPool.pop() ?? Buffer.allocUnsafeSlow(WHOLE_LIMIT);
+      data = dec.update(cipher, pooled.subarray(0, cipher.length));
+      if (!dec.authenticates(stored.subarray(stored.length - AES_MAC_LENGTH))) {
+        throw new ZipVerifyError(`${e.name}: AES authentication code does not match`, e.name);
+      }
     }
+    const check = new Check();
+    check.add(e.innerMethod === METHOD_DEFLATE ? await inflateRawAsync(data) : data);
+    return check;
+  } finally {
+    if (pooled && plainPool.length < PARALLEL + 1) plainPool.push(pooled);
   }
-  const check = new Check();
-  check.add(e.innerMethod === METHOD_DEFLATE ? await inflateRawAsync(data) : data);
-  return check;
 }
 
 /** Check a large entry by streaming it from the file. */
@@ -293,18 +350,24 @@ export async function verifyZip(path: string, opts: VerifyOptions = {}): Promise
       if (seen.has(e.name)) throw new ZipVerifyError(`duplicate entry ${e.name}`, e.name);
       seen.add(e.name);
       const lh = await reader.get(e.offset, 30);
-      if (lh.readUInt32LE(0) !== SIG_LOCAL) throw new ZipVerifyError(`${e.name}: no local header at offset ${e.offset}`, e.name);
+      const signature = lh.readUInt32LE(0);
       const nameLength = lh.readUInt16LE(26);
       const extraLength = lh.readUInt16LE(28);
       const method = lh.readUInt16LE(8);
-      const localName = (await reader.get(e.offset + 30, nameLength)).toString('utf8');
+      reader.release(lh);
+      if (signature !== SIG_LOCAL) throw new ZipVerifyError(`${e.name}: no local header at offset ${e.offset}`, e.name);
+      const nameBytes = await reader.get(e.offset + 30, nameLength);
+      const localName = nameBytes.toString('utf8');
+      reader.release(nameBytes);
       if (localName !== e.name) throw new ZipVerifyError(`${e.name}: local header names ${localName}`, e.name);
       if (method !== e.method) throw new ZipVerifyError(`${e.name}: local and central methods differ`, e.name);
       const dataStart = e.offset + 30 + nameLength + extraLength;
       if (dataStart + e.compressedSize > cdOffset) throw new ZipVerifyError(`${e.name}: data run into the central directory`, e.name);
       if (e.compressedSize <= WHOLE_LIMIT) {
         const stored = await reader.get(dataStart, e.compressedSize);
-        const p = checkWhole(e, stored, opts.password).then((got) => compare(e, got));
+        const p = checkWhole(e, stored, opts.password)
+          .then((got) => compare(e, got))
+          .finally(() => reader.release(stored));
         p.catch(() => undefined);
         pending.push(p);
         if (pending.length >= PARALLEL) await pending.shift();

@@ -28,8 +28,20 @@ export interface WalkResult {
   bytes: number;
 }
 
+/** A VR as its two bytes in one number ('SQ' = 0x5351): no string per element on the hot path. */
+function vrCode(vr: string): number {
+  return (vr.charCodeAt(0) << 8) | vr.charCodeAt(1);
+}
 /** VRs whose explicit-VR header has 2 reserved bytes and a 4-byte length (PS3.5 7.1.2). */
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
+const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV'].map(vrCode));
+const VR_SQ = vrCode('SQ');
+const VR_UN = vrCode('UN');
+const VR_OB = vrCode('OB');
+const VR_OW = vrCode('OW');
+
+function isUpper(byte: number): boolean {
+  return byte >= 0x41 && byte <= 0x5a;
+}
 
 const ITEM = 0xfffee000;
 const ITEM_DELIMITER = 0xfffee00d;
@@ -63,7 +75,10 @@ export class DatasetWalker {
   private skip = 0;
   private readonly stack: Context[] = [];
   private problem?: string;
-  private element = { tag: 0, offset: 0, length: 0 };
+  // The element whose value is being skipped or captured (fields, not an object: no garbage).
+  private elTag = 0;
+  private elOffset = 0;
+  private elLength = 0;
   private captureBuf: Buffer = Buffer.alloc(0);
   private captureFill = 0;
   private readonly values = new Map<number, string>();
@@ -95,9 +110,14 @@ export class DatasetWalker {
         off += n;
         this.pos += n;
         if (this.captureFill === this.captureBuf.length) {
-          this.values.set(this.element.tag, this.captureBuf.toString('latin1').replace(/[\0 ]+$/, '').trim());
+          this.values.set(this.elTag, this.captureBuf.toString('latin1').replace(/[\0 ]+$/, '').trim());
           this.state = 'header';
         }
+      } else if (this.headFill === 0 && len - off >= 12) {
+        // Fast path: the whole header is in this chunk; read it where it is.
+        const n = this.headerAt(chunk, off);
+        off += n;
+        this.pos += n;
       } else {
         if (this.headFill === 0) this.headStart = this.pos;
         const need = this.headerLength();
@@ -109,7 +129,7 @@ export class DatasetWalker {
         // The first 8 bytes tell whether an explicit VR header has 4 more.
         if (this.headFill === need && this.headerLength() === need) {
           this.headFill = 0;
-          this.onHeader();
+          this.headerAt(this.head, 0);
         }
       }
     }
@@ -126,7 +146,7 @@ export class DatasetWalker {
         problem = `the data set ends inside an element header at byte ${this.headStart} (${this.headFill} of ${this.headerLength()} header bytes)`;
       } else if (this.state === 'skip' || this.state === 'capture') {
         const missing = this.state === 'skip' ? this.skip : this.captureBuf.length - this.captureFill;
-        problem = `the data set ends inside element ${formatTag(this.element.tag)} at byte ${this.element.offset}: ${missing} of ${this.element.length} value bytes missing`;
+        problem = `the data set ends inside element ${formatTag(this.elTag)} at byte ${this.elOffset}: ${missing} of ${this.elLength} value bytes missing`;
       } else if (this.stack.length > 0) {
         const open = this.stack[this.stack.length - 1] as Context;
         problem = `the data set ends inside ${open.kind === 'item' ? 'an item of ' : ''}sequence ${formatTag(open.tag)} opened at byte ${open.offset} (no delimiter)`;
@@ -144,30 +164,49 @@ export class DatasetWalker {
     if (this.headFill < 8 || !this.mode.explicitVr) return 8;
     const group = this.mode.littleEndian ? this.head.readUInt16LE(0) : this.head.readUInt16BE(0);
     if (group === 0xfffe) return 8;
-    return LONG_VRS.has(this.head.toString('latin1', 4, 6)) ? 12 : 8;
+    return LONG_VRS.has(((this.head[4] as number) << 8) | (this.head[5] as number)) ? 12 : 8;
   }
 
   private fail(message: string): void {
     this.problem = message;
   }
 
-  private onHeader(): void {
+  /**
+   * Read the element header at buf[at] (at least 12 bytes there, or a complete header in
+   * this.head) and act on it. Returns the header's length. The header starts at stream
+   * offset this.pos (fast path) or this.headStart (assembled).
+   */
+  private headerAt(h: Buffer, at: number): number {
     const { explicitVr, littleEndian } = this.mode;
-    const h = this.head;
-    const group = littleEndian ? h.readUInt16LE(0) : h.readUInt16BE(0);
-    const elem = littleEndian ? h.readUInt16LE(2) : h.readUInt16BE(2);
+    const offset = h === this.head ? this.headStart : this.pos;
+    const group = littleEndian ? h.readUInt16LE(at) : h.readUInt16BE(at);
+    const elem = littleEndian ? h.readUInt16LE(at + 2) : h.readUInt16BE(at + 2);
     const tag = ((group << 16) | elem) >>> 0;
-    const offset = this.headStart;
-    let vr = '';
+    let vr = 0;
     let length: number;
+    let headerLength = 8;
     if (group === 0xfffe || !explicitVr) {
-      length = littleEndian ? h.readUInt32LE(4) : h.readUInt32BE(4);
+      length = littleEndian ? h.readUInt32LE(at + 4) : h.readUInt32BE(at + 4);
     } else {
-      vr = h.toString('latin1', 4, 6);
-      if (!/^[A-Z]{2}$/.test(vr)) return this.fail(`bad VR bytes 0x${h.toString('hex', 4, 6)} in element ${formatTag(tag)} at byte ${offset}`);
-      if (LONG_VRS.has(vr)) length = littleEndian ? h.readUInt32LE(8) : h.readUInt32BE(8);
-      else length = littleEndian ? h.readUInt16LE(6) : h.readUInt16BE(6);
+      const v0 = h[at + 4] as number;
+      const v1 = h[at + 5] as number;
+      if (!isUpper(v0) || !isUpper(v1)) {
+        this.fail(`bad VR bytes 0x${h.toString('hex', at + 4, at + 6)} in element ${formatTag(tag)} at byte ${offset}`);
+        return 8;
+      }
+      vr = (v0 << 8) | v1;
+      if (LONG_VRS.has(vr)) {
+        length = littleEndian ? h.readUInt32LE(at + 8) : h.readUInt32BE(at + 8);
+        headerLength = 12;
+      } else {
+        length = littleEndian ? h.readUInt16LE(at + 6) : h.readUInt16BE(at + 6);
+      }
     }
+    this.onElement(tag, vr, length, offset, explicitVr, littleEndian);
+    return headerLength;
+  }
+
+  private onElement(tag: number, vr: number, length: number, offset: number, explicitVr: boolean, littleEndian: boolean): void {
     const top = this.stack[this.stack.length - 1];
 
     if (top?.kind === 'sequence') {
@@ -190,20 +229,22 @@ export class DatasetWalker {
       return this.fail(`${tag === ITEM ? 'item' : 'sequence delimiter'} tag at byte ${offset} outside a sequence`);
     }
     if (length === UNDEFINED) {
-      if (!explicitVr || vr === 'SQ') {
+      if (!explicitVr || vr === VR_SQ) {
         this.stack.push({ kind: 'sequence', explicitVr, littleEndian, tag, offset });
-      } else if (vr === 'UN') {
+      } else if (vr === VR_UN) {
         this.stack.push({ kind: 'sequence', explicitVr: false, littleEndian: true, tag, offset });
-      } else if (vr === 'OB' || vr === 'OW') {
+      } else if (vr === VR_OB || vr === VR_OW) {
         // Encapsulated pixel data: fragments as items, then a sequence delimiter.
         this.stack.push({ kind: 'sequence', explicitVr, littleEndian, tag, offset });
       } else {
-        this.fail(`element ${formatTag(tag)} at byte ${offset} has VR ${vr} with undefined length`);
+        this.fail(`element ${formatTag(tag)} at byte ${offset} has VR ${String.fromCharCode(vr >> 8, vr & 0xff)} with undefined length`);
       }
       return;
     }
     if (this.stack.length === 0 && this.capture.has(tag) && length <= MAX_CAPTURE) {
-      this.element = { tag, offset, length };
+      this.elTag = tag;
+      this.elOffset = offset;
+      this.elLength = length;
       if (length === 0) {
         this.values.set(tag, '');
         return;
@@ -217,7 +258,9 @@ export class DatasetWalker {
   }
 
   private skipValue(tag: number, offset: number, length: number): void {
-    this.element = { tag, offset, length };
+    this.elTag = tag;
+    this.elOffset = offset;
+    this.elLength = length;
     if (length === 0) return;
     this.skip = length;
     this.state = 'skip';

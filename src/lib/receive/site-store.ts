@@ -8,6 +8,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeEvent, type BaseEvent } from '../events/index.js';
+import { isPathSafeUid } from '../dicom/uid.js';
 import { quarantineFile, sanitizePathPart, type SiteLayout } from '../site/index.js';
 import type { StoreHandler, StoreRequest, StoreSink } from '../net/scp/types.js';
 import { IncomingInstance } from './incoming.js';
@@ -40,7 +41,8 @@ export class SiteStore implements StoreHandler {
   begin(request: StoreRequest): StoreSink {
     // <pid>-<n>-<SOP>.dcm: the pid lets the start-up sweep tell a dead receiver's leftovers
     // from a live one's; the SOP (sanitised, it is the sender's word) helps whoever looks.
-    const sop = sanitizePathPart(request.command.affectedSopInstanceUid, 'unknown', 64);
+    const uid = request.command.affectedSopInstanceUid ?? '';
+    const sop = isPathSafeUid(uid) ? uid : sanitizePathPart(uid, 'unknown', 64);
     const tempPath = join(this.opts.layout.arrived, `${process.pid}-${(++this.seq).toString(36)}-${sop}.dcm`);
     return new IncomingInstance(
       request,

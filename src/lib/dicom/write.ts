@@ -1,4 +1,4 @@
-import { closeSync, constants, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, fdatasyncSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { deflateRawSync } from 'node:zlib';
@@ -205,7 +205,8 @@ export async function writePlan(
       sink.release();
     }
     written = sink.written;
-    if (opts.fsync) fsyncSync(outFd);
+    // fdatasync: the data and the size; the rename is made durable by the folder fsync below.
+    if (opts.fsync) fdatasyncSync(outFd);
     closeSync(outFd);
   } catch (err) {
     try {

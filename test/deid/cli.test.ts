@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DicomElement, readHeaderFull } from '../../src/lib/dicom/index.js';
 import { parseEvents, runTool } from '../helpers/cli.js';
 import { makeTempDir } from '../helpers/tmp.js';
-import { dcmcrle, dcmdump, dump2dcm } from '../peers/dcmtk.js';
+import { dcmcjpls, dcmconv, dcmcrle, dcmdump, dump2dcm } from '../peers/dcmtk.js';
 import { requireProgram } from '../peers/process.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
@@ -408,5 +408,40 @@ describe('input from stdin', () => {
     expect(r.code).toBe(0);
     expect(r.events.filter((e) => e.event === 'anonymized').length).toBe(studyFiles.length + 2);
     expect(r.events.filter((e) => e.event === 'listening').length).toBe(1);
+  });
+});
+
+describe('other transfer syntaxes', () => {
+  it('deflated, RLE and JPEG-LS instances are de-identified with their pixel data byte for byte', async () => {
+    const src = (await listFiles(synth)).find((f) => f.endsWith('.dcm'))!;
+    const dir = join(tmp.dir, 'ts-in');
+    await mkdir(dir, { recursive: true });
+    await dcmconv(src, join(dir, 'deflated.dcm'), ['+td']);
+    await dcmcrle(src, join(dir, 'rle.dcm'));
+    await dcmcjpls(src, join(dir, 'jpls.dcm'));
+    for (const name of ['deflated', 'rle', 'jpls']) {
+      const r = await anonymize(['--out', join(tmp.dir, `ts-out-${name}`), '--secret-file', secret, join(dir, `${name}.dcm`)]);
+      expect(r.code, name).toBe(0);
+      const out = String(r.events[0]!.path);
+      const a = await readHeaderFull(join(dir, `${name}.dcm`), { stopBeforePixels: false });
+      const b = await readHeaderFull(out, { stopBeforePixels: false });
+      expect(b.transferSyntaxUid).toBe(a.transferSyntaxUid);
+      expect(b.string('PatientIdentityRemoved')).toBe('YES');
+      expect(b.string('PatientName')).not.toBe(a.string('PatientName'));
+      const pa = a.element(0x7fe00010)!;
+      const pb = b.element(0x7fe00010)!;
+      if (a.inflated) {
+        expect(Buffer.from(b.bytesOf(pb)!).equals(Buffer.from(a.bytesOf(pa)!))).toBe(true);
+      } else {
+        const ra = await readFile(join(dir, `${name}.dcm`));
+        const rb = await readFile(out);
+        expect(rb.subarray(pb.headerOffset, pb.end).equals(ra.subarray(pa.headerOffset, pa.end))).toBe(true);
+        expect(pb.fragments?.length).toBe(pa.fragments?.length);
+      }
+      // An independent reader agrees.
+      const py = await execa('/usr/bin/python3', ['-c', 'import sys, pydicom; ds = pydicom.dcmread(sys.argv[1]); print(ds.PatientIdentityRemoved, ds.SOPInstanceUID)', out], { reject: false });
+      expect(py.exitCode, String(py.stderr)).toBe(0);
+      expect(String(py.stdout).trim()).toBe(`YES ${String(r.events[0]!.sop)}`);
+    }
   });
 });

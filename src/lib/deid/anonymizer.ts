@@ -323,7 +323,7 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
 }
 
 /** Inputs up to this size are read whole and their output built in memory; larger ones stream. */
-export const IN_MEMORY_LIMIT = 4 * 1024 * 1024;
+export const IN_MEMORY_LIMIT = 1024 * 1024;
 
 /** Most headers fit in this much; the first read takes it, synchronously (no thread-pool round trips). */
 const HEAD_BYTES = 32 * 1024;

@@ -139,12 +139,15 @@ export class StoreScpConnection extends Scp implements PduReaderHandler {
 
   /** Shutdown: let the instance in flight finish and be answered, then abort. */
   shutdown(): void {
-    if (this.state !== 'associated') {
-      if (this.state === 'awaiting-associate' && !this.sock.destroyed) {
-        // No A-ASSOCIATE-RQ yet: when it comes, the policy rejects it (draining).
-      }
+    if (this.state === 'awaiting-associate') {
+      // An A-ASSOCIATE-RQ still to come is rejected (transient: the sender retries later);
+      // a connection that sends none is not waited for.
+      setTimeout(() => {
+        if (this.state === 'awaiting-associate') this.sock.destroy();
+      }, 2000).unref();
       return;
     }
+    if (this.state !== 'associated') return;
     if (this.current || this.busy) {
       this.closeAfterResponse = true;
       return;

@@ -56,9 +56,10 @@ export async function buildArchive(o: ArchiveOptions): Promise<PublishedArchive>
   const p = archivePaths(o.outDir, o.name);
   const files = await listStage(o.stageDir);
   try {
-    const written = await writeZip(p.part, files, { level: o.level, password: o.password, onEntry: o.onEntry });
+    const keyCache = o.password ? new Map() : undefined;
+    const written = await writeZip(p.part, files, { level: o.level, password: o.password, onEntry: o.onEntry, keyCache });
     const expected = written.entries.map((e) => ({ name: e.name, crc: e.crc, size: e.uncompressedSize }));
-    await verifyZip(p.part, { password: o.password, expected });
+    await verifyZip(p.part, { password: o.password, expected, keyCache });
     await writeFileAtomic(p.md5, md5sumLine(written.md5, p.zip));
     await rename(p.part, p.zip);
     await fsyncDir(o.outDir);

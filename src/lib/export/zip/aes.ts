@@ -27,14 +27,26 @@ export interface AesKeys {
   verifier: Buffer;
 }
 
-export async function deriveKeys(password: Buffer, salt: Buffer = randomBytes(AES_SALT_LENGTH)): Promise<AesKeys> {
+/**
+ * Keys already derived, by salt (hex). PBKDF2 costs about a millisecond per entry, paid once
+ * when writing and once more when the archive is read back; a cache filled by the writer
+ * and used by the verifier halves that. It is pure memoisation of PBKDF2(password, salt):
+ * the verifier still takes the salt from the file, so a damaged salt still fails.
+ */
+export type KeyCache = Map<string, AesKeys>;
+
+export async function deriveKeys(password: Buffer, salt: Buffer = randomBytes(AES_SALT_LENGTH), cache?: KeyCache): Promise<AesKeys> {
+  const hit = cache?.get(salt.toString('hex'));
+  if (hit) return hit;
   const dk = await pbkdf2Async(password, salt, ROUNDS, 2 * KEY_LENGTH + AES_PWV_LENGTH, 'sha1');
-  return {
+  const keys = {
     salt,
     aesKey: dk.subarray(0, KEY_LENGTH),
     hmacKey: dk.subarray(KEY_LENGTH, 2 * KEY_LENGTH),
     verifier: dk.subarray(2 * KEY_LENGTH),
   };
+  cache?.set(salt.toString('hex'), keys);
+  return keys;
 }
 
 /** The WinZip CTR keystream: AES-ECB of little-endian 128-bit counters 1, 2, 3, ... */

@@ -1,7 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { crc32, createInflateRaw, inflateRaw } from 'node:zlib';
-import { AesDecryptor, deriveKeys } from './aes.js';
+import { AesDecryptor, deriveKeys, type KeyCache } from './aes.js';
 import {
   AES_MAC_LENGTH,
   AES_PWV_LENGTH,
@@ -41,6 +41,8 @@ export interface VerifyOptions {
   expected?: ExpectedEntry[];
   /** Also compute the file's MD5 (on another thread, while the entries are checked). */
   md5?: boolean;
+  /** AES keys the writer derived (see KeyCache); entries are removed as they are used. */
+  keyCache?: KeyCache;
 }
 
 export interface VerifyResult {
@@ -239,9 +241,11 @@ async function readInto(fh: FileHandle, buf: Buffer, position: number, length: n
   }
 }
 
-async function decryptorFor(e: CentralEntry, head: Buffer, password?: Buffer): Promise<AesDecryptor> {
+async function decryptorFor(e: CentralEntry, head: Buffer, password?: Buffer, cache?: KeyCache): Promise<AesDecryptor> {
   if (!password) throw new ZipVerifyError(`${e.name} is encrypted and no password was given`, e.name);
-  const keys = await deriveKeys(password, head.subarray(0, AES_SALT_LENGTH));
+  const salt = Buffer.from(head.subarray(0, AES_SALT_LENGTH));
+  const keys = await deriveKeys(password, salt, cache);
+  cache?.delete(salt.toString('hex'));
   if (!keys.verifier.equals(head.subarray(AES_SALT_LENGTH))) throw new ZipVerifyError(`${e.name}: wrong password`, e.name);
   return new AesDecryptor(keys);
 }
@@ -261,13 +265,13 @@ function checkMethods(e: CentralEntry): void {
 const plainPool: Buffer[] = [];
 
 /** Check an entry whose stored data are in memory. */
-async function checkWhole(e: CentralEntry, stored: Buffer, password?: Buffer): Promise<Check> {
+async function checkWhole(e: CentralEntry, stored: Buffer, password?: Buffer, cache?: KeyCache): Promise<Check> {
   checkMethods(e);
   let data: Buffer = stored;
   let pooled: Buffer | undefined;
   try {
     if (e.method === METHOD_AES) {
-      const dec = await decryptorFor(e, stored.subarray(0, AES_HEAD), password);
+      const dec = await decryptorFor(e, stored.subarray(0, AES_HEAD), password, cache);
       const cipher = stored.subarray(AES_HEAD, stored.length - AES_MAC_LENGTH);
       pooled = plainPool.pop() ?? Buffer.allocUnsafeSlow(WHOLE_LIMIT);
       data = dec.update(cipher, pooled.subarray(0, cipher.length));
@@ -284,14 +288,14 @@ async function checkWhole(e: CentralEntry, stored: Buffer, password?: Buffer): P
 }
 
 /** Check a large entry by streaming it from the file. */
-async function checkStreamed(fh: FileHandle, e: CentralEntry, dataStart: number, password?: Buffer): Promise<Check> {
+async function checkStreamed(fh: FileHandle, e: CentralEntry, dataStart: number, password?: Buffer, cache?: KeyCache): Promise<Check> {
   checkMethods(e);
   const check = new Check();
   let start = dataStart;
   let length = e.compressedSize;
   let dec: AesDecryptor | undefined;
   if (e.method === METHOD_AES) {
-    dec = await decryptorFor(e, await readAt(fh, start, AES_HEAD), password);
+    dec = await decryptorFor(e, await readAt(fh, start, AES_HEAD), password, cache);
     start += AES_HEAD;
     length -= AES_HEAD + AES_MAC_LENGTH;
   }
@@ -365,7 +369,7 @@ export async function verifyZip(path: string, opts: VerifyOptions = {}): Promise
       if (dataStart + e.compressedSize > cdOffset) throw new ZipVerifyError(`${e.name}: data run into the central directory`, e.name);
       if (e.compressedSize <= WHOLE_LIMIT) {
         const stored = await reader.get(dataStart, e.compressedSize);
-        const p = checkWhole(e, stored, opts.password)
+        const p = checkWhole(e, stored, opts.password, opts.keyCache)
           .then((got) => compare(e, got))
           .finally(() => reader.release(stored));
         p.catch(() => undefined);
@@ -373,7 +377,7 @@ export async function verifyZip(path: string, opts: VerifyOptions = {}): Promise
         if (pending.length >= PARALLEL) await pending.shift();
       } else {
         while (pending.length > 0) await pending.shift();
-        compare(e, await checkStreamed(fh, e, dataStart, opts.password));
+        compare(e, await checkStreamed(fh, e, dataStart, opts.password, opts.keyCache));
       }
     }
     while (pending.length > 0) await pending.shift();

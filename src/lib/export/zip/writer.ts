@@ -2,7 +2,7 @@ import { closeSync, createReadStream, fstatSync, fsyncSync, openSync, readSync, 
 import { rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { crc32, createDeflateRaw, deflateRaw } from 'node:zlib';
-import { AesEncryptor, deriveKeys } from './aes.js';
+import { AesEncryptor, deriveKeys, type KeyCache } from './aes.js';
 import { Md5Follower } from './md5.js';
 import {
   METHOD_AES,
@@ -36,6 +36,8 @@ export interface ZipOptions {
   onEntry?: (entry: EntryRecord) => void;
   /** The time stamped on entries (default now). */
   time?: Date;
+  /** AES: keys derived per entry are kept here for the verifier (see KeyCache). */
+  keyCache?: KeyCache;
 }
 
 export interface ZipResult {
@@ -192,7 +194,7 @@ async function encodeSmall(ctx: Context, name: string, data: Uint8Array, held: B
   record.method = record.innerMethod;
   let payload: Buffer[] = [Buffer.from(body.buffer, body.byteOffset, body.length)];
   if (ctx.opts.password) {
-    const enc = new AesEncryptor(await deriveKeys(ctx.opts.password));
+    const enc = new AesEncryptor(await deriveKeys(ctx.opts.password, undefined, ctx.opts.keyCache));
     const out = ctx.pool.acquire(body.length);
     held.push(out);
     payload = [enc.header(), enc.update(body, out.subarray(0, body.length)), enc.final()];
@@ -236,7 +238,7 @@ async function writeLarge(ctx: Context, fd: number, p: Extract<Prepared, { kind:
   record.method = ctx.opts.password ? METHOD_AES : record.innerMethod;
   const headerLength = localHeaderLength(record);
   let pos = offset + headerLength;
-  const enc = ctx.opts.password ? new AesEncryptor(await deriveKeys(ctx.opts.password)) : undefined;
+  const enc = ctx.opts.password ? new AesEncryptor(await deriveKeys(ctx.opts.password, undefined, ctx.opts.keyCache)) : undefined;
   if (enc) pos += writeAll(fd, [enc.header()], pos);
 
   let crc = 0;

@@ -5,7 +5,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { isValidUid, readHeader } from '../dicom/index.js';
-import { storeInstances, type StoreInstance, type StoreOutcome } from '../net/scu/store.js';
+import { storeInstances, type InstanceSource, type StoreInstance, type StoreOutcome } from '../net/scu/store.js';
 import type { AssociationTimeouts } from '../net/scu/association.js';
 import type { DicomDestination } from './destination.js';
 import type { AttemptResult, SendFile, Transport } from './types.js';
@@ -47,19 +47,8 @@ export async function describeDicomFile(path: string): Promise<Described> {
   }
 }
 
-/** Run fn over items with at most `limit` at a time, keeping order of results. */
-async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const run = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
-  return out;
-}
+/** How many files are described ahead of the one being sent. */
+const LOOKAHEAD = 16;
 
 export class DicomTransport implements Transport {
   readonly url: string;
@@ -72,30 +61,45 @@ export class DicomTransport implements Transport {
     this.url = dest.url;
   }
 
-  async attempt(files: SendFile[], onResult: (r: AttemptResult) => void, signal?: AbortSignal): Promise<void> {
-    const byPath = new Map<string, SendFile>();
-    const instances: StoreInstance[] = [];
-    const studies = new Map<string, string | undefined>();
-    const described = await mapLimit(files, 8, async (f) => {
-      let d = this.described.get(f.path);
-      if (!d) {
-        d = await describeDicomFile(f.path);
-        this.described.set(f.path, d);
-      }
+  private describe(path: string): Promise<Described> {
+    const known = this.described.get(path);
+    if (known) return Promise.resolve(known);
+    return describeDicomFile(path).then((d) => {
+      this.described.set(path, d);
       return d;
     });
-    files.forEach((file, i) => {
-      const d = described[i]!;
-      if (!d.ok) {
-        onResult({ file, ok: false, reason: d.reason, retryable: false, details: {} });
-        return;
+  }
+
+  async attempt(files: SendFile[], onResult: (r: AttemptResult) => void, signal?: AbortSignal): Promise<void> {
+    const byPath = new Map<string, SendFile>();
+    const studies = new Map<string, string | undefined>();
+    // Headers are read a little ahead of the sending, so reading and sending overlap.
+    const window: Array<{ file: SendFile; d: Promise<Described> }> = [];
+    let next = 0;
+    const fill = (): void => {
+      while (window.length < LOOKAHEAD && next < files.length) {
+        const file = files[next++]!;
+        window.push({ file, d: this.describe(file.path) });
       }
-      byPath.set(file.path, file);
-      studies.set(file.path, d.study);
-      instances.push(d.instance);
-    });
-    if (instances.length === 0) return;
-    await storeInstances(this.dest.peer, instances, {
+    };
+    const source: InstanceSource = {
+      next: async () => {
+        for (;;) {
+          fill();
+          const head = window.shift();
+          if (!head) return undefined;
+          const d = await head.d;
+          if (!d.ok) {
+            onResult({ file: head.file, ok: false, reason: d.reason, retryable: false, details: {} });
+            continue;
+          }
+          byPath.set(head.file.path, head.file);
+          studies.set(head.file.path, d.study);
+          return d.instance;
+        }
+      },
+    };
+    await storeInstances(this.dest.peer, source, {
       ...this.opts,
       signal,
       onOutcome: (o) => onResult(toAttempt(byPath.get(o.instance.path)!, o, studies.get(o.instance.path))),
@@ -103,7 +107,7 @@ export class DicomTransport implements Transport {
   }
 
   async close(): Promise<void> {
-    // Associations are opened and released per batch.
+    // Associations are opened and released as the sending goes.
   }
 }
 

@@ -62,106 +62,138 @@ function contextKey(i: StoreInstance): string {
   return `${i.sopClassUid}\u0000${i.transferSyntaxUid}`;
 }
 
+/** Where instances come from: a list, or a reader that describes files while others are sent. */
+export interface InstanceSource {
+  /** The next instance, or undefined when there are no more. */
+  next(): Promise<StoreInstance | undefined>;
+}
+
+export function arraySource(instances: StoreInstance[]): InstanceSource {
+  let i = 0;
+  return { next: async () => instances[i++] };
+}
+
 /**
  * Store all instances; resolves with one outcome per instance (in completion order).
  * Never rejects for a peer problem: each affected instance gets a failed outcome with the reason.
+ *
+ * Each worker opens an association for the presentation contexts it knows of and keeps
+ * sending over it as instances arrive from the source; an instance that needs a context
+ * this association did not propose waits for the next association (deferred). A worker
+ * whose association is refused stops (the peer may allow fewer associations than asked
+ * for); the last one standing fails what is left with the reason, for the caller to retry.
  */
-export async function storeInstances(peer: DicomPeer, instances: StoreInstance[], opts: StoreOptions = {}): Promise<StoreOutcome[]> {
-  const queue = [...instances];
+export async function storeInstances(peer: DicomPeer, instances: StoreInstance[] | InstanceSource, opts: StoreOptions = {}): Promise<StoreOutcome[]> {
+  const source = Array.isArray(instances) ? arraySource(instances) : instances;
   const outcomes: StoreOutcome[] = [];
-  const report = (o: StoreOutcome): void => {
-    outcomes.push(o);
-    opts.onOutcome?.(o);
+  const q: RunQueue = {
+    deferred: [],
+    exhausted: false,
+    active: Math.max(1, opts.associations ?? 1),
+    maxPer: Math.max(1, opts.maxPerAssociation ?? 1000),
+    report: (o) => {
+      outcomes.push(o);
+      opts.onOutcome?.(o);
+    },
+    async pull() {
+      if (this.exhausted) return undefined;
+      const i = await source.next();
+      if (i === undefined) this.exhausted = true;
+      return i;
+    },
   };
-  const workers = Math.max(1, Math.min(opts.associations ?? 1, queue.length || 1));
-  const maxPer = Math.max(1, opts.maxPerAssociation ?? 500);
-
   const worker = async (): Promise<void> => {
-    for (;;) {
-      if (opts.signal?.aborted) return;
-      const batch = takeBatch(queue, Math.min(maxPer, Math.ceil(queue.length / workers) || 1));
-      if (batch.length === 0) return;
-      await storeBatch(peer, batch, opts, report);
+    try {
+      for (;;) {
+        if (opts.signal?.aborted) return;
+        const first = q.deferred.shift() ?? (await q.pull());
+        if (!first) return;
+        const refused = await storeRun(peer, first, q, opts);
+        if (refused !== undefined) {
+          if (q.active > 1) return; // the others carry on
+          await failRest(q, refused);
+          return;
+        }
+      }
+    } finally {
+      q.active--;
     }
   };
-  await Promise.all(Array.from({ length: workers }, worker));
-  for (const rest of queue.splice(0)) {
-    report({ instance: rest, state: 'failed', reason: 'not sent: stopped', attempted: false });
-  }
+  await Promise.all(Array.from({ length: q.active }, worker));
+  // Stopped (signal): whatever was not sent is reported, never dropped.
+  await failRest(q, 'not sent: stopped');
   return outcomes;
 }
 
-/** Take up to `max` instances whose distinct (SOP class, transfer syntax) pairs fit one association. */
-function takeBatch(queue: StoreInstance[], max: number): StoreInstance[] {
-  const keys = new Set<string>();
-  const batch: StoreInstance[] = [];
-  let i = 0;
-  while (i < queue.length && batch.length < max) {
-    const inst = queue[i]!;
-    const k = contextKey(inst);
-    if (!keys.has(k) && keys.size >= MAX_CONTEXTS) {
-      i++;
-      continue;
-    }
-    keys.add(k);
-    batch.push(inst);
-    queue.splice(i, 1);
-  }
-  return batch;
+interface RunQueue {
+  deferred: StoreInstance[];
+  exhausted: boolean;
+  /** Workers still running. */
+  active: number;
+  maxPer: number;
+  report(o: StoreOutcome): void;
+  pull(): Promise<StoreInstance | undefined>;
 }
 
-function proposalsFor(batch: StoreInstance[]): ContextProposal[] {
-  const seen = new Map<string, ContextProposal>();
-  for (const i of batch) {
+async function failRest(q: RunQueue, reason: string): Promise<void> {
+  for (let next = q.deferred.shift() ?? (await q.pull()); next; next = q.deferred.shift() ?? (await q.pull())) {
+    q.report({ instance: next, state: 'failed', reason, attempted: false });
+  }
+}
+
+/**
+ * One association: propose the contexts of `first` and of the deferred instances, then send
+ * as they come. Returns the reason when the association could not be opened.
+ */
+async function storeRun(peer: DicomPeer, first: StoreInstance, q: RunQueue, opts: StoreOptions): Promise<string | undefined> {
+  const proposals = new Map<string, ContextProposal>();
+  for (const i of [first, ...q.deferred]) {
     const k = contextKey(i);
-    if (!seen.has(k)) seen.set(k, { abstractSyntax: i.sopClassUid, transferSyntaxes: [i.transferSyntaxUid] });
+    if (!proposals.has(k) && proposals.size < MAX_CONTEXTS) proposals.set(k, { abstractSyntax: i.sopClassUid, transferSyntaxes: [i.transferSyntaxUid] });
   }
-  return [...seen.values()];
-}
-
-async function storeBatch(
-  peer: DicomPeer,
-  batch: StoreInstance[],
-  opts: StoreOptions,
-  report: (o: StoreOutcome) => void,
-): Promise<void> {
   let assoc: ScuAssociation;
   try {
-    assoc = await ScuAssociation.open(peer, proposalsFor(batch), opts);
+    assoc = await ScuAssociation.open(peer, [...proposals.values()], opts);
   } catch (err) {
     const reason = (err as Error).message;
-    for (const instance of batch) report({ instance, state: 'failed', reason, attempted: false });
-    return;
+    q.report({ instance: first, state: 'failed', reason, attempted: false });
+    return reason;
   }
-  let i = 0;
+  let current: StoreInstance | undefined = first;
+  let sent = 0;
   try {
-    for (; i < batch.length; i++) {
-      const instance = batch[i]!;
-      if (!assoc.acceptedContext(instance.sopClassUid, instance.transferSyntaxUid)) {
-        const pc = assoc.contexts().find((c) => c.abstractSyntax === instance.sopClassUid);
-        report({
-          instance,
+    while (current) {
+      if (opts.signal?.aborted) break;
+      if (!proposals.has(contextKey(current))) {
+        q.deferred.push(current); // for the next association
+      } else if (!assoc.acceptedContext(current.sopClassUid, current.transferSyntaxUid)) {
+        const sop = current.sopClassUid;
+        const pc = assoc.contexts().find((c) => c.abstractSyntax === sop);
+        q.report({
+          instance: current,
           state: 'failed',
-          reason: `the peer did not accept SOP class ${instance.sopClassUid} in transfer syntax ${instance.transferSyntaxUid} (${pc?.result ?? 'not negotiated'})`,
+          reason: `the peer did not accept SOP class ${sop} in transfer syntax ${current.transferSyntaxUid} (${pc?.result ?? 'not negotiated'})`,
           attempted: true,
         });
-        continue;
+      } else {
+        q.report(await storeOne(assoc, current));
+        sent++;
+        // The association is gone (the instance got its failure); the next one gets a new association.
+        if (!assoc.isOpen || sent >= q.maxPer) {
+          current = undefined;
+          break;
+        }
       }
-      report(await storeOne(assoc, instance));
-      if (!assoc.isOpen) {
-        i++;
-        break;
-      }
+      // Next: a deferred instance this association can take, else the source.
+      const idx = q.deferred.findIndex((d) => proposals.has(contextKey(d)));
+      current = idx >= 0 ? q.deferred.splice(idx, 1)[0] : await q.pull();
     }
   } finally {
-    // Whatever was not sent because the association went away is failed, not attempted.
-    const lost = batch.slice(i);
-    if (lost.length > 0) {
-      for (const instance of lost) report({ instance, state: 'failed', reason: 'not sent: the association was lost', attempted: false });
-    }
+    if (current) q.deferred.push(current);
     if (assoc.isOpen) await assoc.release().catch(() => assoc.abort());
     else assoc.abort();
   }
+  return undefined;
 }
 
 async function storeOne(assoc: ScuAssociation, instance: StoreInstance): Promise<StoreOutcome> {

@@ -1,0 +1,172 @@
+#!/usr/bin/env node
+// fiona-send against the standard tools, side by side in one run, alternating rounds:
+//   SFTP: 1 GB in 1,000 files and 1 GB in one file, fiona-send vs OpenSSH `sftp -b` (batch put)
+//         into the same sshd on loopback. fiona-send also verifies every file (md5sum on the
+//         server) and publishes by rename; sftp does neither.        bar: >= 1x sftp
+//   DICOM: 1,000 instances (fiona-synth) into one DCMTK storescp, fiona-send vs storescu.
+//                                                                     bar: >= 1x storescu
+// Env: BENCH_ROUNDS (default 2), BENCH_SFTP_MB (default 1024), BENCH_DICOM (default 1000),
+//      BENCH_ONLY=sftp|dicom.
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const SEND = join(ROOT, 'bin', 'fiona-send');
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const SFTP_MB = Number(process.env.BENCH_SFTP_MB ?? 1024);
+const DICOM_N = Number(process.env.BENCH_DICOM ?? 1000);
+const ONLY = process.env.BENCH_ONLY;
+const ENV = { ...process.env, TCP_NODELAY: '1', NO_COLOR: '1' };
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port, ms = 20_000) {
+  const until = Date.now() + ms;
+  for (;;) {
+    const ok = await new Promise((r) => {
+      const c = connect({ host: '127.0.0.1', port });
+      c.once('connect', () => { c.destroy(); r(true); });
+      c.once('error', () => r(false));
+    });
+    if (ok) return;
+    if (Date.now() > until) throw new Error(`nothing on port ${port}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function run(cmd, args, opts = {}) {
+  return new Promise((resolve, reject) => {
+    const t = process.hrtime.bigint();
+    const p = spawn(cmd, args, { env: ENV, stdio: ['pipe', 'ignore', 'pipe'], ...opts });
+    let err = '';
+    p.stderr.on('data', (d) => { err += d; });
+    if (opts.input) p.stdin.end(opts.input); else p.stdin.end();
+    p.on('error', reject);
+    p.on('close', (code) => {
+      const s = Number(process.hrtime.bigint() - t) / 1e9;
+      if (code !== 0) reject(new Error(`${cmd} exited ${code}: ${err.slice(-800)}`));
+      else resolve(s);
+    });
+  });
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function report(label, bytes, fionaTimes, otherTimes, other) {
+  const f = bytes / 1e6 / median(fionaTimes);
+  const o = bytes / 1e6 / median(otherTimes);
+  console.log(`${label}: fiona-send ${f.toFixed(1)} MB/s (median of ${fionaTimes.map((t) => t.toFixed(2)).join(', ')} s)`);
+  console.log(`${label}: ${other} ${o.toFixed(1)} MB/s (median of ${otherTimes.map((t) => t.toFixed(2)).join(', ')} s)`);
+  console.log(`RATIO ${label} fiona-send/${other}: ${(f / o).toFixed(2)}x (bar 1x)`);
+}
+
+async function startSshd(dir) {
+  const user = userInfo().username;
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'host')]);
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'id')]);
+  writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'id.pub')));
+  const port = await freePort();
+  writeFileSync(join(dir, 'sshd_config'), [
+    `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${join(dir, 'host')}`, `PidFile ${join(dir, 'sshd.pid')}`,
+    `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`, 'PasswordAuthentication no', 'KbdInteractiveAuthentication no',
+    'UsePAM no', 'StrictModes no', `AllowUsers ${user}`, 'Subsystem sftp internal-sftp', 'LogLevel ERROR', '',
+  ].join('\n'));
+  if (process.getuid?.() === 0 && !existsSync('/run/sshd')) mkdirSync('/run/sshd');
+  const hostPub = readFileSync(join(dir, 'host.pub'), 'utf8').split(' ').slice(0, 2).join(' ');
+  writeFileSync(join(dir, 'known_hosts'), `[127.0.0.1]:${port} ${hostPub}\n`);
+  const proc = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: 'ignore' });
+  await waitForPort(port);
+  return { port, user, identity: join(dir, 'id'), knownHosts: join(dir, 'known_hosts'), stop: () => proc.kill('SIGTERM') };
+}
+
+async function benchSftp(work) {
+  const sshd = await startSshd(mkdtempSync(join(work, 'sshd-')));
+  try {
+    const many = join(work, 'many');
+    mkdirSync(many);
+    const fileSize = Math.round((SFTP_MB * 1024 * 1024) / 1000);
+    for (let i = 0; i < 1000; i++) writeFileSync(join(many, `f${String(i).padStart(4, '0')}.bin`), randomBytes(fileSize));
+    const one = join(work, 'one');
+    mkdirSync(one);
+    const big = join(one, 'big.bin');
+    const chunk = randomBytes(16 * 1024 * 1024);
+    for (let w = 0; w < SFTP_MB / 16; w++) writeFileSync(big, chunk, { flag: w === 0 ? 'w' : 'a' });
+    const bytes = SFTP_MB * 1024 * 1024;
+    const sftpArgs = ['-q', '-i', sshd.identity, '-o', `UserKnownHostsFile=${sshd.knownHosts}`, '-o', 'StrictHostKeyChecking=yes', '-P', String(sshd.port), '-b', '-', `${sshd.user}@127.0.0.1`];
+    const url = (d) => `sftp://${sshd.user}@127.0.0.1:${sshd.port}${d}`;
+    for (const [label, src, batch] of [
+      ['sftp 1 GB in 1000 files', many, (dst) => readdirSync(many).map((f) => `put ${join(many, f)} ${dst}/${f}`).join('\n')],
+      ['sftp 1 GB in one file', big, (dst) => `put ${big} ${dst}/big.bin`],
+    ]) {
+      const f = [];
+      const o = [];
+      for (let r = 0; r < ROUNDS; r++) {
+        const d1 = join(work, `dst-fiona-${r}`);
+        mkdirSync(d1);
+        f.push(await run(SEND, ['-q', '--to', url(d1), '--identity', sshd.identity, '--known-hosts', sshd.knownHosts, src]));
+        rmSync(d1, { recursive: true, force: true });
+        const d2 = join(work, `dst-sftp-${r}`);
+        mkdirSync(d2);
+        o.push(await run('sftp', sftpArgs, { input: `${batch(d2)}\n` }));
+        rmSync(d2, { recursive: true, force: true });
+      }
+      report(label, bytes, f, o, 'sftp -b');
+    }
+  } finally {
+    sshd.stop();
+  }
+}
+
+async function benchDicom(work) {
+  const data = join(work, 'dicom');
+  const perSeries = Math.ceil(DICOM_N / 4);
+  execFileSync(join(ROOT, 'bin', 'fiona-synth'), ['--out', data, '--patients', '1', '--series', '4', '--instances', String(perSeries), '--rows', '256', '--seed', 'bench'], { stdio: 'ignore', env: ENV });
+  const files = readdirSync(data, { recursive: true }).map(String).filter((f) => f.endsWith('.dcm'));
+  let bytes = 0;
+  for (const f of files) bytes += readFileSync(join(data, f)).length;
+  const port = await freePort();
+  const out = join(work, 'storescp');
+  mkdirSync(out);
+  const scp = spawn('storescp', ['-aet', 'PACS', '-od', out, '+xa', String(port)], { env: ENV, stdio: 'ignore' });
+  try {
+    await waitForPort(port);
+    const f = [];
+    const o = [];
+    for (let r = 0; r < ROUNDS + 1; r++) {
+      f.push(await run(SEND, ['-q', '--to', `dicom://PACS@127.0.0.1:${port}?calling=FIONA`, data]));
+      rmSync(out, { recursive: true, force: true });
+      mkdirSync(out);
+      o.push(await run('storescu', ['-aec', 'PACS', '-aet', 'STORESCU', '+sd', '+r', '127.0.0.1', String(port), data]));
+      rmSync(out, { recursive: true, force: true });
+      mkdirSync(out);
+    }
+    report(`dicom ${files.length} instances`, bytes, f, o, 'storescu');
+  } finally {
+    scp.kill('SIGTERM');
+  }
+}
+
+const work = mkdtempSync(join(tmpdir(), 'fiona-bench-send-'));
+try {
+  if (ONLY !== 'sftp') await benchDicom(work);
+  if (ONLY !== 'dicom') await benchSftp(work);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}

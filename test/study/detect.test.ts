@@ -233,6 +233,30 @@ describe('fiona-detect-study --scan (cron mode)', () => {
     await daemon.end();
   });
 
+  it('runs an --exec command left unfinished by a crash, and not one whose report never committed', async () => {
+    const site = join(tmp.dir, 'site-pending');
+    const byStudy = await classifiedSite(site, join(tmp.dir, 'synth-pending'), ['--patients', '2', '--series', '1', '--instances', '2', '--rows', '16', '--seed', 'pending']);
+    const [a, b] = [...byStudy.keys()] as [string, string];
+    await sleep(QUIET_MS + 100);
+    const first = await runTool('fiona-detect-study', ['--site', site, '--scan', '--quiet', `${QUIET_MS}ms`]);
+    expect(ofKind(parseEvents(first.stdout), 'study-complete')).toHaveLength(2);
+    // As if killed while the command ran for A (revision 1 committed) and before B's revision 2 committed.
+    const statePath = join(site, 'state', 'detect-study.json');
+    const state = JSON.parse(await readFile(statePath, 'utf8')) as Record<string, unknown>;
+    state.exec = [
+      { study: a, manifest: join(site, 'studies', `${a}.json`), event: 'study-complete', revision: 1 },
+      { study: b, manifest: join(site, 'studies', `${b}.json`), event: 'study-updated', revision: 2 },
+    ];
+    await writeFile(statePath, JSON.stringify(state));
+    const log = join(tmp.dir, 'pending.log');
+    const r = await runTool('fiona-detect-study', ['--site', site, '--scan', '--quiet', `${QUIET_MS}ms`, '--exec', '/bin/sh', '-c', `echo "$FIONA_STUDY $1" >> ${log}`, 'sh']);
+    expect(r.exitCode).toBe(0);
+    expect(ofKind(parseEvents(r.stdout), 'study-complete')).toHaveLength(0);
+    expect(ofKind(parseEvents(r.stdout), 'study-exec').map((e) => e.study)).toEqual([a]);
+    expect((await readFile(log, 'utf8')).trim()).toBe(`${a} ${join(site, 'studies', `${a}.json`)}`);
+    expect((JSON.parse(await readFile(statePath, 'utf8')) as { exec: unknown[] }).exec).toEqual([]);
+  });
+
   it('warns on lines that are not events, naming the line, and goes on', async () => {
     const site = join(tmp.dir, 'site-lines');
     const r = await runTool('fiona-detect-study', ['--site', site, '--quiet', '100ms'], {

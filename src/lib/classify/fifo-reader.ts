@@ -10,8 +10,11 @@ import { execa } from 'execa';
  */
 export async function openFifoForReading(path: string): Promise<Readable> {
   if (!existsSync(path)) {
-    await execa('mkfifo', ['-m', '0660', path]);
-  } else if (!statSync(path).isFIFO()) {
+    // The writer (fiona-receive --pipe) may be creating it at the same moment: that is fine.
+    const r = await execa('mkfifo', ['-m', '0660', path], { reject: false });
+    if (r.exitCode !== 0 && !existsSync(path)) throw new Error(`cannot create the FIFO ${path}: ${String(r.stderr).trim()}`);
+  }
+  if (!statSync(path).isFIFO()) {
     throw new Error(`${path} exists and is not a FIFO`);
   }
   const fd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK);

@@ -68,7 +68,13 @@ async function secretFor(site: SiteLayout, rules: ProjectRules): Promise<{ bytes
   return { bytes: loadSecret(file).bytes, file };
 }
 
-export async function anonymizeForTransfer(o: AnonymizeStepOptions): Promise<AnonymizeStepResult> {
+/** An anonymizer set up once per transfer, run batch by batch (so sending can overlap). */
+export interface TransferAnonymizer {
+  secretFile: string;
+  run(files: string[]): Promise<{ outputs: AnonymizedResult[]; refused: QuarantinedResult[] }>;
+}
+
+export async function createTransferAnonymizer(o: Omit<AnonymizeStepOptions, 'files'>): Promise<TransferAnonymizer> {
   const rules = projectRulesFor(o.project, o.request);
   const secret = await secretFor(o.site, rules);
   const anonymizer = createAnonymizer(rules, {
@@ -76,20 +82,31 @@ export async function anonymizeForTransfer(o: AnonymizeStepOptions): Promise<Ano
     seriesClasses: new SeriesClassLookup(o.site.root),
     version: o.version,
   });
-  const outputs: AnonymizedResult[] = [];
-  const refused: QuarantinedResult[] = [];
-  // A few files at once: reading and writing overlap with the CPU work of the next file.
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < o.files.length) {
-      const f = o.files[next++]!;
-      const r = await anonymizer.anonymizeFile(f, o.outDir);
-      if (r.status === 'anonymized') outputs.push(r);
-      else refused.push(r);
-    }
+  return {
+    secretFile: secret.file,
+    async run(files) {
+      const outputs: AnonymizedResult[] = [];
+      const refused: QuarantinedResult[] = [];
+      // A few files at once: reading and writing overlap with the CPU work of the next file.
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < files.length) {
+          const f = files[next++]!;
+          const r = await anonymizer.anonymizeFile(f, o.outDir);
+          if (r.status === 'anonymized') outputs.push(r);
+          else refused.push(r);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(o.concurrency ?? 4, files.length) }, worker));
+      // Sorted, so that the sending order does not depend on which file finished first.
+      outputs.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+      return { outputs, refused };
+    },
   };
-  await Promise.all(Array.from({ length: Math.min(o.concurrency ?? 4, o.files.length) }, worker));
-  // Sorted, so that sending order (and the result) does not depend on which file finished first.
-  outputs.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  return { outputs, refused, mappedStudyUids: [...new Set(outputs.map((r) => r.study))], secretFile: secret.file };
+}
+
+export async function anonymizeForTransfer(o: AnonymizeStepOptions): Promise<AnonymizeStepResult> {
+  const a = await createTransferAnonymizer(o);
+  const { outputs, refused } = await a.run(o.files);
+  return { outputs, refused, mappedStudyUids: [...new Set(outputs.map((r) => r.study))], secretFile: a.secretFile };
 }

@@ -78,6 +78,8 @@ export interface TransferResult extends RequestKey {
   bytes?: number;
   skipped?: SkippedSeries[];
   destination?: string;
+  /** Where the time went (ms), for people judging a slow transfer. */
+  timings?: { anonymizeMs: number; sendMs: number };
   error?: string;
   /** The REDCap write-back failed after the study was sent; only that is retried. */
   reportPending?: boolean;

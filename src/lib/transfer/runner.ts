@@ -7,8 +7,12 @@ import type { ResultSink } from '../route/sink.js';
 import type { Project, RoutingRules } from '../route/types.js';
 import { tryLock } from '../site/lock.js';
 import type { SiteLayout } from '../site/layout.js';
-import { deliver, openTransport, parseDestination, recordDelivery, type RetryPolicy, type SendFile } from '../transport/index.js';
-import { anonymizeForTransfer } from './anonymize.js';
+import type { AnonymizedResult, QuarantinedResult } from '../deid/anonymizer.js';
+import {
+  deliver, openTransport, parseDestination, recordDelivery,
+  type Destination, type FileResult, type RetryPolicy, type SendFile, type Transport,
+} from '../transport/index.js';
+import { createTransferAnonymizer, type TransferAnonymizer } from './anonymize.js';
 import { selectSeries } from './features.js';
 import { RequestStore, type AttemptRecord, type TransferRequest, type TransferResult } from './requests.js';
 
@@ -57,6 +61,13 @@ export interface TransferOutcome {
   reason?: string;
   /** Route bumped the request while it ran: it stays queued for the new data. */
   requeued?: boolean;
+}
+
+/** Files de-identified before their batch is sent (a series, or this many of a long one). */
+const BATCH = 100;
+
+function* batches(files: string[], size: number): Generator<string[]> {
+  for (let i = 0; i < files.length; i += size) yield files.slice(i, i + size);
 }
 
 /** A failure no retry can mend (the study is gone, the project is unknown, every instance refused). */
@@ -195,43 +206,9 @@ export class TransferRunner {
     await rm(work, { recursive: true, force: true });
     await mkdir(work, { recursive: true });
 
-    let outputs: Awaited<ReturnType<typeof anonymizeForTransfer>>['outputs'] = [];
-    if (files.length > 0) {
-      let step;
-      try {
-        step = await anonymizeForTransfer({ site: this.o.site, project, request, files, outDir: work, version: this.o.version });
-      } catch (err) {
-        throw new PermanentError(`anonymize: ${errorMessage(err)}`);
-      }
-      outputs = step.outputs;
-      for (const r of step.refused) result.skipped.push({ series: '', reason: `instance refused by de-identification: ${r.reason}` });
-      if (outputs.length === 0) {
-        throw new PermanentError(`anonymize: all ${files.length} instances were refused (first: ${step.refused[0]?.reason ?? 'no reason given'})`);
-      }
-      if (step.refused.length > 0) this.log.warn(`${request.study} -> ${project.name}: ${step.refused.length} of ${files.length} instances refused by de-identification (${step.refused[0]!.reason})`);
-      result.mappedStudyUid = step.mappedStudyUids.join(',');
-    }
     const dest = parseDestination(project.destination);
     result.destination = dest.url;
-    if (outputs.length > 0) {
-      const identity = project.identity ?? this.o.sftp?.identity;
-      const knownHosts = project.knownHosts ?? this.o.sftp?.knownHosts;
-      const transport = openTransport(dest, {
-        dicom: { associations: this.o.associations ?? 1 },
-        sftp: identity && knownHosts ? { identity, knownHosts } : undefined,
-      });
-      const sendFiles: SendFile[] = outputs.map((r) => ({ path: r.path, name: relative(work, r.path) }));
-      let sent;
-      try {
-        sent = await deliver(transport, sendFiles, this.o.sendRetry);
-      } finally {
-        await transport.close();
-      }
-      const bad = sent.filter((r) => !r.ok);
-      if (bad.length > 0) throw new Error(`send to ${dest.url}: ${bad.length} of ${sent.length} instances failed (${bad[0]!.reason ?? 'no reason given'})`);
-      result.bytes = sent.reduce((n, r) => n + (r.bytes ?? 0), 0);
-      await recordDelivery(this.o.site.root, { study: request.study, to: dest.url, tool: 'fiona-transfer', kind: 'sent', files: sent.length });
-    }
+    const outputs = await this.anonymizeAndSend(request, project, files, work, dest, result);
     result.series = new Set(outputs.map((r) => r.series)).size;
     result.instances = outputs.length;
     result.status = 'sent';
@@ -243,6 +220,94 @@ export class TransferRunner {
     last.status = 'sent';
     last.finished = result.finished;
     await this.store.writeResult(result);
+  }
+
+  /**
+   * De-identify batch by batch (a series, or 100 files of a long one) and send each batch
+   * while the next is de-identified: the two steps overlap instead of adding up. One
+   * transport for the study; a batch is sent only after the previous one finished.
+   */
+  private async anonymizeAndSend(
+    request: TransferRequest,
+    project: Project,
+    files: string[],
+    work: string,
+    dest: Destination,
+    result: TransferResult,
+  ): Promise<AnonymizedResult[]> {
+    const timings = { anonymizeMs: 0, sendMs: 0 };
+    result.timings = timings;
+    if (files.length === 0) return [];
+    let anonymizer: TransferAnonymizer;
+    try {
+      anonymizer = await createTransferAnonymizer({ site: this.o.site, project, request, outDir: work, version: this.o.version });
+    } catch (err) {
+      throw new PermanentError(`anonymize: ${errorMessage(err)}`);
+    }
+    const outputs: AnonymizedResult[] = [];
+    const refused: QuarantinedResult[] = [];
+    const sent: FileResult[] = [];
+    let transport: Transport | undefined;
+    // A send in flight never rejects (a rejection nobody awaits yet would end the process):
+    // its outcome is kept and looked at before the next batch goes out.
+    type SendOutcome = { results: FileResult[] } | { error: unknown };
+    let sending: Promise<SendOutcome> = Promise.resolve({ results: [] });
+    const finishSend = async (): Promise<void> => {
+      const done = await sending;
+      sending = Promise.resolve({ results: [] });
+      if ('error' in done) throw done.error;
+      sent.push(...done.results);
+      const bad = done.results.filter((r) => !r.ok);
+      if (bad.length > 0) throw new Error(`send to ${dest.url}: ${bad.length} of ${done.results.length} instances failed (${bad[0]!.reason ?? 'no reason given'})`);
+    };
+    try {
+      for (const batch of batches(files, BATCH)) {
+        const t = Date.now();
+        let step;
+        try {
+          step = await anonymizer.run(batch);
+        } catch (err) {
+          throw new PermanentError(`anonymize: ${errorMessage(err)}`);
+        }
+        timings.anonymizeMs += Date.now() - t;
+        outputs.push(...step.outputs);
+        refused.push(...step.refused);
+        await finishSend();
+        if (step.outputs.length === 0) continue;
+        transport ??= this.openTransport(project, dest);
+        const sendFiles: SendFile[] = step.outputs.map((r) => ({ path: r.path, name: relative(work, r.path) }));
+        const ts = Date.now();
+        sending = deliver(transport, sendFiles, this.o.sendRetry).then(
+          (results): SendOutcome => ({ results }),
+          (error: unknown): SendOutcome => ({ error }),
+        ).finally(() => {
+          timings.sendMs += Date.now() - ts;
+        });
+      }
+      await finishSend();
+    } finally {
+      // Never leave a send running behind a failure: wait for it, then close the connection.
+      await sending;
+      await transport?.close();
+    }
+    for (const r of refused) result.skipped!.push({ series: '', reason: `instance refused by de-identification: ${r.reason}` });
+    if (outputs.length === 0) {
+      throw new PermanentError(`anonymize: all ${files.length} instances were refused (first: ${refused[0]?.reason ?? 'no reason given'})`);
+    }
+    if (refused.length > 0) this.log.warn(`${request.study} -> ${project.name}: ${refused.length} of ${files.length} instances refused by de-identification (${refused[0]!.reason})`);
+    result.mappedStudyUid = [...new Set(outputs.map((r) => r.study))].join(',');
+    result.bytes = sent.reduce((n, r) => n + (r.bytes ?? 0), 0);
+    await recordDelivery(this.o.site.root, { study: request.study, to: dest.url, tool: 'fiona-transfer', kind: 'sent', files: sent.length });
+    return outputs;
+  }
+
+  private openTransport(project: Project, dest: Destination): Transport {
+    const identity = project.identity ?? this.o.sftp?.identity;
+    const knownHosts = project.knownHosts ?? this.o.sftp?.knownHosts;
+    return openTransport(dest, {
+      dicom: { associations: this.o.associations ?? 1 },
+      sftp: identity && knownHosts ? { identity, knownHosts } : undefined,
+    });
   }
 
   /** Tell the sink (REDCap) and mark the request done; a sink failure leaves it 'sent'. */

@@ -205,7 +205,9 @@ export async function main(argv: string[]): Promise<number> {
       deid,
       configRaw: config.raw,
       sourceFor: (job) => {
-        if (pacs) return pacsSource(pacs, { studyUid: job.studyinstanceuid, accession: job.accessionnumber }, version);
+        // An explicit --site wins over a PACS from the config; an explicit --from over everything.
+        const fromSite = site !== undefined && (o.site !== undefined || !pacs) && o.from === undefined;
+        if (pacs && !fromSite) return pacsSource(pacs, { studyUid: job.studyinstanceuid, accession: job.accessionnumber }, version);
         if (!site) throw new ExportError('no source: give --site DIR (or --from PACS)', true);
         return { kind: 'site', site };
       },
@@ -230,7 +232,7 @@ export async function main(argv: string[]): Promise<number> {
   if (o.folder) {
     if (o.study) throw new UsageError('--folder and --study exclude each other');
     source = { kind: 'folder', dir: resolve(o.folder) };
-  } else if (o.study && pacs) {
+  } else if (o.study && pacs && (o.from !== undefined || o.site === undefined)) {
     source = pacsSource(pacs, { studyUid: o.study }, version);
   } else if (o.study) {
     if (!site) throw new UsageError('--study needs --site DIR (or --from PACS)');

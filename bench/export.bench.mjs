@@ -37,11 +37,12 @@ process.on('SIGINT', () => process.exit(130));
 /** Run a command under /usr/bin/time; returns seconds and peak RSS (MB). */
 function timed(cmd, args, opts = {}) {
   const t = process.hrtime.bigint();
-  const r = spawnSync('/usr/bin/time', ['-f', '%M', cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 26, ...opts });
+  const r = spawnSync('/usr/bin/time', ['-f', '%M %U %S', cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 26, ...opts });
   const seconds = Number(process.hrtime.bigint() - t) / 1e9;
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr.slice(-2000)}`);
   const lines = r.stderr.trim().split('\n');
-  return { seconds, rssMB: Number(lines[lines.length - 1]) / 1024, stdout: r.stdout };
+  const [rss, user, sys] = lines[lines.length - 1].split(' ').map(Number);
+  return { seconds, rssMB: rss / 1024, cpu: user + sys, stdout: r.stdout };
 }
 
 function dirBytes(dir) {
@@ -81,7 +82,7 @@ console.log('generating a 1,000-instance study with fiona-synth (256x256 MR)...'
 const study = join(work, 'study');
 execFileSync(join(ROOT, 'bin/fiona-synth'), ['--out', study, '--patients', '1', '--series', '10', '--instances', '100', '--rows', '256', '--no-fsync', '--quiet'], { stdio: 'inherit' });
 const bytes = dirBytes(study);
-console.log(`${(bytes / 1e6).toFixed(1)} MB in 1000 files; ${ROUNDS} rounds, alternating\n`);
+console.log(`${(bytes / 1e6).toFixed(1)} MB in 1000 files; ${ROUNDS} rounds, alternating; load average ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')} on ${(await import('node:os')).cpus().length} CPUs\n`);
 
 const pairs = [
   { what: 'store (level 0) vs zip -r -0', bar: 1, a: () => fiona(study, 0), b: () => infozip(study, 0), bName: 'Info-ZIP zip -0' },
@@ -95,6 +96,8 @@ let belowBar = 0;
 for (const p of pairs) {
   const ta = [];
   const tb = [];
+  const ca = [];
+  const cb = [];
   let rssA = 0;
   let rssB = 0;
   for (let i = 0; i < ROUNDS; i++) {
@@ -103,16 +106,16 @@ for (const p of pairs) {
     for (const who of order) {
       spawnSync('sync');
       const r = p[who]();
-      if (who === 'a') ta.push(r.seconds), (rssA = Math.max(rssA, r.rssMB));
-      else tb.push(r.seconds), (rssB = Math.max(rssB, r.rssMB));
+      if (who === 'a') ta.push(r.seconds), ca.push(r.cpu), (rssA = Math.max(rssA, r.rssMB));
+      else tb.push(r.seconds), cb.push(r.cpu), (rssB = Math.max(rssB, r.rssMB));
     }
   }
   const a = median(ta);
   const b = median(tb);
   const ratio = b / a;
   console.log(`${p.what}`);
-  console.log(`  fiona         ${(bytes / 1e6 / a).toFixed(1).padStart(7)} MB/s  (median ${a.toFixed(3)} s, peak RSS ${rssA.toFixed(0)} MB)`);
-  console.log(`  ${p.bName.padEnd(13)} ${(bytes / 1e6 / b).toFixed(1).padStart(7)} MB/s  (median ${b.toFixed(3)} s, peak RSS ${rssB.toFixed(0)} MB)`);
+  console.log(`  fiona         ${(bytes / 1e6 / a).toFixed(1).padStart(7)} MB/s  (median ${a.toFixed(3)} s wall, ${median(ca).toFixed(2)} s CPU, peak RSS ${rssA.toFixed(0)} MB)`);
+  console.log(`  ${p.bName.padEnd(13)} ${(bytes / 1e6 / b).toFixed(1).padStart(7)} MB/s  (median ${b.toFixed(3)} s wall, ${median(cb).toFixed(2)} s CPU, peak RSS ${rssB.toFixed(0)} MB)`);
   console.log(`RATIO ${p.what}: ${ratio.toFixed(2)}x${p.bar ? ` (bar ${p.bar}x)` : ''}\n`);
   if (p.bar && ratio < p.bar) belowBar++;
 }

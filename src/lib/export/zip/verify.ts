@@ -280,7 +280,9 @@ async function checkWhole(e: CentralEntry, stored: Buffer, password?: Buffer, ca
       }
     }
     const check = new Check();
-    check.add(e.innerMethod === METHOD_DEFLATE ? await inflateRawAsync(data) : data);
+    // One output chunk for the whole entry (see the writer): the size is known.
+    const chunkSize = Math.max(64 * 1024, e.uncompressedSize + 1024);
+    check.add(e.innerMethod === METHOD_DEFLATE ? await inflateRawAsync(data, { chunkSize }) : data);
     return check;
   } finally {
     if (pooled && plainPool.length < PARALLEL + 1) plainPool.push(pooled);
@@ -367,7 +369,8 @@ export async function verifyZip(path: string, opts: VerifyOptions = {}): Promise
       if (method !== e.method) throw new ZipVerifyError(`${e.name}: local and central methods differ`, e.name);
       const dataStart = e.offset + 30 + nameLength + extraLength;
       if (dataStart + e.compressedSize > cdOffset) throw new ZipVerifyError(`${e.name}: data run into the central directory`, e.name);
-      if (e.compressedSize <= WHOLE_LIMIT) {
+      // Checked in memory when both forms are small; otherwise streamed (bounded memory).
+      if (e.compressedSize <= WHOLE_LIMIT && e.uncompressedSize <= 2 * WHOLE_LIMIT) {
         const stored = await reader.get(dataStart, e.compressedSize);
         const p = checkWhole(e, stored, opts.password, opts.keyCache)
           .then((got) => compare(e, got))

@@ -39,7 +39,7 @@ interface Frame {
   range: ItemRange | undefined; // Item: its range, closed when the item ends
   explicit: boolean;
   le: boolean;
-  creators: Map<number, string> | undefined; // Dataset/Item: private creators by block
+  creators: Map<number, string> | undefined; // Dataset/Item: private creators by block (made on the first one)
 }
 
 export interface ParserOptions {
@@ -94,7 +94,7 @@ export class ElementParser {
         range: undefined,
         explicit: opts.explicit,
         le: opts.littleEndian,
-        creators: owner ? undefined : new Map(),
+        creators: undefined,
       },
     ];
   }
@@ -239,8 +239,8 @@ export class ElementParser {
       }
       if (length > 0) {
         this.keptInWindow = true;
-        if (group & 1 && elem >= 0x10 && elem <= 0xff && f.creators) {
-          f.creators.set(((group << 8) | elem) >>> 0, creatorText(bytes, i + hdr, length));
+        if (group & 1 && elem >= 0x10 && elem <= 0xff && (f.kind === Kind.Dataset || f.kind === Kind.Item)) {
+          (f.creators ??= new Map()).set(((group << 8) | elem) >>> 0, creatorText(bytes, i + hdr, length));
         }
       }
       f.list.push(el);
@@ -296,7 +296,7 @@ export class ElementParser {
         const end = len === UNDEFINED_LENGTH ? Infinity : p + 8 + len;
         if (end > f.end && end !== Infinity) this.fail(`item of length ${len} runs past the end of sequence ${formatTag(owner.tag)}`, p, owner.tag);
         if (end > this.fileEnd && end !== Infinity) this.fail(`item of length ${len} runs past the end of the file: truncated`, p, owner.tag);
-        this.stack.push({ kind: Kind.Item, end, list, owner: undefined, range, explicit: f.explicit, le: f.le, creators: new Map() });
+        this.stack.push({ kind: Kind.Item, end, list, owner: undefined, range, explicit: f.explicit, le: f.le, creators: undefined });
         this.pos = p + 8;
         return undefined;
       }

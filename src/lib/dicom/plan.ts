@@ -38,22 +38,43 @@ export class Plan {
 export function elementHeader(tag: number, vr: string, length: number, explicit: boolean, le: boolean, longVr: boolean): Uint8Array {
   const size = explicit && longVr ? 12 : 8;
   const out = new Uint8Array(size);
-  const dv = new DataView(out.buffer);
-  dv.setUint16(0, tag >>> 16, le);
-  dv.setUint16(2, tag & 0xffff, le);
+  put16(out, 0, tag >>> 16, le);
+  put16(out, 2, tag & 0xffff, le);
   if (!explicit) {
-    dv.setUint32(4, length >>> 0, le);
+    put32(out, 4, length, le);
     return out;
   }
   out[4] = vr.charCodeAt(0);
   out[5] = vr.charCodeAt(1);
   if (longVr) {
-    dv.setUint32(8, length >>> 0, le);
+    put32(out, 8, length, le);
   } else {
     if (length > 0xffff) throw new Error(`value of ${vr} is ${length} bytes, more than the 65534 its 2-byte length allows`);
-    dv.setUint16(6, length, le);
+    put16(out, 6, length, le);
   }
   return out;
+}
+
+// Plain byte writes: a DataView per header costs more than the header.
+function put16(b: Uint8Array, at: number, v: number, le: boolean): void {
+  if (le) {
+    b[at] = v & 0xff;
+    b[at + 1] = (v >>> 8) & 0xff;
+  } else {
+    b[at] = (v >>> 8) & 0xff;
+    b[at + 1] = v & 0xff;
+  }
+}
+
+function put32(b: Uint8Array, at: number, v: number, le: boolean): void {
+  const x = v >>> 0;
+  if (le) {
+    put16(b, at, x & 0xffff, true);
+    put16(b, at + 2, x >>> 16, true);
+  } else {
+    put16(b, at, x >>> 16, false);
+    put16(b, at + 2, x & 0xffff, false);
+  }
 }
 
 /** An item header (FFFE,E000) with a length; the same 8 bytes in explicit and implicit VR. */

@@ -17,6 +17,9 @@ import { readAt } from './read.js';
 export type Output = string | NodeJS.WritableStream;
 
 const PIECE = 1024 * 1024;
+/** Streams keep what they are given, so their blocks are fresh each time: small ones (less garbage). */
+const STREAM_BLOCK = 64 * 1024;
+const EMPTY = Buffer.alloc(0);
 const YIELD_EVERY = 16 * PIECE;
 
 /** Blocks of PIECE bytes, reused across files (each holder owns one until it gives it back). */
@@ -48,7 +51,7 @@ class Sink {
     private readonly write: Writer,
     readonly reuse = false,
   ) {
-    this.buf = reuse ? acquireBlock() : Buffer.allocUnsafe(PIECE);
+    this.buf = reuse ? acquireBlock() : EMPTY;
   }
 
   /** Give a borrowed block back (the sink is not used after this). */
@@ -58,11 +61,13 @@ class Sink {
 
   async push(b: Uint8Array): Promise<void> {
     if (b.length === 0) return;
-    if (this.used + b.length > PIECE) await this.flush();
-    if (b.length >= PIECE / 2) {
+    const cap = this.reuse ? this.buf.length : STREAM_BLOCK;
+    if (this.used + b.length > cap) await this.flush();
+    if (b.length >= cap / 2) {
       await this.emit(b);
       return;
     }
+    if (this.buf === EMPTY) this.buf = Buffer.allocUnsafe(STREAM_BLOCK);
     this.buf.set(b, this.used);
     this.used += b.length;
   }
@@ -80,7 +85,7 @@ class Sink {
   async flush(): Promise<void> {
     if (this.used === 0) return;
     const out = this.buf.subarray(0, this.used);
-    if (!this.reuse) this.buf = Buffer.allocUnsafe(PIECE);
+    if (!this.reuse) this.buf = EMPTY; // a fresh block on the next push, if there is one
     this.used = 0;
     await this.emit(out);
   }

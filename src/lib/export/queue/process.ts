@@ -215,6 +215,12 @@ export async function processQueue(o: QueueRunOptions): Promise<QueueSummary> {
     try {
       const r = await processClaim(claim, o);
       summary[r === 'retry' ? 'retry' : r]++;
+    } catch (err) {
+      // Not a job's fault (the state folder cannot be written, ...): the job stays pending
+      // with its attempt counted, and the queue goes on.
+      const reason = `unexpected: ${(err as Error).message}`;
+      o.log(`job ${entry.id.slice(0, 12)} (line ${entry.line}): ${reason}`);
+      summary[await transient(claim, o, reason).catch(() => 'retry' as const)]++;
     } finally {
       await claim.release();
     }

@@ -29,6 +29,18 @@ export const dimseVersion: string = dimse.version;
 // dcmjs-dimse enables every log level at import; fiona reports through its own events.
 dimse.log.setLevel('silent');
 
+// dcmjs-dimse logs `${association.toString()}` for every A-ASSOCIATE-RQ and -AC, and the
+// template string is built before the (silent) logger drops it: about 7 ms per call for the
+// 128 presentation contexts storescu proposes, twice per association. Only build it when the
+// library's INFO logging is on.
+{
+  const proto = dimse.association.Association.prototype as { toString(): string };
+  const full = proto.toString;
+  proto.toString = function toString(this: unknown): string {
+    return dimse.log.getLevel() <= dimse.log.levels.INFO ? full.call(this) : '(association; enable dcmjs-dimse logging for details)';
+  };
+}
+
 /**
  * fiona's Implementation Class UID (PS3.7 D.3.3.2), sent in A-ASSOCIATE-AC/RQ and written
  * into the File Meta (0002,0012) of the files fiona creates. A 2.25 UUID-derived root, fixed.

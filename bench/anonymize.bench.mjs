@@ -8,8 +8,9 @@
 //   node bench/anonymize.bench.mjs            (or: npm run bench -- anonymize)
 //   FIONA_BENCH_ROUNDS=5 FIONA_BENCH_FILES=2000 node bench/anonymize.bench.mjs
 //   FIONA_BENCH_FSYNC=0 ...   fiona without fsync too (gdcmanon and pydicom never fsync)
+//   FIONA_BENCH_RSS_COPIES=80 ...   the memory check on 80 x the input (~10 GB of paths; hard links)
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +20,7 @@ const rounds = Number(process.env.FIONA_BENCH_ROUNDS ?? 3);
 const files = Number(process.env.FIONA_BENCH_FILES ?? 1000);
 const pyRounds = Number(process.env.FIONA_BENCH_PY_ROUNDS ?? 1);
 const alsoNoFsync = process.env.FIONA_BENCH_FSYNC === '0';
+const rssCopies = Number(process.env.FIONA_BENCH_RSS_COPIES ?? 4);
 
 function need(bin, pkg) {
   if (spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status !== 0 && !existsSync(bin)) {
@@ -177,10 +179,26 @@ try {
   console.log('');
   for (const name of order) console.log(`${name.padEnd(18)} ${rate(name).toFixed(0).padStart(6)} files/s (median of ${results[name].length})`);
   const peak = Math.max(...results.fiona.map((m) => m.rssMb));
-  console.log(`fiona peak RSS: ${peak.toFixed(0)} MB for ${n} files (bound 200 MB; memory is per file in flight, not per batch)`);
   console.log(`RATIO fiona/gdcmanon files/s: ${(rate('fiona') / rate('gdcmanon')).toFixed(2)}x (bar 1x)`);
   console.log(`RATIO fiona/pydicom files/s: ${(rate('fiona') / rate('pydicom')).toFixed(2)}x (bar 4x)`);
   if (alsoNoFsync) console.log(`RATIO fiona --no-fsync/gdcmanon files/s: ${(rate('fiona --no-fsync') / rate('gdcmanon')).toFixed(2)}x (bar 1x)`);
+
+  // Memory does not grow with the input: the same files under more paths (hard links, so the
+  // disk holds one copy) must need the same peak RSS.
+  const many = join(dir, 'many');
+  for (let c = 0; c < rssCopies; c++) {
+    for (const e of readdirSync(input, { withFileTypes: true, recursive: true })) {
+      if (!e.isFile()) continue;
+      const rel = join(e.parentPath, e.name).slice(input.length + 1);
+      const target = join(many, String(c), rel);
+      mkdirSync(join(target, '..'), { recursive: true });
+      linkSync(join(e.parentPath, e.name), target);
+    }
+  }
+  const bytesPer = Number(execFileSync('du', ['-sb', input], { encoding: 'utf8' }).split(/\s/)[0]);
+  const big = timed(join(root, 'bin/fiona-anonymize'), ['--out', join(dir, 'out-many'), '--secret-file', key, '--no-fsync', '-q', many]);
+  rmSync(join(dir, 'out-many'), { recursive: true, force: true });
+  console.log(`fiona peak RSS: ${peak.toFixed(0)} MB for ${n} files (${(bytesPer / 1e9).toFixed(2)} GB), ${big.rssMb.toFixed(0)} MB for ${rssCopies * n} files (${((rssCopies * bytesPer) / 1e9).toFixed(2)} GB) (bound 200 MB)`);
 } finally {
   cleanup();
 }

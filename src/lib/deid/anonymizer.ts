@@ -13,7 +13,7 @@ import { type Scrubber, createScrubber } from './clean.js';
 import { derivedDateOffset } from './dates.js';
 import { type Identifier, collectIdentifiers, scrubWords } from './identifiers.js';
 import { type Needle, findNeedle, haystackOf, identifierNeedles, uidNeedles } from './leak.js';
-import { DirSyncer, MemorySink, ensureDir, publishTemp, writeAndPublish } from './output.js';
+import { BufferPool, DirSyncer, MemorySink, ensureDir, publishTemp, writeAndPublish } from './output.js';
 import {
   DEIDENTIFICATION_METHOD, DEIDENTIFICATION_METHOD_CODE_SEQUENCE, LONGITUDINAL_TEMPORAL_INFORMATION_MODIFIED,
   type MarkingInput, PATIENT_IDENTITY_REMOVED, encodeCodeItems, longitudinalValue, methodCodes, methodText,
@@ -104,6 +104,8 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
   const version = opts.version ?? '0';
   const fsync = opts.fsync ?? true;
   const dirs = new DirSyncer();
+  const headBuffers = new BufferPool(HEAD_BYTES);
+  const outputBuffers = new BufferPool(256 * 1024);
 
   const pseudonymFor = (h: DicomHeader): Pseudonym => {
     const original = (h.string(PATIENT_ID) ?? '').trim();
@@ -162,17 +164,18 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
   };
 
   /** The input's header: small files read whole (one read, parsed in memory), large ones by their head. */
-  async function prepare(input: string): Promise<{ h: Header; size: number }> {
+  async function prepare(input: string): Promise<{ h: Header; size: number; head?: Buffer }> {
     try {
-      const head = readHead(input);
+      const head = readHead(input, headBuffers);
       if (head.bytes) {
         try {
-          return { h: parseBytes(head.bytes, { stopBeforePixels: true, file: input }), size: head.size };
+          return { h: parseBytes(head.bytes, { stopBeforePixels: true, file: input }), size: head.size, head: head.buffer };
         } catch (err) {
           // A header longer than the first read (or a broken one): the core's reader decides.
+          headBuffers.release(head.buffer);
           if (!(err instanceof DicomParseError) || head.bytes.length === head.size) throw err;
         }
-      }
+      } else headBuffers.release(head.buffer);
       return { h: await readHeaderFull(input), size: head.size };
     } catch (err) {
       if (err instanceof DicomParseError) throw new RefusedError(`not readable as DICOM: ${err.message}`);
@@ -198,7 +201,16 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
   }
 
   async function anonymize(input: string, outDir: string): Promise<AnonymizedResult> {
-    const { h, size } = await prepare(input);
+    const prepared = await prepare(input);
+    try {
+      return await anonymizePrepared(input, outDir, prepared.h, prepared.size);
+    } finally {
+      // The header's windows are views of this buffer: it goes back only when the file is done.
+      if (prepared.head) headBuffers.release(prepared.head);
+    }
+  }
+
+  async function anonymizePrepared(input: string, outDir: string, h: Header, size: number): Promise<AnonymizedResult> {
     const sop = h.string('SOPInstanceUID');
     const study = h.string('StudyInstanceUID');
     const series = h.string('SeriesInstanceUID');
@@ -273,12 +285,16 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
     try {
       if (size <= IN_MEMORY_LIMIT) {
         // Small file: the output is built in memory, checked there, then written once.
-        const sink = new MemorySink();
-        await rewrite(input, sink, edits);
-        const out = sink.bytes();
-        finishInMemory(out, { codes: codes && h.explicit, needles: needles() });
-        await writeAndPublish(tmp, target, [out], fsync, dirs);
-        bytesOut = out.length;
+        const sink = new MemorySink(outputBuffers, size);
+        try {
+          await rewrite(input, sink, edits);
+          const out = sink.bytes();
+          finishInMemory(out, { codes: codes && h.explicit, needles: needles() });
+          await writeAndPublish(tmp, target, [out], fsync, dirs);
+          bytesOut = out.length;
+        } finally {
+          sink.release();
+        }
       } else {
         const r = await rewrite(input, tmp, edits);
         await finishOnDisk(tmp, { codes: codes && h.explicit, needles: needles() }, fsync);
@@ -328,20 +344,23 @@ export const IN_MEMORY_LIMIT = 1024 * 1024;
 /** Most headers fit in this much; the first read takes it, synchronously (no thread-pool round trips). */
 const HEAD_BYTES = 32 * 1024;
 
-/** The first HEAD_BYTES of a file and its size. */
-function readHead(file: string): { bytes: Buffer | undefined; size: number } {
+/** The first HEAD_BYTES of a file (read into a pooled buffer) and its size. */
+function readHead(file: string, pool: BufferPool): { bytes: Buffer | undefined; buffer: Buffer; size: number } {
   const fd = openSync(file, 'r');
+  const buf = pool.acquire(HEAD_BYTES);
   try {
     const size = fstatSync(fd).size;
     const want = Math.min(size, HEAD_BYTES);
-    const buf = Buffer.allocUnsafe(want);
     let off = 0;
     while (off < want) {
       const n = readSync(fd, buf, off, want - off, off);
       if (n === 0) break;
       off += n;
     }
-    return { bytes: off === want ? buf : undefined, size };
+    return { bytes: off === want ? buf.subarray(0, want) : undefined, buffer: buf, size };
+  } catch (err) {
+    pool.release(buf);
+    throw err;
   } finally {
     closeSync(fd);
   }

@@ -84,17 +84,67 @@ export async function publishTemp(tmp: string, target: string, fsync: boolean, d
   if (fsync) await (dirs ? dirs.sync(dirname(target)) : fsyncDir(dirname(target)));
 }
 
-/** A writable that keeps what is written in memory (for outputs small enough to check there). */
+/**
+ * Buffers reused from file to file. A batch of thousands of small files allocating a fresh
+ * buffer per file leaves garbage outside the JavaScript heap faster than the collector looks
+ * at it (hundreds of MB); with a pool, memory is the buffers of the files in flight.
+ */
+export class BufferPool {
+  private readonly free: Buffer[] = [];
+  constructor(
+    private readonly minSize: number,
+    private readonly keep = 32,
+  ) {}
+
+  acquire(size: number): Buffer {
+    for (let k = this.free.length - 1; k >= 0; k--) {
+      if (this.free[k]!.length >= size) return this.free.splice(k, 1)[0]!;
+    }
+    return Buffer.allocUnsafe(Math.max(size, this.minSize));
+  }
+
+  release(b: Buffer): void {
+    if (this.free.length < this.keep) this.free.push(b);
+  }
+}
+
+/**
+ * A writable that copies what is written into one pooled buffer (for outputs small enough to
+ * check in memory). Copying is not optional: the core may hand over views of a block it
+ * reuses for the next file once the rewrite returns, so a chunk kept by reference could
+ * change under us. Call release() when the bytes are no longer needed.
+ */
 export class MemorySink extends Writable {
-  readonly chunks: Buffer[] = [];
+  private buf: Buffer;
   size = 0;
+
+  /** `expected`: about how many bytes will come (the input's size), to allocate once. */
+  constructor(
+    private readonly pool: BufferPool,
+    expected: number,
+  ) {
+    super();
+    this.buf = pool.acquire(expected + 16 * 1024);
+  }
+
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.chunks.push(chunk);
+    if (this.size + chunk.length > this.buf.length) {
+      const bigger = this.pool.acquire(Math.max(this.buf.length * 2, this.size + chunk.length));
+      this.buf.copy(bigger, 0, 0, this.size);
+      this.pool.release(this.buf);
+      this.buf = bigger;
+    }
+    chunk.copy(this.buf, this.size);
     this.size += chunk.length;
     cb();
   }
 
+  /** The bytes written so far (a view of the pooled buffer: valid until release()). */
   bytes(): Buffer {
-    return this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.size);
+    return this.buf.subarray(0, this.size);
+  }
+
+  release(): void {
+    this.pool.release(this.buf);
   }
 }

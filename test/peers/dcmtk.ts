@@ -5,7 +5,7 @@
  * All network use is on 127.0.0.1; every run gets TCP_NODELAY=1 (DCMTK is slow on loopback
  * without it).
  */
-import { execa, type Result } from 'execa';
+import { execa, type Result, type ResultPromise } from 'execa';
 import { open, readFile } from 'node:fs/promises';
 import { freePort, waitForPort } from './ports.js';
 import { DCMTK_ENV, requireProgram, startPeer, type Peer } from './process.js';
@@ -14,8 +14,9 @@ export function dcmtk(program: string): string {
   return requireProgram(program, 'dcmtk');
 }
 
-async function run(program: string, args: string[], timeoutMs = 60_000): Promise<Result> {
-  return execa(dcmtk(program), args, { reject: false, env: { ...DCMTK_ENV }, timeout: timeoutMs, stdin: 'ignore' }) as Promise<Result>;
+/** Run a DCMTK program; the returned promise is also the child (kill(), pid). Never rejects. */
+function run(program: string, args: string[], timeoutMs = 60_000): ResultPromise & Promise<Result> {
+  return execa(dcmtk(program), args, { reject: false, env: { ...DCMTK_ENV }, timeout: timeoutMs, stdin: 'ignore' }) as ResultPromise & Promise<Result>;
 }
 
 /** Run a DCMTK converter and throw (with its stderr) if it fails. */
@@ -33,14 +34,14 @@ export interface SendOptions {
   timeoutMs?: number;
 }
 
-/** storescu to 127.0.0.1; returns the result (never throws for a non-zero exit). */
-export function storescu(files: string[], o: SendOptions): Promise<Result> {
+/** storescu to 127.0.0.1; resolves with the result (never throws for a non-zero exit); kill() stops it. */
+export function storescu(files: string[], o: SendOptions): ResultPromise & Promise<Result> {
   const args = ['-aec', o.calledAet ?? 'FIONA', '-aet', o.callingAet ?? 'STORESCU', ...(o.args ?? []), '127.0.0.1', String(o.port), ...files];
   return run('storescu', args, o.timeoutMs);
 }
 
 /** echoscu to 127.0.0.1. */
-export function echoscu(o: SendOptions): Promise<Result> {
+export function echoscu(o: SendOptions): ResultPromise & Promise<Result> {
   const args = ['-aec', o.calledAet ?? 'FIONA', '-aet', o.callingAet ?? 'ECHOSCU', ...(o.args ?? []), '127.0.0.1', String(o.port)];
   return run('echoscu', args, o.timeoutMs);
 }

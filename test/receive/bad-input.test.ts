@@ -185,6 +185,25 @@ describe('instances that must be refused', () => {
     expect(await readdir(join(site, '.arrived'))).toEqual([]);
   });
 
+  it('quarantines what storescu sent before it was killed with -9 mid-instance', async () => {
+    // A 96 MB instance, so storescu is still sending when it is killed.
+    const id = ids();
+    const file = join(dir, 'big-for-storescu.dcm');
+    await writeNative(file, id, 7000);
+    const sender = storescu([file], { port: rx.port, calledAet: 'FIONA', callingAet: 'KILLED', timeoutMs: 60_000 });
+    const until = Date.now() + 20_000;
+    while ((await readdir(join(site, '.arrived'))).length === 0) {
+      if (Date.now() > until) throw new Error('storescu never started sending');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    sender.kill('SIGKILL');
+    await sender;
+    const q = await rx.waitFor((e) => e.event === 'quarantined' && e.sop === id.sop);
+    expect(String(q.reason)).toMatch(/connection closed before the data set was complete|aborted/);
+    expect(existsSync(join(site, 'archive', id.study, id.series))).toBe(false);
+    expect(await readdir(join(site, '.arrived'))).toEqual([]);
+  });
+
   it('limits associations at once and aborts silent ones after --idle-timeout', async () => {
     const a = await associated(rx.port, 'HOLD1');
     const b = await associated(rx.port, 'HOLD2');

@@ -116,6 +116,19 @@ describe('fiona-receive with DCMTK peers', () => {
   });
 
   it.each([
+    ['-xe (explicit little endian first)', ['-xe']],
+    ['+C (all transfer syntaxes in one context)', ['+C']],
+    ['-R (only the contexts needed)', ['-R']],
+  ])('takes what storescu %s proposes, unchanged', async (_what, flags) => {
+    const fx = fixtures.find((f) => f.name === 'explicit-le') as TsFixture;
+    const sop = (await verifyDicomFile(fx.file)).string('SOPInstanceUID') as string;
+    const calling = `P${flags.join('').replace(/[^A-Za-z]/g, '')}`;
+    const r = await storescu([fx.file], { port: rx.port, calledAet: 'FIONA', callingAet: calling, args: flags });
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    await checkReceived(await rx.waitFor((e) => e.event === 'stored' && e.sop === sop && e.calling === calling), fx.file, fx.ts);
+  });
+
+  it.each([
     ['JPEG 2000 lossless', '1.2.840.10008.1.2.4.90', '-xv'],
     ['JPEG 2000', '1.2.840.10008.1.2.4.91', '-xw'],
     ['MPEG2 MP@ML', '1.2.840.10008.1.2.4.100', '-xm'],

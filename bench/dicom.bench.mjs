@@ -107,12 +107,12 @@ try {
     // fiona writes each edited file into an output folder (temp name, rename), as
     // fiona-anonymize does and as gdcmanon -o does; dcmodify can only edit in place.
     const fionaEdit = (fsync) => `
-      import { rewriteDicom, lookupKeyword } from ${JSON.stringify(DIST)};
+      import { rewriteDicom } from ${JSON.stringify(DIST)};
       import { readFileSync } from 'node:fs';
       const files = readFileSync(process.argv[1], 'utf8').split('\\n');
       const out = process.argv[2];
       const set = ${JSON.stringify(edits)}.map(([t, v]) => ({ tag: parseInt(t.replace(',', ''), 16), value: v }));
-      lookupKeyword('PatientID');
+      // (no dictionary warm-up: editing explicit VR files never loads it)
       const t = performance.now();
       let i = 0;
       for (const f of files) await rewriteDicom(f, out + '/' + (i++) + '.dcm', { set, fsync: ${fsync}, visit: (c) => (c.tag === 0x00101040 ? { op: 'remove' } : undefined) });

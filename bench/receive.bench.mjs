@@ -3,8 +3,11 @@
 //
 //  1. Throughput: DCMTK storescu (TCP_NODELAY=1) sends the same 1,000 synthetic 256x256 MR
 //     instances (about 130 MB, from fiona-synth) to fiona-receive and to storescp, alternating,
-//     ROUNDS rounds (default 3). Prints files/s of each per round, the medians and
-//     RATIO receive files/s vs storescp (bar 0.8x).
+//     ROUNDS rounds (default 3). Within a round the 1,000 files go in 4 batches of 250 (one
+//     storescu association each), fiona and storescp taking turns batch by batch, so that a
+//     machine shared with other work slows both alike. Prints files/s of each per round, the
+//     medians, RATIO receive files/s vs storescp (bar 0.8x), and the CPU time each receiver
+//     process used per 1,000 files (user+sys from /proc, independent of the machine's load).
 //  2. Memory: peak RSS (VmHWM) of a fresh fiona-receive while it receives one 1 GB instance,
 //     and while it receives 4 studies over 4 parallel associations (bound 200 MB each).
 //
@@ -100,15 +103,28 @@ function countFiles(dir) {
   return n;
 }
 
+/** The series folders under a fiona-synth tree (patient/study/series). */
+function listSeries(root) {
+  const out = [];
+  for (const p of readdirSync(root)) for (const st of readdirSync(join(root, p))) for (const se of readdirSync(join(root, p, st))) out.push(join(root, p, st, se));
+  return out.sort();
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 /** Peak resident set of a process so far (VmHWM), in MB. */
 function peakRssMb(pid) {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-async function startFiona(site) {
+async function startFiona(site, extra = []) {
   const port = await freePort();
-  const p = spawn(process.execPath, [join(ROOT, 'bin/fiona-receive'), '--site', site, '--port', String(port), '--host', '127.0.0.1', '--aet', 'FIONA', '-q'], {
+  const p = spawn(process.execPath, [join(ROOT, 'bin/fiona-receive'), '--site', site, '--port', String(port), '--host', '127.0.0.1', '--aet', 'FIONA', '-q', ...extra], {
     env: ENV,
     stdio: ['ignore', 'ignore', 'inherit'],
   });
@@ -135,6 +151,7 @@ async function startStorescp(dir) {
   await waitForPort(port);
   return {
     port,
+    pid: p.pid,
     stop: () =>
       new Promise((resolve) => {
         p.on('exit', resolve);
@@ -153,7 +170,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 // --- data ------------------------------------------------------------------------------------
 const data = join(work, 'data');
-const series = 10;
+const series = 8;
 const perSeries = Math.ceil(INSTANCES / series);
 console.log(`generating ${series * perSeries} synthetic 256x256 MR instances with fiona-synth ...`);
 execFileSync(process.execPath, [join(ROOT, 'bin/fiona-synth'), '--out', data, '--patients', '1', '--series', String(series), '--instances', String(perSeries), '--rows', '256', '--seed', 'bench', '--no-fsync', '-q'], { env: ENV });
@@ -167,17 +184,31 @@ const scpDir = join(work, 'storescp');
 const fiona = await startFiona(fionaSite);
 const scp = await startStorescp(scpDir);
 const rates = { fiona: [], storescp: [] };
+const cpuPer1000 = { fiona: [], storescp: [] };
+const seriesDirs = listSeries(data);
+const batches = [0, 1, 2, 3].map((b) => seriesDirs.filter((_, i) => i % 4 === b));
 for (let round = 1; round <= ROUNDS; round++) {
-  // Alternate who goes first, so neither always gets the warmer cache.
-  const order = round % 2 === 1 ? ['fiona', 'storescp'] : ['storescp', 'fiona'];
-  for (const who of order) {
-    rmSync(who === 'fiona' ? join(fionaSite, 'archive') : scpDir, { recursive: true, force: true });
-    execFileSync('mkdir', ['-p', who === 'fiona' ? join(fionaSite, 'archive') : scpDir]);
-    const secs = await send(who === 'fiona' ? fiona.port : scp.port, [data]);
+  rmSync(join(fionaSite, 'archive'), { recursive: true, force: true });
+  rmSync(scpDir, { recursive: true, force: true });
+  execFileSync('mkdir', ['-p', join(fionaSite, 'archive'), scpDir]);
+  const secs = { fiona: 0, storescp: 0 };
+  const cpu = { fiona: 0, storescp: 0 };
+  for (const [b, batch] of batches.entries()) {
+    // Alternate who goes first, so neither always gets the warmer cache.
+    const order = (round + b) % 2 === 1 ? ['fiona', 'storescp'] : ['storescp', 'fiona'];
+    for (const who of order) {
+      const target = who === 'fiona' ? fiona : scp;
+      const c0 = cpuSeconds(target.pid);
+      secs[who] += await send(target.port, batch);
+      cpu[who] += cpuSeconds(target.pid) - c0;
+    }
+  }
+  for (const who of ['fiona', 'storescp']) {
     const got = countFiles(who === 'fiona' ? join(fionaSite, 'archive') : scpDir);
     if (got !== total) throw new Error(`${who} stored ${got} of ${total} files`);
-    rates[who].push(total / secs);
-    console.log(`round ${round} ${who.padEnd(8)} ${(total / secs).toFixed(0).padStart(6)} files/s  ${(mb / secs).toFixed(1).padStart(6)} MB/s  (${secs.toFixed(2)} s)`);
+    rates[who].push(total / secs[who]);
+    cpuPer1000[who].push((cpu[who] * 1000) / total);
+    console.log(`round ${round} ${who.padEnd(8)} ${(total / secs[who]).toFixed(0).padStart(6)} files/s  ${(mb / secs[who]).toFixed(1).padStart(6)} MB/s  (${secs[who].toFixed(2)} s, receiver CPU ${cpu[who].toFixed(2)} s)`);
   }
 }
 const throughputRss = peakRssMb(fiona.pid);
@@ -187,7 +218,18 @@ const f = median(rates.fiona);
 const s = median(rates.storescp);
 console.log(`median fiona-receive ${f.toFixed(0)} files/s, storescp ${s.toFixed(0)} files/s`);
 console.log(`RATIO receive files/s vs storescp: ${(f / s).toFixed(2)}x (bar 0.8x)`);
+console.log(`receiver CPU per 1000 files (median): fiona-receive ${median(cpuPer1000.fiona).toFixed(2)} s, storescp ${median(cpuPer1000.storescp).toFixed(2)} s`);
 console.log(`PEAK_RSS receive during throughput rounds: ${throughputRss.toFixed(0)} MB`);
+
+// --- what --fsync costs (information, no bar) -----------------------------------------------
+{
+  const site = join(work, 'fsync-site');
+  const r = await startFiona(site, ['--fsync']);
+  const secs = await send(r.port, [data]);
+  await r.stop();
+  console.log(`fiona-receive --fsync: ${(total / secs).toFixed(0)} files/s (${secs.toFixed(2)} s; without: median ${f.toFixed(0)} files/s)`);
+  rmSync(site, { recursive: true, force: true });
+}
 
 // --- memory: one big instance ----------------------------------------------------------------
 if (BIG_MB > 0) {

@@ -95,6 +95,14 @@ async function pool<T>(items: T[], limit: number, fn: (item: T, i: number) => Pr
   await Promise.all(workers);
 }
 
+/**
+ * A refusal reason without the input's path: paths of a site are named after UIDs and a
+ * user's folder may be named after the patient, and reasons go into fiona.txt and results.
+ */
+function withoutPath(reason: string, input: string): string {
+  return reason.split(input).join('the file').replace(/(?:\/[^\s/:;,()]+)+\.dcm\b/g, 'the file');
+}
+
 function countReasons(reasons: string[]): Array<{ reason: string; count: number }> {
   const m = new Map<string, number>();
   for (const r of reasons) m.set(r, (m.get(r) ?? 0) + 1);
@@ -127,20 +135,24 @@ export async function runExport(req: ExportRequest): Promise<ExportOutcome> {
         }
         const r = await req.deid.anonymizer.anonymizeFile(input, anonDir);
         if (r.status === 'anonymized') released.push(r.path);
-        else refused.push(r.reason);
+        else refused.push(withoutPath(r.reason, input));
         req.onProgress?.('anonymize', ++done, inputs.length);
       }),
     );
     if (released.length === 0) {
-      throw new ExportError(`no instance could be released (${refused.length} refused: ${countReasons(refused).map((r) => r.reason).join('; ')})`, true);
+      const reasons = countReasons(refused);
+      const shown = reasons.slice(0, 3).map((r) => `${r.count} x ${r.reason}`).join('; ');
+      throw new ExportError(`no instance could be released (${refused.length} refused: ${shown}${reasons.length > 3 ? `; and ${reasons.length - 3} other reasons` : ''})`, true);
     }
 
     // Layout from the de-identified headers.
     const series = new Map<string, { folder: string; leaf: string; instances: number; dir: string }>();
     const retained = new Set<string>();
+    // Two inputs with the same SOP Instance UID (a copy of a file) become one output file.
+    const unique = [...new Set(released)].sort();
+    for (let i = unique.length; i < released.length; i++) refused.push('a duplicate of another input (same SOP Instance UID), exported once');
     await timer.time('layout', async () => {
-      released.sort();
-      for (const path of released) {
+      for (const path of unique) {
         const h = await readHeader(path);
         const v: LayoutValues = {
           patientId: h.string('PatientID'),
@@ -217,7 +229,7 @@ export async function runExport(req: ExportRequest): Promise<ExportOutcome> {
     return {
       archive,
       series: list,
-      instances: released.length,
+      instances: unique.length,
       notReleased: countReasons(refused),
       nifti,
       stages: timer.stages,

@@ -116,7 +116,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--password-file <file>', 'AES-256 encrypt the archive with the password in this file')
     .option('--from <AET@HOST:PORT>', 'pull studies from this PACS instead of the site (config export.pacs)')
     .option('--aet <aet>', 'our AE title towards the PACS (default: config aet, FIONA)')
-    .option('--port <n>', 'C-MOVE: the port we receive on (default: a free port; the PACS must know it)', parseIntOption('--port', 0, 65535))
+    .option('--port <n>', 'C-MOVE: the port we receive on, which the PACS knows for --aet (config export.port)', parseIntOption('--port', 1, 65535))
     .option('--method <move|get>', 'retrieve with C-MOVE (default) or C-GET')
     .option('--smtp <url>', 'SMTP server for the mails (smtp://host:port) (config smtp.url)')
     .option('--mail-from <address>', 'sender of the mails (config smtp.from)')

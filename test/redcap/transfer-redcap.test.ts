@@ -34,7 +34,7 @@ describe('fiona-transfer writes results to REDCap Incoming', () => {
   });
   afterEach(async () => {
     await redcap.stop();
-    for (const id of await pacs.instances()) await pacs.rest('DELETE', `/instances/${id}`);
+    for (const id of await pacs.rest<string[]>('GET', '/studies')) await pacs.rest('DELETE', `/studies/${id}`);
     await cleanup();
   });
 
@@ -53,7 +53,7 @@ describe('fiona-transfer writes results to REDCap Incoming', () => {
     const [s] = await importStudies(join(dir, 'synth'), siteDir, { calling: 'MRI1', called: 'NORTEST' });
     const rc = ['--redcap', redcap.url, '--token-file', tokens];
     const r = await runTool('fiona-route', ['--site', siteDir, '--routes', routes, ...rc, '--scan']);
-    expect(r.exitCode).toBe(0);
+    expect(r.exitCode, String(r.stderr)).toBe(0);
     const id = String(parseEvents(r.stdout)[0]!.request);
     const transfers = () => redcap.rows(TOKEN).filter((x) => x.redcap_repeat_instrument === 'transfers');
     expect(transfers()).toMatchObject([{ study_instance_uid: s!.uid, transfer_project_name: 'NORTEST', transfer_event_name: 'baseline', transfer_date: '' }]);
@@ -61,7 +61,7 @@ describe('fiona-transfer writes results to REDCap Incoming', () => {
     // REDCap answers errors while the study is sent.
     redcap.failFor(TOKEN, 1, 500, '<html>Internal Server Error</html>', 'record');
     const t1 = await runTool('fiona-transfer', ['--site', siteDir, '--routes', routes, ...rc]);
-    expect(t1.exitCode).toBe(3);
+    expect(t1.exitCode, String(t1.stderr)).toBe(3);
     expect(t1.stderr).toMatch(/the study was sent, but recording the result in REDCap incoming project at .* failed: .*HTTP 500/);
     expect(parseEvents(t1.stdout)).toMatchObject([{ event: 'transfer-pending' }]);
     const mid = JSON.parse(await readFile(join(siteDir, 'state', 'transfers', `${id}.json`), 'utf8'));
@@ -72,7 +72,7 @@ describe('fiona-transfer writes results to REDCap Incoming', () => {
     // Next run: REDCap is back; the PACS address is now dead, so a resend would fail.
     await routesTo(await freePort());
     const t2 = await runTool('fiona-transfer', ['--site', siteDir, '--routes', routes, ...rc]);
-    expect(t2.exitCode).toBe(0);
+    expect(t2.exitCode, String(t2.stderr)).toBe(0);
     const [ev] = parseEvents(t2.stdout);
     expect(ev).toMatchObject({ event: 'transferred', attempts: 1 });
     const row = transfers()[0]!;
@@ -88,7 +88,7 @@ describe('fiona-transfer writes results to REDCap Incoming', () => {
     const rc = ['--redcap', redcap.url, '--token-file', tokens];
     await runTool('fiona-route', ['--site', siteDir, '--routes', routes, ...rc, '--scan']);
     const t = await runTool('fiona-transfer', ['--site', siteDir, '--routes', routes, ...rc, '--retry-delay', '0s']);
-    expect(t.exitCode).toBe(1);
+    expect(t.exitCode, String(t.stderr)).toBe(1);
     const row = redcap.rows(TOKEN).find((x) => x.redcap_repeat_instrument === 'transfers')!;
     expect(row).toMatchObject({ transfer_error___2: '1', transfers_complete: '1', transfer_date: '' });
     expect(row.transfer_error_message).toMatch(/^attempt 1: send to dicom:\/\/RPACS@127\.0\.0\.1:\d+.*connection refused/);

@@ -8,7 +8,7 @@ import { makeTempDir } from '../helpers/tmp.js';
 import { startOrthanc, type Orthanc } from '../peers/orthanc.js';
 import { importStudies, synth } from './setup.js';
 
-const N = 4 * 60;
+const N = 4 * 50;
 
 async function until(what: string, check: () => Promise<boolean>, ms = 60_000): Promise<void> {
   const end = Date.now() + ms;
@@ -41,12 +41,12 @@ describe('fiona-transfer killed with -9 mid-study, then run again', () => {
     }));
   });
   afterEach(async () => {
-    for (const id of await pacs.instances()) await pacs.rest('DELETE', `/instances/${id}`);
+    for (const id of await pacs.rest<string[]>('GET', '/studies')) await pacs.rest('DELETE', `/studies/${id}`);
     await cleanup();
   });
 
   async function queueStudy(seed: string): Promise<string> {
-    await synth(join(dir, 'synth'), ['--seed', seed, '--series', '4', '--instances', String(N / 4), '--rows', '128']);
+    await synth(join(dir, 'synth'), ['--seed', seed, '--series', '4', '--instances', String(N / 4), '--rows', '64']);
     await importStudies(join(dir, 'synth'), siteDir, { calling: 'MRI1', called: 'NORTEST' });
     const r = await runTool('fiona-route', ['--site', siteDir, '--routes', routes, '--scan']);
     return String(parseEvents(r.stdout)[0]!.request);
@@ -63,7 +63,7 @@ describe('fiona-transfer killed with -9 mid-study, then run again', () => {
     expect(existsSync(join(siteDir, 'state', 'requests', `${id}.json`))).toBe(true);
 
     const again = await runTool('fiona-transfer', ['--site', siteDir, '--routes', routes, '--retry-delay', '0s']);
-    expect(again.exitCode).toBe(0);
+    expect(again.exitCode, String(again.stderr)).toBe(0);
     const [ev] = parseEvents(again.stdout);
     expect(ev).toMatchObject({ event: 'transferred', instances: N, series: 4, attempts: 2 });
     const result = JSON.parse(await readFile(join(siteDir, 'state', 'transfers', `${id}.json`), 'utf8'));
@@ -87,7 +87,7 @@ describe('fiona-transfer killed with -9 mid-study, then run again', () => {
     }, 'the first instances at the PACS');
     // The kill landed mid-study, not after it.
     expect(atKill).toBeLessThan(N);
-  });
+  }, 150_000);
 
   it('during de-identification: outputs half written, nothing sent yet', async () => {
     const id = await queueStudy('kill-anon');
@@ -97,5 +97,5 @@ describe('fiona-transfer killed with -9 mid-study, then run again', () => {
       const studies = await readdir(work);
       return studies.length > 0;
     }, 'the first de-identified files');
-  });
+  }, 150_000);
 });

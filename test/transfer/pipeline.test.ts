@@ -79,10 +79,10 @@ describe('the automatic pipeline: storescu -> receive | classify | detect-study 
     expect(String(r.stdout)).toContain('"event":"transfer-request"');
     expect(t.exitCode, String(t.stderr)).toBe(0);
     expect(String(t.stdout)).toContain('"event":"transferred"');
-  });
+  }, 150_000);
 
   it('examples/pipeline-auto.sh does the same, and stops cleanly on SIGTERM', async () => {
-    for (const id of await pacs.instances()) await pacs.rest('DELETE', `/instances/${id}`);
+    for (const id of await pacs.rest<string[]>('GET', '/studies')) await pacs.rest('DELETE', `/studies/${id}`);
     const storescu = requireProgram('storescu', 'dcmtk');
     const site = join(dir, 'site2');
     const routes = join(dir, 'routes2.json');
@@ -110,5 +110,5 @@ describe('the automatic pipeline: storescu -> receive | classify | detect-study 
     expect(done.exitCode, String(done.stderr)).toBe(0);
     expect(await readFile(join(site, 'state', 'log', 'transfer.ndjson'), 'utf8')).toContain('"event":"transferred"');
     expect(await readFile(join(site, 'state', 'log', 'route.ndjson'), 'utf8')).toContain('"event":"transfer-request"');
-  });
+  }, 150_000);
 });

@@ -29,7 +29,7 @@ describe('fiona-transfer into a real Orthanc', () => {
   });
   afterEach(async () => {
     // Each test sends a different synthetic patient; clear the PACS so counts stay exact.
-    for (const id of await pacs.instances()) await pacs.rest('DELETE', `/instances/${id}`);
+    for (const id of await pacs.rest<string[]>('GET', '/studies')) await pacs.rest('DELETE', `/studies/${id}`);
     await cleanup();
   });
 

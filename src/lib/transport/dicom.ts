@@ -4,7 +4,7 @@
  * peer-side failure (refused association, rejected instance, no response) is retryable.
  */
 import { stat } from 'node:fs/promises';
-import { isValidUid, readHeader } from '../dicom/index.js';
+import { isValidUid, readHeaderFull } from '../dicom/index.js';
 import { storeInstances, type InstanceSource, type StoreInstance, type StoreOutcome } from '../net/scu/store.js';
 import type { AssociationTimeouts } from '../net/scu/association.js';
 import type { DicomDestination } from './destination.js';
@@ -17,22 +17,29 @@ export interface DicomTransportOptions extends AssociationTimeouts {
   maxPerAssociation?: number;
 }
 
+const SOP_CLASS_UID = 0x00080016;
+const SOP_INSTANCE_UID = 0x00080018;
+const MEDIA_SOP_CLASS_UID = 0x00020002;
+const MEDIA_SOP_INSTANCE_UID = 0x00020003;
+const STUDY_INSTANCE_UID = 0x0020000d;
+
 type Described = { ok: true; instance: StoreInstance; study?: string } | { ok: false; reason: string };
 
 /** What C-STORE needs to know of a file, from its header. */
 export async function describeDicomFile(path: string): Promise<Described> {
   try {
-    const header = await readHeader(path);
-    const sopClassUid = header.string('SOPClassUID') ?? header.string('MediaStorageSOPClassUID');
-    const sopInstanceUid = header.string('SOPInstanceUID') ?? header.string('MediaStorageSOPInstanceUID');
+    const header = await readHeaderFull(path);
+    // Tags by number: a keyword would load the whole dictionary (half a second) for nothing.
+    const sopClassUid = header.string(SOP_CLASS_UID) ?? header.string(MEDIA_SOP_CLASS_UID);
+    const sopInstanceUid = header.string(SOP_INSTANCE_UID) ?? header.string(MEDIA_SOP_INSTANCE_UID);
     if (!sopClassUid || !isValidUid(sopClassUid)) return { ok: false, reason: `no valid SOP Class UID (0008,0016): ${JSON.stringify(sopClassUid ?? '')}` };
     if (!sopInstanceUid || sopInstanceUid.length > 64 || !/^[0-9.]+$/.test(sopInstanceUid)) {
       return { ok: false, reason: `no valid SOP Instance UID (0008,0018): ${JSON.stringify(sopInstanceUid ?? '')}` };
     }
-    const { size } = await stat(path);
+    const size = header.fileSize ?? (await stat(path)).size;
     return {
       ok: true,
-      study: header.string('StudyInstanceUID'),
+      study: header.string(STUDY_INSTANCE_UID),
       instance: {
         path,
         sopClassUid,

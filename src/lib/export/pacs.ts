@@ -1,6 +1,6 @@
 import { UsageError } from '../errors.js';
 import { parsePacsAddress, pull, PullError, type PacsAddress } from '../pull/pull.js';
-import { filesUnder, SourceError, type ExportSource } from './source.js';
+import { SourceError, type ExportSource } from './source.js';
 
 /** A PACS to export from, and how to retrieve from it (fiona-pull's options). */
 export interface PacsOptions extends PacsAddress {
@@ -39,7 +39,8 @@ export function pacsSource(p: PacsOptions, q: { studyUid?: string; accession?: s
         });
         if (r.studies.length > 1) throw new SourceError(`the accession number matches ${r.studies.length} studies; give the Study Instance UID`, true);
         if (r.failed > 0) throw new SourceError(`${r.failed} instance(s) of the study failed to arrive`, false);
-        return await filesUnder(`${dest}/archive`);
+        // Only what arrived for this study: during a C-MOVE anyone may send to our port.
+        return r.files;
       } catch (err) {
         if (err instanceof SourceError) throw err;
         if (err instanceof PullError) throw new SourceError(err.message, err.permanent);

@@ -77,6 +77,13 @@ describe('fiona-classify backfill', () => {
     await runTool('fiona-classify', ['--site', site, join(tmp.dir, 'synth')]);
     const r = await runTool('fiona-classify', ['--site', site, join(tmp.dir, 'synth')]);
     expect(r.exitCode).toBe(0);
+    // A path that is one of the site's own links is followed, never linked to itself.
+    const [study0, series0, sop0] = files[0]!.split('/').slice(-3) as [string, string, string];
+    const link = join(site, 'raw', study0, series0, sop0.replace(/\.dcm$/, ''));
+    const again = await runTool('fiona-classify', ['--site', site], { input: `${link}\n` });
+    expect(again.exitCode).toBe(0);
+    expect(parseEvents(again.stdout)[0]?.path).toBe(files[0]);
+    expect(await readlink(link)).toBe(files[0]);
     for (const study of await readdir(join(site, 'raw'))) {
       for (const name of await listJson(join(site, 'raw', study))) {
         expect((await readJson(join(site, 'raw', study, name))).NumFiles).toBe(4);

@@ -1,4 +1,4 @@
-import { readdir } from 'node:fs/promises';
+import { readdir, realpath } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { DicomParseError, isPathSafeUid, readHeaderFull, type Header } from '../dicom/index.js';
 import { errorMessage } from '../errors.js';
@@ -92,8 +92,18 @@ export class Classifier {
 
   /** Classify one file; never throws for a bad file (it is quarantined or reported). */
   async process(job: ClassifyJob): Promise<void> {
-    const path = resolve(job.path);
+    let path = resolve(job.path);
     const where = job.origin ? `${job.origin}: ${path}` : path;
+    // A path into the site's link trees names a link: link to what it points at, never to
+    // the link itself (that would replace raw/.../<SOP> by a link to itself).
+    const { layout } = this.opts;
+    if (path.startsWith(layout.raw + sep) || path.startsWith(layout.participants + sep)) {
+      try {
+        path = await realpath(path);
+      } catch {
+        // a dangling link: reported below as a missing file
+      }
+    }
     let h: Header;
     try {
       h = await readHeaderFull(path);

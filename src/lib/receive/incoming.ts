@@ -123,7 +123,12 @@ export class IncomingInstance implements StoreSink {
     return Promise.all([inflaterWait, diskWait]).then(() => undefined);
   }
 
-  async end(): Promise<StoreReply> {
+  end(): StoreReply | Promise<StoreReply> {
+    if (!this.inflater && !this.opening) return this.endInMemory(this.walker.finish());
+    return this.endAsync();
+  }
+
+  private async endAsync(): Promise<StoreReply> {
     const walk = this.inflater ? await this.finishWalk() : this.walker.finish();
     if (!this.opening) return this.endInMemory(walk);
     try {
@@ -190,7 +195,7 @@ export class IncomingInstance implements StoreSink {
   // --- disk ---------------------------------------------------------------------------------
 
   /** The whole data set is in memory: write, close and place it without the thread pool. */
-  private endInMemory(walk: WalkResult): Promise<StoreReply> {
+  private endInMemory(walk: WalkResult): StoreReply | Promise<StoreReply> {
     const buffers = this.pending.length > 512 ? [Buffer.concat(this.pending)] : this.pending;
     this.pending = [];
     try {
@@ -214,13 +219,11 @@ export class IncomingInstance implements StoreSink {
       } catch {
         // nothing to remove
       }
-      return Promise.resolve(this.placement.failed(this.request, err, this.datasetBytes));
+      return this.placement.failed(this.request, err, this.datasetBytes);
     }
     this.settled = true;
-    return this.placement.place(
-      { request: this.request, tempPath: this.opts.tempPath, fileBytes: this.fileBytes, datasetBytes: this.datasetBytes, walk },
-      true,
-    );
+    const inst = { request: this.request, tempPath: this.opts.tempPath, fileBytes: this.fileBytes, datasetBytes: this.datasetBytes, walk };
+    return this.placement.placeSync(inst) ?? this.placement.place(inst);
   }
 
   /** From now on bytes go to disk as they come. */

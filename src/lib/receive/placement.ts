@@ -70,31 +70,55 @@ export class InstancePlacement {
   constructor(private readonly opts: PlacementOptions) {}
 
   /**
-   * The bytes are on disk in tempPath: check, then archive or quarantine. `sync` renames on the
-   * main thread (the fast path for instances written from memory, see incoming.ts).
+   * The fast path, all on the main thread: a whole, consistent instance is renamed into the
+   * archive and announced. Returns undefined when the instance needs the slow path (a check
+   * failed, --fsync, or the rename did not work): then call place().
    */
-  async place(inst: ReceivedInstance, sync = false): Promise<StoreReply> {
+  placeSync(inst: ReceivedInstance): StoreReply | undefined {
+    if (this.opts.fsync || checkInstance(inst)) return undefined;
+    let target: string;
+    try {
+      target = this.target(inst);
+      moveIntoPlaceSync(inst.tempPath, target);
+    } catch {
+      return undefined;
+    }
+    this.announce(inst, target);
+    return { status: Status.Success };
+  }
+
+  /** The bytes are on disk in tempPath: check, then archive or quarantine. */
+  async place(inst: ReceivedInstance): Promise<StoreReply> {
     const problem = checkInstance(inst);
     if (problem) return this.quarantine(inst, problem);
     let target: string;
     try {
-      target = archivePath(
-        this.opts.layout,
-        inst.walk.values.get(TAG.StudyInstanceUID),
-        inst.walk.values.get(TAG.SeriesInstanceUID),
-        inst.walk.values.get(TAG.SOPInstanceUID),
-      );
+      target = this.target(inst);
     } catch (err) {
       if (!(err instanceof UnsafeUidError)) throw err;
       return this.quarantine(inst, { status: Status.CannotUnderstand, reason: err.message });
     }
     try {
-      if (sync && !this.opts.fsync) moveIntoPlaceSync(inst.tempPath, target);
-      else await moveIntoPlace(inst.tempPath, target, this.opts.fsync);
+      await moveIntoPlace(inst.tempPath, target, this.opts.fsync);
     } catch (err) {
       await rm(inst.tempPath, { force: true }).catch(() => undefined);
       return this.failed(inst.request, err, inst.datasetBytes);
     }
+    this.announce(inst, target);
+    return { status: Status.Success };
+  }
+
+  /** archive/<Study>/<Series>/<SOP>.dcm; throws UnsafeUidError for a UID unfit for a path. */
+  private target(inst: ReceivedInstance): string {
+    return archivePath(
+      this.opts.layout,
+      inst.walk.values.get(TAG.StudyInstanceUID),
+      inst.walk.values.get(TAG.SeriesInstanceUID),
+      inst.walk.values.get(TAG.SOPInstanceUID),
+    );
+  }
+
+  private announce(inst: ReceivedInstance, target: string): void {
     const a = inst.request.association;
     this.opts.onEvent(
       makeEvent('stored', {
@@ -111,7 +135,6 @@ export class InstancePlacement {
         association: a.id,
       }),
     );
-    return { status: Status.Success };
   }
 
   /** The association ended mid-instance: keep what came, with the reason. */

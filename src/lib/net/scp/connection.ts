@@ -10,7 +10,8 @@
  * Rules kept here:
  * - every callback is guarded: an exception ends this association with an A-ABORT, never the
  *   process;
- * - the C-STORE response is sent only after the sink's end() resolved (the file is in place);
+ * - the C-STORE response is sent only after the sink's end() returned or resolved (the file
+ *   is in place);
  * - while an instance is being finished, no further PDU is read (no pipelining surprises);
  * - a data set cut short by a release, abort, close or timeout goes to sink.abort().
  */
@@ -19,7 +20,7 @@ import { Scp, type Association } from '../dcmjs-dimse.js';
 import { CommandError, CommandField, Status, encodePDataTf, encodeResponse, parseCommand, type DimseCommand } from './command.js';
 import { PduReader, PduType, ProtocolError, type PduReaderHandler } from './pdu-reader.js';
 import { ContextResult, decideAssociation, type ScpPolicy } from './policy.js';
-import type { AssociationEnd, AssociationInfo, ScpHooks, StoreHandler, StoreSink } from './types.js';
+import type { AssociationEnd, AssociationInfo, ScpHooks, StoreHandler, StoreReply, StoreSink } from './types.js';
 
 /** The parts of dcmjs-dimse's Network this class relies on (not in its typings). */
 interface NetworkInternals {
@@ -372,16 +373,23 @@ export class StoreScpConnection extends Scp implements PduReaderHandler {
       if (cur.command.commandField === CommandField.CStoreRq) this.counts.failed++;
       return this.afterResponse();
     }
+    let result: StoreReply | Promise<StoreReply>;
+    try {
+      result = cur.sink.end();
+    } catch (err) {
+      result = { status: Status.ProcessingFailure, comment: `store failed: ${String(err)}` };
+    }
+    if (!(result instanceof Promise)) {
+      // Written and placed synchronously: answer now, keep reading.
+      this.answerStore(cur, result);
+      return this.afterResponse();
+    }
     this.hold();
-    const sink = cur.sink;
-    this.busy = sink
-      .end()
+    this.busy = result
       .catch((err: unknown) => ({ status: Status.ProcessingFailure, comment: `store failed: ${String(err)}` }))
       .then((reply) => {
         if (this.state !== 'associated') return; // the peer went away meanwhile
-        if (reply.status === Status.Success) this.counts.stored++;
-        else this.counts.failed++;
-        this.respond(cur.command, cur.pcId, reply.status, reply.comment);
+        this.answerStore(cur, reply);
         this.afterResponse();
       })
       .catch((err: unknown) => {
@@ -392,6 +400,12 @@ export class StoreScpConnection extends Scp implements PduReaderHandler {
         this.release();
       });
     return false;
+  }
+
+  private answerStore(cur: Current, reply: StoreReply): void {
+    if (reply.status === Status.Success) this.counts.stored++;
+    else this.counts.failed++;
+    this.respond(cur.command, cur.pcId, reply.status, reply.comment);
   }
 
   private respond(command: DimseCommand, pcId: number, status: number, comment?: string): void {

@@ -37,8 +37,12 @@ export interface StoreSink {
   write(chunk: Buffer): boolean;
   /** Resolves when the sink can take bytes again. */
   drained(): Promise<void>;
-  /** The last fragment arrived: finish and say what to answer. Must not reject. */
-  end(): Promise<StoreReply>;
+  /**
+   * The last fragment arrived: finish and say what to answer. A reply returned directly (not
+   * a promise) is sent at once, without holding the socket: the fast path for instances that
+   * were written synchronously. Must not throw or reject.
+   */
+  end(): StoreReply | Promise<StoreReply>;
   /** The association ended before the last fragment. Must not reject. */
   abort(reason: string): Promise<void>;
 }

@@ -1,6 +1,7 @@
 import { closeSync, fsync as fsyncCb, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { threadId } from 'node:worker_threads';
 import { Writable } from 'node:stream';
 import { fsyncDir } from '../site/atomic.js';
 
@@ -31,6 +32,16 @@ export class DirSyncer {
 
 function fsyncFd(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fsyncCb(fd, (err) => (err ? reject(err) : resolve())));
+}
+
+let tempCounter = 0;
+
+/**
+ * A hidden temp name beside the target, so no reader mistakes it for a finished file.
+ * pid, thread and a counter make it unique without random bytes per file.
+ */
+export function tempNameFor(target: string): string {
+  return join(dirname(target), `.${basename(target)}.${process.pid}.${threadId}.${(tempCounter++).toString(36)}.tmp`);
 }
 
 const madeDirs = new Set<string>();

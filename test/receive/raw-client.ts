@@ -109,7 +109,7 @@ class PduStream {
   private buf = Buffer.alloc(0);
   private waiting?: () => void;
   closed = false;
-  constructor(private readonly sock: Socket) {
+  constructor(sock: Socket) {
     sock.on('data', (d: Buffer) => {
       this.buf = Buffer.concat([this.buf, d]);
       this.waiting?.();

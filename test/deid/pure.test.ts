@@ -5,7 +5,7 @@ import { operationFor, resolveActionCode, standardRule } from '../../src/lib/dei
 import { createScrubber, dateSpellings, nameParts } from '../../src/lib/deid/clean.js';
 import { derivedDateOffset, shiftDA, shiftDT, shiftValues } from '../../src/lib/deid/dates.js';
 import { MappingRecorder } from '../../src/lib/deid/mapping.js';
-import { OPTION_CODES, PROFILE_OPTIONS, optionCliName, parseOptionName } from '../../src/lib/deid/options.js';
+import { OPTION_CODES, PROFILE_OPTIONS, type ProfileOption, optionCliName, parseOptionName } from '../../src/lib/deid/options.js';
 import { loadProjectRules, parseOverride, parseProjectRules } from '../../src/lib/deid/project.js';
 import { derivePatientPseudonym, loadPseudonymTable } from '../../src/lib/deid/pseudonyms.js';
 import { loadSecret } from '../../src/lib/deid/secret.js';
@@ -256,5 +256,66 @@ describe('pseudonyms, secret and mapping', () => {
     b.add('SeriesInstanceUID', '1.2.3.4', '2.25.2');
     await b.save(f);
     expect(JSON.parse(await readFile(f, 'utf8'))).toEqual({ StudyInstanceUID: { '1.2.3': '2.25.1' }, SeriesInstanceUID: { '1.2.3.4': '2.25.2' } });
+  });
+});
+
+describe('leak needles', () => {
+  it('look for names, their parts and long IDs as whole words; short numbers are not looked for', async () => {
+    const { identifierNeedles, uidNeedles, findNeedle, haystackOf } = await import('../../src/lib/deid/leak.js');
+    const needles = [
+      ...identifierNeedles(
+        [
+          { tag: 0x00100010, keyword: 'PatientName', kind: 'name', value: 'Nordmann^Kari' },
+          { tag: 0x00100020, keyword: 'PatientID', kind: 'id', value: '101' },
+          { tag: 0x00080050, keyword: 'AccessionNumber', kind: 'id', value: '20240101234' },
+        ],
+        new Set(),
+      ),
+      ...uidNeedles(['1.2.3.4.5']),
+    ];
+    const hay = (s: string): string => haystackOf(Buffer.from(s, 'latin1'));
+    expect(findNeedle(hay('Series 101 of KARI'), needles)?.label).toBe('PatientName (part)');
+    expect(findNeedle(hay('SeriesNumber 101'), needles)).toBeUndefined();
+    expect(findNeedle(hay('acc 20240101234 '), needles)?.label).toBe('AccessionNumber');
+    expect(findNeedle(hay('x920240101234'), needles)).toBeUndefined();
+    expect(findNeedle(hay('uid 1.2.3.4.5\0'), needles)?.label).toBe('original UID');
+    expect(findNeedle(hay('uid 1.2.3.4.56'), needles)).toBeUndefined();
+    expect(findNeedle(hay('Karianne'), needles)).toBeUndefined();
+  });
+});
+
+describe('pixel masks and marking', () => {
+  it('blank rectangles in every frame and plane, clipped to the image', async () => {
+    const { maskPixels } = await import('../../src/lib/deid/pixels.js');
+    // 2 frames of 4x3 16-bit monochrome, all 0xffff.
+    const mono = maskPixels(new Uint8Array(2 * 4 * 3 * 2).fill(0xff), { rows: 3, columns: 4, bitsAllocated: 16, samplesPerPixel: 1, planar: false, frames: 2 }, [{ x: 2, y: 1, width: 10, height: 1 }]);
+    const px = (f: number, y: number, x: number): number => mono[(f * 12 + y * 4 + x) * 2]!;
+    for (const f of [0, 1]) {
+      expect([px(f, 1, 1), px(f, 1, 2), px(f, 1, 3), px(f, 0, 2), px(f, 2, 3)]).toEqual([0xff, 0, 0, 0xff, 0xff]);
+    }
+    // 8-bit RGB, planar: the same pixel in each of the three planes.
+    const rgb = maskPixels(new Uint8Array(3 * 2 * 2).fill(9), { rows: 2, columns: 2, bitsAllocated: 8, samplesPerPixel: 3, planar: true, frames: 1 }, [{ x: 0, y: 0, width: 1, height: 1 }]);
+    expect([...rgb]).toEqual([0, 9, 9, 9, 0, 9, 9, 9, 0, 9, 9, 9]);
+    expect(() => maskPixels(new Uint8Array(4), { rows: 4, columns: 4, bitsAllocated: 8, samplesPerPixel: 1, planar: false, frames: 1 }, [])).toThrow(/expected 16/);
+  });
+  it('mark the profile, the options and the pixel cleaning with CID 7050 codes', async () => {
+    const { methodCodes, methodText, longitudinalValue, encodeCodeItems } = await import('../../src/lib/deid/marking.js');
+    const { parseBytes } = await import('../../src/lib/dicom/read.js');
+    const m = { options: new Set<ProfileOption>(['retainLongitudinalModifiedDates', 'cleanDescriptors']), pixelsCleaned: true, datesShifted: true, version: '1.0' };
+    expect(methodCodes(m).map((c) => c.value)).toEqual(['113100', '113101', '113105', '113107']);
+    expect(methodText(m)).toEqual(['fiona 1.0', 'PS3.15 E.1 Basic Profile 2024b', 'clean-pixel-data', 'retain-longitudinal-modified-dates', 'clean-descriptors']);
+    expect(longitudinalValue(m)).toBe('MODIFIED');
+    expect(longitudinalValue({ ...m, datesShifted: false })).toBe('UNMODIFIED');
+    expect(longitudinalValue({ ...m, options: new Set() })).toBe('REMOVED');
+    // The encoded items parse back, in implicit VR as a sequence of three code items.
+    const items = encodeCodeItems(methodCodes(m), { explicit: false, littleEndian: true });
+    const head = Buffer.alloc(8);
+    head.writeUInt16LE(0x0012, 0);
+    head.writeUInt16LE(0x0064, 2);
+    head.writeUInt32LE(items.length, 4);
+    const h = parseBytes(Buffer.concat([head, items]));
+    const seq = h.element(0x00120064)!;
+    expect(seq.items?.length).toBe(4);
+    expect(h.valuesOf(seq.items![1]!.find((e) => e.tag === 0x00080100)!)).toEqual(['113101']);
   });
 });

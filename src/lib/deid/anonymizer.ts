@@ -162,7 +162,7 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
     return b;
   };
 
-  /** The input's header: small files read whole (one read, parsed in memory), large ones by their head. */
+  /** The input's header and size: the head of the file read synchronously and parsed in memory; a longer header through the core's reader. */
   async function prepare(input: string): Promise<{ h: Header; size: number; head?: Buffer }> {
     try {
       const head = readHead(input, headBuffers);

@@ -34,7 +34,9 @@ export function identifierNeedles(ids: Identifier[], allowed: ReadonlySet<string
     for (const text of spellings(v)) needles.push({ label, text });
   };
   for (const id of ids) {
-    const min = MIN_LENGTH[id.kind];
+    // A short number (an ID like "101") also spells a series or instance number: only
+    // numbers long enough to identify are looked for.
+    const min = id.kind === 'id' && /^[\d\s.-]+$/.test(id.value) ? Math.max(MIN_LENGTH.id, 6) : MIN_LENGTH[id.kind];
     add(id.keyword, id.value, min);
     if (id.kind === 'name') {
       add(id.keyword, id.value.replace(/\^+/g, ' ').trim(), min);

@@ -1,4 +1,4 @@
-import { closeSync, fsync as fsyncCb, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fdatasync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { threadId } from 'node:worker_threads';
@@ -30,8 +30,9 @@ export class DirSyncer {
   }
 }
 
-function fsyncFd(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fsyncCb(fd, (err) => (err ? reject(err) : resolve())));
+/** fdatasync on the thread pool: the data and the size; the rename is made durable by the folder sync. */
+function syncData(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
 }
 
 let tempCounter = 0;
@@ -74,7 +75,7 @@ export async function writeAndPublish(tmp: string, target: string, parts: readon
       let off = 0;
       while (off < b.length) off += writeSync(fd, b, off, b.length - off);
     }
-    if (fsync) await fsyncFd(fd);
+    if (fsync) await syncData(fd);
   } catch (err) {
     closeSync(fd);
     rmSync(tmp, { force: true });

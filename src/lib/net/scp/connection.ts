@@ -67,6 +67,13 @@ interface Current {
 type State = 'awaiting-associate' | 'associated' | 'ended';
 
 const MAX_COMMAND_BYTES = 64 * 1024;
+/** A connection must send its A-ASSOCIATE-RQ within this time (DCMTK's ACSE timeout is 30 s). */
+const ASSOCIATE_TIMEOUT_MS = 30_000;
+
+/** An AE title as we show and record it: printable ASCII, no backslash (it separates values). */
+function printableAet(aet: string): string {
+  return aet.replace(/[^\x20-\x5b\x5d-\x7e]/g, '?');
+}
 
 /** A-ABORT source 0 = service user (we decided), 2 = service provider (protocol error). */
 function abortPdu(source: number, reason: number): Buffer {
@@ -105,7 +112,8 @@ export class StoreScpConnection extends Scp implements PduReaderHandler {
     this.reader = new PduReader(this, () => socket.pause(), () => socket.resume());
 
     socket.setNoDelay(true);
-    if (opts.idleTimeoutMs > 0) socket.setTimeout(opts.idleTimeoutMs);
+    // Until the A-ASSOCIATE-RQ: the ACSE timeout; then the idle timeout (see negotiate()).
+    socket.setTimeout(ASSOCIATE_TIMEOUT_MS);
     socket.on('data', (chunk: Buffer) => this.guard(() => this.reader.push(chunk)));
     socket.on('timeout', () => this.guard(() => this.onIdle()));
     socket.on('error', (err: Error) => {
@@ -252,11 +260,9 @@ export class StoreScpConnection extends Scp implements PduReaderHandler {
   // --- association -------------------------------------------------------------------------
 
   private negotiate(association: Association): void {
-    this.info = {
-      ...this.info,
-      callingAet: association.getCallingAeTitle(),
-      calledAet: association.getCalledAeTitle(),
-    };
+    const calling = association.getCallingAeTitle();
+    const called = association.getCalledAeTitle();
+    this.info = { ...this.info, callingAet: printableAet(calling), calledAet: printableAet(called) };
     const proposed = association.getPresentationContexts().map(({ id, context }) => ({
       id,
       abstractSyntax: context.getAbstractSyntaxUid(),
@@ -265,7 +271,7 @@ export class StoreScpConnection extends Scp implements PduReaderHandler {
     const draining = this.opts.isDraining();
     const slotFree = !draining && this.opts.acquireSlot();
     const decision = decideAssociation(
-      { callingAet: this.info.callingAet, calledAet: this.info.calledAet, contexts: proposed },
+      { callingAet: calling, calledAet: called, contexts: proposed },
       this.opts.policy,
       { slotFree, draining },
     );
@@ -302,6 +308,7 @@ export class StoreScpConnection extends Scp implements PduReaderHandler {
     association.setMaxPduLength(this.opts.maxPduLength);
     this.sendAssociationAccept();
     this.state = 'associated';
+    this.sock.setTimeout(this.opts.idleTimeoutMs);
     this.opts.hooks.accepted?.(this.info, { accepted, rejected: decision.contexts.length - accepted });
   }
 
@@ -472,8 +479,8 @@ export class StoreScpConnection extends Scp implements PduReaderHandler {
       this.sock.destroy();
       return;
     }
-    const secs = Math.round(this.opts.idleTimeoutMs / 1000);
-    this.abortAssociation('timeout', `nothing received for ${secs} s`, 2, 0);
+    const ms = this.state === 'associated' ? this.opts.idleTimeoutMs : ASSOCIATE_TIMEOUT_MS;
+    this.abortAssociation('timeout', `nothing received for ${Math.round(ms / 1000)} s`, 2, 0);
   }
 
   private onClosed(): void {

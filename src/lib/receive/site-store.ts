@@ -23,12 +23,12 @@ export interface SiteStoreOptions {
   onEvent(event: BaseEvent): void;
   /** Keep a data set in memory up to this many bytes before writing it (default 4 MiB). */
   spillBytes?: number;
-  /** Hold the sender when this many bytes wait for the disk (default 16 MiB). */
+  /** Hold the sender when this many bytes wait for the disk (default 8 MiB). */
   highWaterBytes?: number;
 }
 
 export const DEFAULT_SPILL_BYTES = 4 * 1024 * 1024;
-export const DEFAULT_HIGH_WATER_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_HIGH_WATER_BYTES = 8 * 1024 * 1024;
 
 export class SiteStore implements StoreHandler {
   private seq = 0;

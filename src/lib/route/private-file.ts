@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, link, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { chmod, link, mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { fsyncDir, tempNameFor } from '../site/atomic.js';
+import { fsyncDir, tempNameFor, writeFileAtomic, writeSyncedFile } from '../site/atomic.js';
 
 /**
  * Files only the gateway may read (keys, pseudonym mappings): folder 0700, file 0600,
@@ -14,19 +14,7 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
 
 export async function writePrivateFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
   await ensurePrivateDir(dirname(target));
-  const tmp = tempNameFor(target);
-  const fh = await open(tmp, 'wx', 0o600);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } catch (err) {
-    await fh.close();
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await fh.close();
-  await rename(tmp, target);
-  await fsyncDir(dirname(target));
+  await writeFileAtomic(target, data, { mode: 0o600 });
 }
 
 /** Read a secret key file, creating it (32 random bytes, hex) on first use. */
@@ -45,13 +33,7 @@ export async function loadOrCreateKey(path: string): Promise<Buffer> {
   if (existing) return existing;
   await ensurePrivateDir(dirname(path));
   const tmp = tempNameFor(path);
-  const fh = await open(tmp, 'wx', 0o600);
-  try {
-    await fh.writeFile(`${randomBytes(32).toString('hex')}\n`);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  await writeSyncedFile(tmp, `${randomBytes(32).toString('hex')}\n`, 0o600);
   try {
     // link() fails when the key exists: two first runs at once agree on one key.
     await link(tmp, path);

@@ -21,23 +21,28 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/**
- * Write a whole file atomically: temp name, fsync, rename, fsync of the folder.
- * A crash leaves either the old file or the new one, never half of one.
- */
-export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
-  await mkdir(dirname(target), { recursive: true });
-  const tmp = tempNameFor(target);
-  const fh = await open(tmp, 'w', 0o644);
+/** Write a new file and fsync it; on failure nothing is left behind. */
+export async function writeSyncedFile(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+  const fh = await open(path, 'wx', mode);
   try {
     await fh.writeFile(data);
     await fh.sync();
   } catch (err) {
     await fh.close();
-    await rm(tmp, { force: true });
+    await rm(path, { force: true });
     throw err;
   }
   await fh.close();
+}
+
+/**
+ * Write a whole file atomically: temp name, fsync, rename, fsync of the folder.
+ * A crash leaves either the old file or the new one, never half of one.
+ */
+export async function writeFileAtomic(target: string, data: string | Uint8Array, options: { mode?: number } = {}): Promise<void> {
+  await mkdir(dirname(target), { recursive: true });
+  const tmp = tempNameFor(target);
+  await writeSyncedFile(tmp, data, options.mode);
   try {
     await rename(tmp, target);
   } catch (err) {

@@ -8,10 +8,6 @@ import type { ProjectRules, RewriteRule } from './project.js';
 import { type ActionCode, type ProfileTable, type TableRule, ruleForTag } from './table.js';
 import type { UidMapper } from './uids.js';
 
-/**
- * The per-element decision of the profile: called by rewriteDicom for every element at
- * every depth (items' elements too). Pure except for what it records in `notes`.
- */
 /** What the visitor needs that is the same for every file of a run: compiled once. */
 export interface CompiledRules {
   rules: ProjectRules;
@@ -88,6 +84,11 @@ function hex(tag: number): string {
   return `(${(tag >>> 16).toString(16).padStart(4, '0')},${(tag & 0xffff).toString(16).padStart(4, '0')})`.toUpperCase();
 }
 
+/**
+ * The per-element decision of the profile: called by rewriteDicom for every element at
+ * every depth (items' elements too), in file order. Records in `notes` what it did at top
+ * level and which UIDs it replaced (for the leak check).
+ */
 export function createVisitor(c: CompiledRules, input: VisitorInput, notes: VisitNotes): (ctx: ElementContext) => EditDecision | Promise<EditDecision> {
   const { rules, table, keep, remove, rewrites, safePrivate, overlayRule } = c;
 

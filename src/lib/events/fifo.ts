@@ -18,10 +18,11 @@ export class FifoWriter {
 
   static async open(path: string): Promise<FifoWriter> {
     if (!existsSync(path)) {
-      await execa('mkfifo', ['-m', '0660', path]);
-    } else if (!statSync(path).isFIFO()) {
-      throw new Error(`${path} exists and is not a FIFO`);
+      // The reader may create the same FIFO at this moment: losing that race is fine.
+      await execa('mkfifo', ['-m', '0660', path], { reject: false });
     }
+    if (!existsSync(path)) throw new Error(`cannot create the FIFO ${path}`);
+    if (!statSync(path).isFIFO()) throw new Error(`${path} exists and is not a FIFO`);
     const fd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK);
     return new FifoWriter(path, fd);
   }

@@ -70,4 +70,16 @@ describe('events', () => {
     fifo.close();
     void createReadStream;
   });
+
+  it('opens a FIFO that exists, refuses a regular file', async () => {
+    const path = join(dir, 'made-by-reader.pipe');
+    await execa('mkfifo', [path]);
+    const [a, b] = await Promise.all([FifoWriter.open(path), FifoWriter.open(path)]);
+    expect(a.writeLine('x')).toBe(true);
+    a.close();
+    b.close();
+    const file = join(dir, 'plain');
+    await (await import('node:fs/promises')).writeFile(file, '');
+    await expect(FifoWriter.open(file)).rejects.toThrow(/not a FIFO/);
+  });
 });

@@ -40,6 +40,15 @@ export async function writeSyncedFile(path: string, data: string | Uint8Array, m
  * A crash leaves either the old file or the new one, never half of one.
  */
 export async function writeFileAtomic(target: string, data: string | Uint8Array, options: { mode?: number } = {}): Promise<void> {
+  const syncFolder = await writeFileVisible(target, data, options);
+  await syncFolder();
+}
+
+/**
+ * writeFileAtomic with the folder fsync left to the caller (returned), for a caller that
+ * must act right after the file becomes visible (detect-study writes its event then).
+ */
+export async function writeFileVisible(target: string, data: string | Uint8Array, options: { mode?: number } = {}): Promise<() => Promise<void>> {
   await mkdir(dirname(target), { recursive: true });
   const tmp = tempNameFor(target);
   await writeSyncedFile(tmp, data, options.mode);
@@ -49,7 +58,7 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array,
     await rm(tmp, { force: true });
     throw err;
   }
-  await fsyncDir(dirname(target));
+  return () => fsyncDir(dirname(target));
 }
 
 export async function writeJsonAtomic(target: string, value: unknown): Promise<void> {

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SiteLayout } from '../site/layout.js';
-import { writeVisible } from './publish.js';
+import { writeFileVisible } from '../site/atomic.js';
 import { countEntries, listSeries } from './site-scan.js';
 
 /**
@@ -109,7 +109,7 @@ export async function buildManifest(layout: SiteLayout, study: string, arrivals:
 /** Write the manifest (visible when this returns); call the returned function to sync its folder. */
 export async function writeManifest(layout: SiteLayout, m: StudyManifest): Promise<{ path: string; sync: () => Promise<void> }> {
   const path = manifestPath(layout, m.study);
-  const sync = await writeVisible(path, `${JSON.stringify(m, null, 2)}\n`);
+  const sync = await writeFileVisible(path, `${JSON.stringify(m, null, 2)}\n`);
   return { path, sync };
 }
 

@@ -14,7 +14,7 @@ import { makeTempDir } from '../helpers/tmp.js';
 import { echoscu, p10Parts, storescu } from '../peers/dcmtk.js';
 import { requireProgram } from '../peers/process.js';
 import { SC, nativeDataset, writeNative, type Ids } from './fixtures.js';
-import { startReceive, type RunningReceiver } from './harness.js';
+import { arrivedWithBytes, startReceive, type RunningReceiver } from './harness.js';
 import { RawAssociation, cStoreRq, pdata } from './raw-client.js';
 
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
@@ -136,7 +136,7 @@ describe('instances that must be refused', () => {
     await a.release();
     expect(await filesUnder(join(site, 'archive'))).not.toContainEqual(expect.stringContaining('passwd'));
     expect(existsSync(join(site, 'etc'))).toBe(false);
-    expect(await readdir(join(site, '.arrived'))).toEqual([]);
+    expect(await arrivedWithBytes(site)).toEqual([]);
   });
 
   it('refuses a data set whose bytes end early (last fragment flagged): 0xC000, quarantined', async () => {
@@ -182,7 +182,7 @@ describe('instances that must be refused', () => {
       expect(String(q.path).startsWith(join(site, 'quarantine'))).toBe(true);
       expect(existsSync(join(site, 'archive', id.study, id.series, `${id.sop}.dcm`))).toBe(false);
     }
-    expect(await readdir(join(site, '.arrived'))).toEqual([]);
+    expect(await arrivedWithBytes(site)).toEqual([]);
   });
 
   it('quarantines what storescu sent before it was killed with -9 mid-instance', async () => {
@@ -192,7 +192,7 @@ describe('instances that must be refused', () => {
     await writeNative(file, id, 7000);
     const sender = storescu([file], { port: rx.port, calledAet: 'FIONA', callingAet: 'KILLED', timeoutMs: 60_000 });
     const until = Date.now() + 20_000;
-    while ((await readdir(join(site, '.arrived'))).length === 0) {
+    while ((await arrivedWithBytes(site)).length === 0) {
       if (Date.now() > until) throw new Error('storescu never started sending');
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -201,7 +201,7 @@ describe('instances that must be refused', () => {
     const q = await rx.waitFor((e) => e.event === 'quarantined' && e.sop === id.sop);
     expect(String(q.reason)).toMatch(/connection closed before the data set was complete|aborted/);
     expect(existsSync(join(site, 'archive', id.study, id.series))).toBe(false);
-    expect(await readdir(join(site, '.arrived'))).toEqual([]);
+    expect(await arrivedWithBytes(site)).toEqual([]);
   });
 
   it('limits associations at once and aborts silent ones after --idle-timeout', async () => {
@@ -255,7 +255,7 @@ describe('the same SOP Instance UID from two associations at once', () => {
         const path = join(site, 'archive', id.study, id.series, `${id.sop}.dcm`);
         const got = (await p10Parts(path)).dataset;
         expect(Buffer.compare(got, one) === 0 || Buffer.compare(got, two) === 0).toBe(true);
-        expect(await readdir(join(site, '.arrived'))).toEqual([]);
+        expect(await arrivedWithBytes(site)).toEqual([]);
         expect((await readdir(join(site, 'archive', id.study, id.series))).filter((n) => n.includes(id.sop))).toEqual([`${id.sop}.dcm`]);
       }
     } finally {
@@ -279,8 +279,7 @@ describe('a receiver killed with -9 mid-instance', () => {
     // Wait until the temp file has grown on disk, then kill.
     const until = Date.now() + 20_000;
     for (;;) {
-      const names = await readdir(join(site, '.arrived'));
-      if (names.length > 0) break;
+      if ((await arrivedWithBytes(site)).length > 0) break;
       if (Date.now() > until) throw new Error('no temp file appeared in .arrived/');
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -289,14 +288,17 @@ describe('a receiver killed with -9 mid-instance', () => {
     const archived = await filesUnder(join(site, 'archive'));
     expect(archived).toEqual([join(site, 'archive', done.study, done.series, `${done.sop}.dcm`)]);
     expect(Buffer.compare((await p10Parts(archived[0] as string)).dataset, acked)).toBe(0);
-    const left = await readdir(join(site, '.arrived'));
+    const left = await arrivedWithBytes(site);
     expect(left).toHaveLength(1);
 
     const again = await startReceive(site, ['--aet', 'FIONA']);
     try {
       const q = await again.waitFor((e) => e.event === 'quarantined');
       expect(String(q.reason)).toMatch(new RegExp(`receiver pid ${rx.pid}, which stopped before the instance was complete`));
-      expect(await readdir(join(site, '.arrived'))).toEqual([]);
+      // Only the partial instance: the dead receiver's empty temp files were just removed.
+      expect(again.of('quarantined')).toHaveLength(1);
+      expect((await readdir(join(site, '.arrived'))).filter((n) => n.startsWith(`${rx.pid}-`))).toEqual([]);
+      expect(await arrivedWithBytes(site)).toEqual([]);
       expect(await filesUnder(join(site, 'archive'))).toHaveLength(1);
     } finally {
       expect(await again.stop()).toBe(0);
@@ -322,7 +324,7 @@ describe('a site that cannot be written', () => {
       const err = await rx.waitFor((e) => e.event === 'error' && e.sop === id.sop);
       expect(String(err.message)).toMatch(/cannot write .* under /);
       expect(rx.stderr()).toMatch(/error: cannot write/);
-      expect(await readdir(join(site, '.arrived'))).toEqual([]);
+      expect(await arrivedWithBytes(site)).toEqual([]);
       // Fixed: the same association goes on storing.
       await rm(join(site, 'archive'));
       await mkdir(join(site, 'archive'));
@@ -354,7 +356,7 @@ describe('a site that cannot be written', () => {
       const err = await rx.waitFor((e) => e.event === 'error' && e.sop === huge.sop);
       expect(err.code).toBe('ENOSPC');
       // The receiver's own view of the site (its mount namespace): no temp files left.
-      expect(await readdir(`/proc/${rx.pid}/root${site}/.arrived`)).toEqual([]);
+      expect(await arrivedWithBytes(`/proc/${rx.pid}/root${site}`)).toEqual([]);
       await storeOk(a, ids(), 64); // small ones still fit
       await a.release();
       const echo = await echoscu({ port: rx.port, calledAet: 'FIONA' });
@@ -381,6 +383,7 @@ describe('SIGTERM', () => {
     expect((await a.response()).status).toBe(0);
     expect(await a.nextPduType(10_000)).toBe(0x07); // then an A-ABORT: the receiver is going
     expect(await rx.stop()).toBe(0);
+    expect(await readdir(join(site, '.arrived'))).toEqual([]); // its spare temp files removed too
     const got = await p10Parts(join(site, 'archive', id.study, id.series, `${id.sop}.dcm`));
     expect(Buffer.compare(got.dataset, ds)).toBe(0);
     // New associations are no longer taken.

@@ -13,7 +13,7 @@ import { makeTempDir } from '../helpers/tmp.js';
 import { dcmconv, dcmdump, echoscu, p10Parts, startStorescp, storescu } from '../peers/dcmtk.js';
 import type { Peer } from '../peers/process.js';
 import { synth, transferSyntaxFixtures, writeEncapsulated, type TsFixture } from './fixtures.js';
-import { startReceive, type RunningReceiver } from './harness.js';
+import { arrivedWithBytes, startReceive, type RunningReceiver } from './harness.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -161,7 +161,7 @@ describe('fiona-receive with DCMTK peers', () => {
       expect(Buffer.compare(ours.dataset, theirs.dataset)).toBe(0);
     }
     // Nothing left behind in .arrived/, nothing in quarantine.
-    expect(await readdir(join(site, '.arrived'))).toEqual([]);
+    expect(await arrivedWithBytes(site)).toEqual([]);
     expect(rx.of('quarantined')).toEqual([]);
   });
 

@@ -3,6 +3,8 @@
  * with port 0, reads its NDJSON events as they come, and stops it by signal.
  */
 import { execa, type ResultPromise } from 'execa';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { binPath } from '../helpers/cli.js';
 
@@ -92,4 +94,17 @@ export async function startReceive(site: string, args: string[] = [], env: Recor
       return r.exitCode;
     },
   };
+}
+
+/**
+ * Files in <site>/.arrived/ that hold bytes. (The receiver keeps a few empty temp files ready
+ * there; an empty file holds nothing received.)
+ */
+export async function arrivedWithBytes(site: string): Promise<string[]> {
+  const dir = join(site, '.arrived');
+  const out: string[] = [];
+  for (const name of await readdir(dir)) {
+    if ((await stat(join(dir, name))).size > 0) out.push(name);
+  }
+  return out;
 }

@@ -23,6 +23,7 @@ import type { StoreReply, StoreRequest, StoreSink } from '../net/scp/types.js';
 import { DatasetWalker, type WalkResult } from './dataset-walker.js';
 import { buildFileHead } from './file-meta.js';
 import type { InstancePlacement } from './placement.js';
+import type { TempFile } from './temp-files.js';
 
 export const TAG = {
   SOPClassUID: 0x00080016,
@@ -32,8 +33,8 @@ export const TAG = {
 } as const;
 
 export interface IncomingOptions {
-  /** The temp file (in .arrived/). */
-  tempPath: string;
+  /** The temp file (in .arrived/), maybe already created and open (see temp-files.ts). */
+  temp: TempFile;
   fsync: boolean;
   spillBytes: number;
   highWaterBytes: number;
@@ -143,7 +144,7 @@ export class IncomingInstance implements StoreSink {
     this.settled = true;
     return this.placement.place({
       request: this.request,
-      tempPath: this.opts.tempPath,
+      tempPath: this.tempPath,
       fileBytes: this.fileBytes,
       datasetBytes: this.datasetBytes,
       walk,
@@ -163,7 +164,7 @@ export class IncomingInstance implements StoreSink {
       await this.discard();
       return;
     }
-    await this.placement.partial(this.request, this.opts.tempPath, reason, this.datasetBytes);
+    await this.placement.partial(this.request, this.tempPath, reason, this.datasetBytes);
   }
 
   // --- structure check ------------------------------------------------------------------------
@@ -199,7 +200,7 @@ export class IncomingInstance implements StoreSink {
     const buffers = this.pending.length > 512 ? [Buffer.concat(this.pending)] : this.pending;
     this.pending = [];
     try {
-      const fd = openTempSync(this.opts.tempPath);
+      const fd = this.takeFd() ?? openTempSync(this.tempPath);
       try {
         let written = writevSync(fd, buffers);
         while (written < this.queued) {
@@ -215,15 +216,26 @@ export class IncomingInstance implements StoreSink {
     } catch (err) {
       this.settled = true;
       try {
-        rmSync(this.opts.tempPath, { force: true });
+        rmSync(this.tempPath, { force: true });
       } catch {
         // nothing to remove
       }
       return this.placement.failed(this.request, err, this.datasetBytes);
     }
     this.settled = true;
-    const inst = { request: this.request, tempPath: this.opts.tempPath, fileBytes: this.fileBytes, datasetBytes: this.datasetBytes, walk };
+    const inst = { request: this.request, tempPath: this.tempPath, fileBytes: this.fileBytes, datasetBytes: this.datasetBytes, walk };
     return this.placement.placeSync(inst) ?? this.placement.place(inst);
+  }
+
+  private get tempPath(): string {
+    return this.opts.temp.path;
+  }
+
+  /** The descriptor of a temp file created ahead, once (then it is ours to close). */
+  private takeFd(): number | undefined {
+    const fd = this.opts.temp.fd;
+    this.opts.temp.fd = undefined;
+    return fd;
   }
 
   /** From now on bytes go to disk as they come. */
@@ -235,13 +247,19 @@ export class IncomingInstance implements StoreSink {
   }
 
   private async openTemp(): Promise<FileHandle> {
+    const ahead = this.takeFd();
+    if (ahead !== undefined) {
+      // Created ahead (empty, ours): reopen it as a FileHandle for the streaming writer.
+      closeSync(ahead);
+      return open(this.tempPath, 'w', 0o644);
+    }
     try {
-      return await open(this.opts.tempPath, 'wx', 0o644);
+      return await open(this.tempPath, 'wx', 0o644);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       // .arrived/ was removed under us: make it again once.
-      await mkdir(dirname(this.opts.tempPath), { recursive: true });
-      return open(this.opts.tempPath, 'wx', 0o644);
+      await mkdir(dirname(this.tempPath), { recursive: true });
+      return open(this.tempPath, 'wx', 0o644);
     }
   }
 
@@ -293,6 +311,8 @@ export class IncomingInstance implements StoreSink {
 
   private async discard(): Promise<void> {
     this.settled = true;
+    const ahead = this.takeFd();
+    if (ahead !== undefined) closeSync(ahead);
     try {
       const fh = this.fh ?? (await this.opening);
       await fh?.close();
@@ -300,7 +320,7 @@ export class IncomingInstance implements StoreSink {
       // not opened, or already closed
     }
     this.fh = undefined;
-    await rm(this.opts.tempPath, { force: true }).catch(() => undefined);
+    await rm(this.tempPath, { force: true }).catch(() => undefined);
   }
 }
 

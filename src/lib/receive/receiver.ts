@@ -78,7 +78,10 @@ export async function startReceiver(opts: ReceiverOptions): Promise<Receiver> {
   return {
     port,
     layout,
-    stop: (graceMs) => server.close(graceMs),
+    stop: async (graceMs) => {
+      await server.close(graceMs);
+      store.close();
+    },
     forceStop: () => server.forceClose(),
   };
 }

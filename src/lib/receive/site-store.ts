@@ -5,14 +5,14 @@
  * quarantine with a reason, so nothing half-received is ever mistaken for an instance and
  * nothing received is silently deleted.
  */
-import { readdir } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeEvent, type BaseEvent } from '../events/index.js';
-import { isPathSafeUid } from '../dicom/uid.js';
-import { quarantineFile, sanitizePathPart, type SiteLayout } from '../site/index.js';
+import { quarantineFile, type SiteLayout } from '../site/index.js';
 import type { StoreHandler, StoreRequest, StoreSink } from '../net/scp/types.js';
 import { IncomingInstance } from './incoming.js';
 import { InstancePlacement } from './placement.js';
+import { TempFiles } from './temp-files.js';
 
 export interface SiteStoreOptions {
   layout: SiteLayout;
@@ -31,23 +31,20 @@ export const DEFAULT_SPILL_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_HIGH_WATER_BYTES = 8 * 1024 * 1024;
 
 export class SiteStore implements StoreHandler {
-  private seq = 0;
   private readonly placement: InstancePlacement;
+  private readonly temps: TempFiles;
 
   constructor(private readonly opts: SiteStoreOptions) {
     this.placement = new InstancePlacement({ layout: opts.layout, fsync: opts.fsync, onEvent: opts.onEvent });
+    this.temps = new TempFiles(opts.layout.arrived);
+    this.temps.refill();
   }
 
   begin(request: StoreRequest): StoreSink {
-    // <pid>-<n>-<SOP>.dcm: the pid lets the start-up sweep tell a dead receiver's leftovers
-    // from a live one's; the SOP (sanitised, it is the sender's word) helps whoever looks.
-    const uid = request.command.affectedSopInstanceUid ?? '';
-    const sop = isPathSafeUid(uid) ? uid : sanitizePathPart(uid, 'unknown', 64);
-    const tempPath = join(this.opts.layout.arrived, `${process.pid}-${(++this.seq).toString(36)}-${sop}.dcm`);
     return new IncomingInstance(
       request,
       {
-        tempPath,
+        temp: this.temps.take(),
         fsync: this.opts.fsync,
         spillBytes: this.opts.spillBytes ?? DEFAULT_SPILL_BYTES,
         highWaterBytes: this.opts.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES,
@@ -56,6 +53,11 @@ export class SiteStore implements StoreHandler {
       },
       this.placement,
     );
+  }
+
+  /** Remove the temp files made ahead and not used. */
+  close(): void {
+    this.temps.close();
   }
 }
 
@@ -83,6 +85,12 @@ export async function sweepArrived(layout: SiteLayout): Promise<BaseEvent[]> {
   for (const name of names) {
     const pid = /^(\d+)-/.exec(name)?.[1];
     if (pid !== undefined && Number(pid) !== process.pid && processAlive(Number(pid))) continue;
+    // Empty: a temp file made ahead and never used; nothing was received into it.
+    const size = await stat(join(layout.arrived, name)).then((st) => st.size, () => -1);
+    if (size === 0) {
+      await rm(join(layout.arrived, name), { force: true });
+      continue;
+    }
     const reason = pid
       ? `left in .arrived/ by receiver pid ${pid}, which stopped before the instance was complete`
       : 'unknown file in .arrived/';

@@ -196,9 +196,20 @@ export async function main(argv: string[]): Promise<number> {
       log.error(`${r.source}: ${r.reason}`);
     }
   };
+  // SIGINT/SIGTERM: take no more inputs, finish what is in flight, write the mapping and the
+  // summary. A second signal ends at once (no half file is ever under a final name).
+  const stop = new AbortController();
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (stop.signal.aborted) process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
+    log.warn(`${sig}: finishing the instances in flight, then stopping`);
+    stop.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   let summary;
   try {
     summary = await runBatch(units, {
+      signal: stop.signal,
       anonymizer: pool,
       outDir,
       inFlight: pool.threads * 8,
@@ -226,10 +237,15 @@ export async function main(argv: string[]): Promise<number> {
       ignored: summary.invalid,
       seconds: Number(summary.seconds.toFixed(3)),
       filesPerSecond: Number(rate.toFixed(1)),
+      ...(summary.interrupted ? { interrupted: true } : {}),
     }),
   );
   log.info(
     `${summary.anonymized} anonymized, ${summary.quarantined} quarantined, ${summary.failed} failed, ${summary.invalid} ignored in ${summary.seconds.toFixed(1)} s (${rate.toFixed(0)} files/s, ${pool.threads} thread${pool.threads === 1 ? '' : 's'})`,
   );
-  return summary.quarantined + summary.failed > 0 ? EXIT.ITEMS_FAILED : EXIT.OK;
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  // An open stdin (a pipe whose writer is still there) would keep the process alive.
+  if (summary.interrupted) process.stdin.destroy();
+  return summary.quarantined + summary.failed > 0 || summary.interrupted ? EXIT.ITEMS_FAILED : EXIT.OK;
 }

@@ -471,3 +471,26 @@ describe('large instances (streamed, not held in memory)', () => {
     expect(rb.indexOf(Buffer.from(a.string('PatientID')!))).toBe(-1);
   });
 });
+
+describe('stopping', () => {
+  it('SIGTERM while reading stdin: the instances in flight are finished, the mapping and summary written, exit 1', async () => {
+    const files = (await listFiles(synth)).filter((f) => f.endsWith('.dcm')).slice(0, 4);
+    const out = join(tmp.dir, 'stop-out');
+    const mapping = join(tmp.dir, 'stop-mapping.json');
+    const proc = execa(join(process.cwd(), 'bin/fiona-anonymize'), ['--out', out, '--secret-file', secret, '--mapping', mapping], { reject: false, env: { NO_COLOR: '1' } });
+    for (const f of files) proc.stdin!.write(`${f}\n`);
+    // Wait until all four are out (stdin stays open: the tool would wait for more).
+    const until = Date.now() + 60_000;
+    while ((await listFiles(out)).filter((f) => f.endsWith('.dcm')).length < 4 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    proc.kill('SIGTERM');
+    const r = await proc;
+    expect(r.exitCode).toBe(1);
+    const events = parseEvents(r.stdout);
+    expect(events.filter((e) => e.event === 'anonymized').length).toBe(4);
+    expect(events.at(-1)).toMatchObject({ event: 'anonymize-summary', anonymized: 4, interrupted: true });
+    expect(String(r.stderr)).toMatch(/SIGTERM: finishing the instances in flight/);
+    const m = JSON.parse(await readFile(mapping, 'utf8')) as Record<string, Record<string, string>>;
+    expect(Object.keys(m.SeriesInstanceUID!).length).toBeGreaterThan(0);
+    expect((await listFiles(out)).filter((f) => f.split('/').pop()!.startsWith('.'))).toEqual([]);
+  });
+});

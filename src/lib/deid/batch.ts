@@ -15,6 +15,8 @@ export interface BatchSummary {
   failed: number;
   invalid: number;
   seconds: number;
+  /** True when the batch was stopped before its inputs ran out. */
+  interrupted: boolean;
 }
 
 export interface BatchOptions {
@@ -26,11 +28,13 @@ export interface BatchOptions {
   onOutcome(o: BatchOutcome): void;
   onOther?(e: BaseEvent): void;
   onInvalid?(u: Extract<InputUnit, { kind: 'invalid' }>): void;
+  /** Stop taking inputs (SIGINT/SIGTERM): what is in flight is finished, the rest is left. */
+  signal?: AbortSignal;
 }
 
 export async function runBatch(units: AsyncIterable<InputUnit>, o: BatchOptions): Promise<BatchSummary> {
   const started = performance.now();
-  const summary: BatchSummary = { anonymized: 0, quarantined: 0, failed: 0, invalid: 0, seconds: 0 };
+  const summary: BatchSummary = { anonymized: 0, quarantined: 0, failed: 0, invalid: 0, seconds: 0, interrupted: false };
   const running = new Set<Promise<void>>();
   const one = async (path: string): Promise<void> => {
     let outcome: BatchOutcome;
@@ -47,7 +51,20 @@ export async function runBatch(units: AsyncIterable<InputUnit>, o: BatchOptions)
     else summary.failed++;
     o.onOutcome(outcome);
   };
-  for await (const u of units) {
+  const it = units[Symbol.asyncIterator]();
+  const stopped = new Promise<'stop'>((resolve) => {
+    if (o.signal?.aborted) resolve('stop');
+    o.signal?.addEventListener('abort', () => resolve('stop'), { once: true });
+  });
+  for (;;) {
+    const next = await Promise.race([it.next(), stopped]);
+    if (next === 'stop') {
+      summary.interrupted = true;
+      void it.return?.();
+      break;
+    }
+    if (next.done) break;
+    const u = next.value;
     if (u.kind === 'other') {
       o.onOther?.(u.event);
       continue;

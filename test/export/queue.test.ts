@@ -207,7 +207,7 @@ describe('fiona-zip-export --jobs', () => {
   it('kill -9 mid-job, then a rerun: the job is finished once, nothing partial is left', async () => {
     const dir = join(tmp.dir, 'q4');
     await mkdir(dir);
-    const big = await synthStudy(dir, ['--series', '4', '--instances', '60', '--rows', '128']);
+    const big = await synthStudy(dir, ['--series', '4', '--instances', '150', '--rows', '64']);
     const jobs = join(dir, 'jobs');
     await writeFile(jobs, `${JSON.stringify({ project: 'STUDYX', studyinstanceuid: big.studyUid, exportType: 'DICOM' })}\n`);
     const state = join(dir, 'state');
@@ -239,7 +239,7 @@ describe('fiona-zip-export --jobs', () => {
     expect(await readdir(work)).toEqual([]);
     const zip = join(out, (await zipsIn(out))[0]!);
     expect((await execa('unzip', ['-tq', zip])).stdout).toContain('No errors detected');
-    expect((await execa('unzip', ['-Z1', zip])).stdout.split('\n').filter((n) => n.endsWith('.dcm'))).toHaveLength(240);
+    expect((await execa('unzip', ['-Z1', zip])).stdout.split('\n').filter((n) => n.endsWith('.dcm'))).toHaveLength(600);
   });
 
   it('attempts are counted: a PACS that stays away fails the job at the limit; FIONA downloadAttempts honoured', async () => {

@@ -31,19 +31,17 @@ export interface PublishedArchive {
   entries: number;
 }
 
-/** Every file under dir, as archive names ('/'-separated, sorted so the archive is stable). */
-export async function listStage(dir: string): Promise<Array<{ name: string; path: string }>> {
-  const out: Array<{ name: string; path: string }> = [];
-  const walk = async (d: string, prefix: string): Promise<void> => {
-    const entries = await readdir(d, { withFileTypes: true });
-    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const e of entries) {
-      if (e.isDirectory()) await walk(join(d, e.name), `${prefix}${e.name}/`);
-      else if (e.isFile()) out.push({ name: `${prefix}${e.name}`, path: join(d, e.name) });
-    }
-  };
-  await walk(dir, '');
-  return out;
+/**
+ * Every file under dir, as archive names ('/'-separated, sorted so the archive is stable),
+ * one folder at a time: a study of 100,000 instances is never listed in memory at once.
+ */
+export async function* listStage(dir: string, prefix = ''): AsyncGenerator<{ name: string; path: string }> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const e of entries) {
+    if (e.isDirectory()) yield* listStage(join(dir, e.name), `${prefix}${e.name}/`);
+    else if (e.isFile()) yield { name: `${prefix}${e.name}`, path: join(dir, e.name) };
+  }
 }
 
 export function archivePaths(outDir: string, name: string): { zip: string; part: string; md5: string } {
@@ -54,16 +52,14 @@ export function archivePaths(outDir: string, name: string): { zip: string; part:
 
 export async function buildArchive(o: ArchiveOptions): Promise<PublishedArchive> {
   const p = archivePaths(o.outDir, o.name);
-  const files = await listStage(o.stageDir);
   try {
     const keyCache = o.password ? new Map() : undefined;
-    const written = await writeZip(p.part, files, { level: o.level, password: o.password, onEntry: o.onEntry, keyCache });
-    const expected = written.entries.map((e) => ({ name: e.name, crc: e.crc, size: e.uncompressedSize }));
-    await verifyZip(p.part, { password: o.password, expected, keyCache });
+    const written = await writeZip(p.part, listStage(o.stageDir), { level: o.level, password: o.password, onEntry: o.onEntry, keyCache });
+    await verifyZip(p.part, { password: o.password, digest: written.digest, keyCache });
     await writeFileAtomic(p.md5, md5sumLine(written.md5, p.zip));
     await rename(p.part, p.zip);
     await fsyncDir(o.outDir);
-    return { path: p.zip, md5Path: p.md5, md5: written.md5, bytes: written.bytes, entries: written.entries.length };
+    return { path: p.zip, md5Path: p.md5, md5: written.md5, bytes: written.bytes, entries: written.count };
   } catch (err) {
     await rm(p.part, { force: true });
     if (!existsSync(p.zip)) await rm(p.md5, { force: true });

@@ -1,4 +1,4 @@
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { readHeader } from '../dicom/index.js';
 import { collectIdentifiers } from '../deid/identifiers.js';
@@ -84,15 +84,26 @@ function sidecarKeysKept(options: ReadonlySet<string>): Set<string> {
   return keep;
 }
 
-async function pool<T>(items: T[], limit: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const workers = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      await fn(items[i]!, i);
+/** Run fn over the items, `limit` at a time, taking them from one shared iterator. */
+async function pool<T>(items: AsyncIterable<T> | Iterable<T>, limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  const it = Symbol.asyncIterator in items ? (items as AsyncIterable<T>)[Symbol.asyncIterator]() : (items as Iterable<T>)[Symbol.iterator]();
+  const workers = Array.from({ length: Math.max(1, limit) }, async () => {
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      await fn(r.value);
     }
   });
   await Promise.all(workers);
+}
+
+/** Sub-folders of dir (not hidden), sorted. */
+async function visibleDirs(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    if (e.isDirectory() && !e.name.startsWith('.')) out.push(join(dir, e.name));
+  }
+  return out.sort();
 }
 
 /**
@@ -117,12 +128,13 @@ export async function runExport(req: ExportRequest): Promise<ExportOutcome> {
   const anonDir = join(req.workDir, 'anonymized');
   const stage = join(req.workDir, 'stage');
   try {
-    const inputs = await timer.time('source', () => collectInputs(req.source, req.studyUid, pulled));
-    req.onProgress?.('source', inputs.length, inputs.length);
+    const { files: inputs, total } = await timer.time('source', () => collectInputs(req.source, req.studyUid, pulled));
 
     // De-identification: the library writes each instance under a temp name and publishes it
-    // only when complete and leak-checked; refused instances are counted, not dropped silently.
-    const released: string[] = [];
+    // only when complete and leak-checked, as anonymized/<Study>/<Series>/<Modality>.<SOP>.dcm;
+    // refused instances are counted, not dropped silently. No list of files is kept (a 10 GB
+    // study has ~80,000): the outputs are found again by their folders.
+    let releasedCount = 0;
     const refused: string[] = [];
     const originals = new Set<string>();
     let done = 0;
@@ -134,50 +146,51 @@ export async function runExport(req: ExportRequest): Promise<ExportOutcome> {
           if (h) for (const id of collectIdentifiers(h)) originals.add(id.value);
         }
         const r = await req.deid.anonymizer.anonymizeFile(input, anonDir);
-        if (r.status === 'anonymized') released.push(r.path);
+        if (r.status === 'anonymized') releasedCount++;
         else refused.push(withoutPath(r.reason, input));
-        req.onProgress?.('anonymize', ++done, inputs.length);
+        req.onProgress?.('anonymize', ++done, total);
       }),
     );
-    if (released.length === 0) {
+    if (releasedCount === 0) {
       const reasons = countReasons(refused);
       const shown = reasons.slice(0, 3).map((r) => `${r.count} x ${r.reason}`).join('; ');
       throw new ExportError(`no instance could be released (${refused.length} refused: ${shown}${reasons.length > 3 ? `; and ${reasons.length - 3} other reasons` : ''})`, true);
     }
 
-    // Layout from the de-identified headers.
-    const series = new Map<string, { folder: string; leaf: string; instances: number; dir: string }>();
+    // Layout from the de-identified headers: one de-identified series folder becomes one
+    // folder of the archive, named from its first instance, and moved there whole.
+    const series: Array<{ folder: string; leaf: string; instances: number; dir: string }> = [];
     const retained = new Set<string>();
-    // Two inputs with the same SOP Instance UID (a copy of a file) become one output file.
-    const unique = [...new Set(released)].sort();
-    for (let i = unique.length; i < released.length; i++) refused.push('a duplicate of another input (same SOP Instance UID), exported once');
+    let instances = 0;
     await timer.time('layout', async () => {
-      for (const path of unique) {
-        const h = await readHeader(path);
-        const v: LayoutValues = {
-          patientId: h.string('PatientID'),
-          studyDate: h.string('StudyDate'),
-          studyTime: h.string('StudyTime'),
-          seriesNumber: h.string('SeriesNumber'),
-          seriesDescription: h.string('SeriesDescription'),
-          modality: h.string('Modality'),
-        };
-        for (const id of collectIdentifiers(h)) retained.add(id.value);
-        const rel = seriesPath(req.project, v, req.event);
-        const key = `${rel}\0${dirname(path)}`;
-        let s = series.get(key);
-        if (!s) {
+      for (const studyDir of await visibleDirs(anonDir)) {
+        for (const seriesDir of await visibleDirs(studyDir)) {
+          const files = (await readdir(seriesDir)).filter((f) => !f.startsWith('.')).sort();
+          if (files.length === 0) continue;
+          const h = await readHeader(join(seriesDir, files[0]!));
+          const v: LayoutValues = {
+            patientId: h.string('PatientID'),
+            studyDate: h.string('StudyDate'),
+            studyTime: h.string('StudyTime'),
+            seriesNumber: h.string('SeriesNumber'),
+            seriesDescription: h.string('SeriesDescription'),
+            modality: h.string('Modality'),
+          };
+          for (const id of collectIdentifiers(h)) retained.add(id.value);
+          const rel = seriesPath(req.project, v, req.event);
           // Two series with the same number and description stay apart.
           let folder = rel;
-          for (let i = 2; [...series.values()].some((x) => x.folder === folder); i++) folder = `${rel}_${i}`;
-          s = { folder, leaf: basename(folder), instances: 0, dir: join(stage, folder) };
-          series.set(key, s);
-          await mkdir(s.dir, { recursive: true });
+          for (let i = 2; series.some((x) => x.folder === folder); i++) folder = `${rel}_${i}`;
+          const dir = join(stage, folder);
+          await mkdir(dirname(dir), { recursive: true });
+          await rename(seriesDir, dir);
+          series.push({ folder, leaf: basename(folder), instances: files.length, dir });
+          instances += files.length;
         }
-        await rename(path, join(s.dir, basename(path)));
-        s.instances++;
       }
     });
+    // Two inputs with the same SOP Instance UID (a copy of a file) became one output file.
+    for (let i = instances; i < releasedCount; i++) refused.push('a duplicate of another input (same SOP Instance UID), exported once');
 
     let nifti: NiftiSeriesResult[] | undefined;
     let removedKeys: string[] = [];
@@ -189,17 +202,17 @@ export async function runExport(req: ExportRequest): Promise<ExportOutcome> {
       const allowed = sidecarKeysKept(req.deid.rules.options);
       await timer.time('nifti', async () => {
         let i = 0;
-        for (const s of series.values()) {
+        for (const s of series) {
           const r = await convertSeries(s.dir, niftiDir, s.leaf, { dcm2niix: req.dcm2niix });
           const check = await checkSidecars(niftiDir, r.files, needles, allowed);
           removedKeys = [...new Set([...removedKeys, ...check.removedKeys])];
           nifti!.push(r);
-          req.onProgress?.('nifti', ++i, series.size);
+          req.onProgress?.('nifti', ++i, series.length);
         }
       });
     }
 
-    const list = [...series.values()].map((s) => ({ folder: s.folder, instances: s.instances }));
+    const list = series.map((s) => ({ folder: s.folder, instances: s.instances }));
     const rules = req.deid.rules;
     await writeFile(
       join(stage, 'fiona.txt'),
@@ -229,7 +242,7 @@ export async function runExport(req: ExportRequest): Promise<ExportOutcome> {
     return {
       archive,
       series: list,
-      instances: unique.length,
+      instances,
       notReleased: countReasons(refused),
       nifti,
       stages: timer.stages,

@@ -20,24 +20,33 @@ export class SourceError extends Error {
   }
 }
 
-/** Every regular file under dir (symlinks followed to files), sorted. */
+/** Every regular file under dir (symlinks followed to files), sorted folder by folder, one at a time. */
+export async function* walkFiles(dir: string): AsyncGenerator<string> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const e of entries) {
+    const p = join(dir, e.name);
+    if (e.name.startsWith('.')) continue; // temp names of writers in progress
+    if (e.isDirectory()) yield* walkFiles(p);
+    else if (e.isFile()) yield p;
+    else if (e.isSymbolicLink()) {
+      const st = await stat(p).catch(() => undefined);
+      if (st?.isFile()) yield p;
+    }
+  }
+}
+
+/** How many files walkFiles will give (a first pass that keeps nothing, for progress). */
+async function countFiles(dir: string): Promise<number> {
+  let n = 0;
+  for await (const _ of walkFiles(dir)) n++;
+  return n;
+}
+
 export async function filesUnder(dir: string): Promise<string[]> {
   const out: string[] = [];
-  const walk = async (d: string): Promise<void> => {
-    const entries = await readdir(d, { withFileTypes: true });
-    for (const e of entries) {
-      const p = join(d, e.name);
-      if (e.name.startsWith('.')) continue; // temp names of writers in progress
-      if (e.isDirectory()) await walk(p);
-      else if (e.isFile()) out.push(p);
-      else if (e.isSymbolicLink()) {
-        const st = await stat(p).catch(() => undefined);
-        if (st?.isFile()) out.push(p);
-      }
-    }
-  };
-  await walk(dir);
-  return out.sort();
+  for await (const f of walkFiles(dir)) out.push(f);
+  return out;
 }
 
 /**
@@ -50,12 +59,12 @@ export function describeSource(s: ExportSource): string {
   return s.describe;
 }
 
-/** The input files of an export; throws SourceError (permanent when the study is not there). */
-export async function collectInputs(s: ExportSource, studyUid: string | undefined, pullDir: string): Promise<string[]> {
+/** The input files of an export (streamed) and how many; throws SourceError (permanent when the study is not there). */
+export async function collectInputs(s: ExportSource, studyUid: string | undefined, pullDir: string): Promise<{ files: AsyncIterable<string> | string[]; total: number }> {
   if (s.kind === 'pacs') {
     const files = await s.pull(pullDir);
     if (files.length === 0) throw new SourceError('the PACS returned no instance of the study', true);
-    return files;
+    return { files, total: files.length };
   }
   let dir: string;
   if (s.kind === 'site') {
@@ -65,15 +74,15 @@ export async function collectInputs(s: ExportSource, studyUid: string | undefine
   } else {
     dir = s.dir;
   }
-  let files: string[];
+  let total: number;
   try {
-    files = await filesUnder(dir);
+    total = await countFiles(dir);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new SourceError(s.kind === 'site' ? 'the study is not in the site archive' : `no such folder: ${dir}`, true);
     }
     throw err;
   }
-  if (files.length === 0) throw new SourceError(s.kind === 'site' ? 'the study folder in the site archive is empty' : `no files in ${dir}`, true);
-  return files;
+  if (total === 0) throw new SourceError(s.kind === 'site' ? 'the study folder in the site archive is empty' : `no files in ${dir}`, true);
+  return { files: walkFiles(dir), total };
 }

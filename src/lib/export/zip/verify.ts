@@ -20,6 +20,7 @@ import {
   U32_LIMIT,
 } from './format.js';
 import { md5File } from './md5.js';
+import { namesHasher, type EntryDigest } from './digest.js';
 
 const inflateRawAsync = promisify(inflateRaw);
 
@@ -43,6 +44,11 @@ export interface VerifyOptions {
   md5?: boolean;
   /** AES keys the writer derived (see KeyCache); entries are removed as they are used. */
   keyCache?: KeyCache;
+  /**
+   * What the writer wrote (writeZip's result), compared entry by entry in directory order:
+   * count, names (one hash), CRC-32 and size of each source. Memory: none per entry.
+   */
+  digest?: EntryDigest;
 }
 
 export interface VerifyResult {
@@ -87,7 +93,7 @@ function u64(b: Buffer, at: number): number {
   return Number(v);
 }
 
-async function readDirectory(fh: FileHandle, fileSize: number): Promise<{ entries: CentralEntry[]; cdOffset: number }> {
+async function readDirectory(fh: FileHandle, fileSize: number): Promise<{ cd: Buffer; count: number; cdOffset: number }> {
   const tailLength = Math.min(fileSize, 22 + 0xffff);
   const tail = await readAt(fh, fileSize - tailLength, tailLength);
   let at = -1;
@@ -115,7 +121,11 @@ async function readDirectory(fh: FileHandle, fileSize: number): Promise<{ entrie
   }
   if (cdOffset + cdSize > eocdOffset) throw new ZipVerifyError('central directory overlaps the end records');
   const cd = await readAt(fh, cdOffset, cdSize);
-  const entries: CentralEntry[] = [];
+  return { cd, count, cdOffset };
+}
+
+/** The central directory's records, parsed one at a time (no list of them is kept). */
+function* centralEntries(cd: Buffer, count: number, cdOffset: number): Generator<CentralEntry> {
   let p = 0;
   for (let i = 0; i < count; i++) {
     if (p + 46 > cd.length || cd.readUInt32LE(p) !== SIG_CENTRAL) {
@@ -152,10 +162,10 @@ async function readDirectory(fh: FileHandle, fileSize: number): Promise<{ entrie
       }
       x = body + len;
     }
-    entries.push(e);
     p = xEnd + commentLength;
+    yield e;
   }
-  return { entries, cdOffset };
+  if (p !== cd.length) throw new ZipVerifyError(`central directory: ${cd.length - p} bytes after the last record`);
 }
 
 /** Feeds decompressed bytes through CRC and length. */
@@ -333,28 +343,35 @@ export async function verifyZip(path: string, opts: VerifyOptions = {}): Promise
     const fileSize = (await fh.stat()).size;
     const md5 = opts.md5 ? md5File(path, fileSize) : undefined;
     md5?.catch(() => undefined);
-    const { entries, cdOffset } = await readDirectory(fh, fileSize);
+    const { cd, count, cdOffset } = await readDirectory(fh, fileSize);
     const expected = opts.expected ? new Map(opts.expected.map((x) => [x.name, x])) : undefined;
-    const seen = new Set<string>();
+    const digest = opts.digest;
+    if (digest && digest.count !== count) throw new ZipVerifyError(`${count} entries in the archive, ${digest.count} were written`);
+    const names = namesHasher();
+    // Duplicate names: with a digest the names hash already proves the list is the one written.
+    const seen = digest ? undefined : new Set<string>();
     const reader = new WindowReader(fh, cdOffset);
-    const compare = (e: CentralEntry, got: Check): void => {
+    const compare = (e: CentralEntry, got: Check, index: number): void => {
       if (got.size !== e.uncompressedSize) {
         throw new ZipVerifyError(`${e.name}: ${got.size} bytes after extraction, the directory says ${e.uncompressedSize}`, e.name);
       }
       const crcKnown = !(e.method === METHOD_AES && e.aesVersion === 2);
       if (crcKnown && got.crc >>> 0 !== e.crc >>> 0) throw new ZipVerifyError(`${e.name}: CRC-32 mismatch`, e.name);
-      const want = expected?.get(e.name);
+      if (digest && (digest.crc(index) !== got.crc >>> 0 || digest.size(index) !== got.size)) {
+        throw new ZipVerifyError(`${e.name}: content differs from its source`, e.name);
+      }
       if (expected) {
+        const want = expected.get(e.name);
         if (!want) throw new ZipVerifyError(`${e.name}: not an entry that was written`, e.name);
         if (want.crc >>> 0 !== got.crc >>> 0 || want.size !== got.size) {
           throw new ZipVerifyError(`${e.name}: content differs from its source`, e.name);
         }
       }
     };
-    const ordered = [...entries].sort((a, b) => a.offset - b.offset);
-    for (const e of ordered) {
-      if (seen.has(e.name)) throw new ZipVerifyError(`duplicate entry ${e.name}`, e.name);
-      seen.add(e.name);
+    const checkOne = async (e: CentralEntry, index: number): Promise<void> => {
+      if (seen?.has(e.name)) throw new ZipVerifyError(`duplicate entry ${e.name}`, e.name);
+      seen?.add(e.name);
+      names.add(e.name);
       const lh = await reader.get(e.offset, 30);
       const signature = lh.readUInt32LE(0);
       const nameLength = lh.readUInt16LE(26);
@@ -373,23 +390,38 @@ export async function verifyZip(path: string, opts: VerifyOptions = {}): Promise
       if (e.compressedSize <= WHOLE_LIMIT && e.uncompressedSize <= 2 * WHOLE_LIMIT) {
         const stored = await reader.get(dataStart, e.compressedSize);
         const p = checkWhole(e, stored, opts.password, opts.keyCache)
-          .then((got) => compare(e, got))
+          .then((got) => compare(e, got, index))
           .finally(() => reader.release(stored));
         p.catch(() => undefined);
         pending.push(p);
         if (pending.length >= PARALLEL) await pending.shift();
       } else {
         while (pending.length > 0) await pending.shift();
-        compare(e, await checkStreamed(fh, e, dataStart, opts.password, opts.keyCache));
+        compare(e, await checkStreamed(fh, e, dataStart, opts.password, opts.keyCache), index);
       }
+    };
+    if (digest) {
+      // fiona's own archives: entries in directory order are in file order; checked as parsed.
+      let index = 0;
+      let last = -1;
+      for (const e of centralEntries(cd, count, cdOffset)) {
+        if (e.offset <= last) throw new ZipVerifyError(`${e.name}: entries out of order in the central directory`, e.name);
+        last = e.offset;
+        await checkOne(e, index++);
+      }
+    } else {
+      // Any archive: read in file order.
+      const all = [...centralEntries(cd, count, cdOffset)].map((e, i) => ({ e, i })).sort((a, b) => a.e.offset - b.e.offset);
+      for (const { e, i } of all) await checkOne(e, i);
     }
     while (pending.length > 0) await pending.shift();
-    if (expected) {
+    if (digest && names.hex() !== digest.namesHash()) throw new ZipVerifyError('the entry names differ from those written');
+    if (expected && seen) {
       for (const name of expected.keys()) {
         if (!seen.has(name)) throw new ZipVerifyError(`${name}: missing from the archive`, name);
       }
     }
-    return { entries: entries.length, bytes: fileSize, md5: md5 ? await md5 : undefined };
+    return { entries: count, bytes: fileSize, md5: md5 ? await md5 : undefined };
   } finally {
     await Promise.allSettled(pending);
     await fh.close();

@@ -1,8 +1,10 @@
+import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, fstatSync, fsyncSync, openSync, readSync, writevSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { crc32, createDeflateRaw, deflateRaw } from 'node:zlib';
 import { AesEncryptor, deriveKeys, type KeyCache } from './aes.js';
+import { EntryDigest } from './digest.js';
 import { Md5Follower } from './md5.js';
 import {
   METHOD_AES,
@@ -38,6 +40,8 @@ export interface ZipOptions {
   time?: Date;
   /** AES: keys derived per entry are kept here for the verifier (see KeyCache). */
   keyCache?: KeyCache;
+  /** Return every entry's record in the result (tests, small archives); off: bounded memory. */
+  keepEntries?: boolean;
 }
 
 export interface ZipResult {
@@ -45,6 +49,10 @@ export interface ZipResult {
   bytes: number;
   /** MD5 of the file as written to disk (read back by a worker thread). */
   md5: string;
+  count: number;
+  /** CRC-32 and size of each entry's source data, for verifyZip's `digest`. */
+  digest: EntryDigest;
+  /** Only with keepEntries. */
   entries: EntryRecord[];
 }
 
@@ -68,7 +76,8 @@ type Prepared =
 interface Context {
   opts: ZipOptions;
   dos: { dosTime: number; dosDate: number };
-  names: Set<string>;
+  /** 48-bit hashes of the names so far: duplicates are refused without keeping every name. */
+  names: Set<number>;
   pool: BufferPool;
 }
 
@@ -119,8 +128,33 @@ function baseRecord(ctx: Context, name: string, size: number, zip64: boolean): E
 function checkName(ctx: Context, name: string): void {
   const why = unsafeEntryName(name);
   if (why) throw new ZipWriteError(`unsafe entry name ${JSON.stringify(name)}: ${why}`, name);
-  if (ctx.names.has(name)) throw new ZipWriteError(`duplicate entry name ${JSON.stringify(name)}`, name);
-  ctx.names.add(name);
+  // A hash collision (about 1 in 10^4 for a million names) only refuses a good archive.
+  const key = createHash('sha1').update(name).digest().readUIntBE(0, 6);
+  if (ctx.names.has(key)) throw new ZipWriteError(`duplicate entry name ${JSON.stringify(name)}`, name);
+  ctx.names.add(key);
+}
+
+/** The central directory, kept as the bytes it will be (about 100 per entry), in 1 MiB blocks. */
+class CentralDirectory {
+  private readonly blocks: Buffer[] = [];
+  private cur = Buffer.allocUnsafe(1024 * 1024);
+  private used = 0;
+  size = 0;
+
+  add(record: Buffer): void {
+    if (this.used + record.length > this.cur.length) {
+      this.blocks.push(this.cur.subarray(0, this.used));
+      this.cur = Buffer.allocUnsafe(Math.max(1024 * 1024, record.length));
+      this.used = 0;
+    }
+    record.copy(this.cur, this.used);
+    this.used += record.length;
+    this.size += record.length;
+  }
+
+  buffers(): Buffer[] {
+    return [...this.blocks, this.cur.subarray(0, this.used)];
+  }
 }
 
 /**
@@ -307,8 +341,11 @@ export async function writeZip(
   }
   if (opts.password !== undefined && opts.password.length === 0) throw new ZipWriteError('empty password');
   const concurrency = Math.max(1, opts.concurrency ?? 4);
-  const ctx: Context = { opts, dos: dosDateTime(opts.time ?? new Date()), names: new Set(), pool: new BufferPool(2 * concurrency + 2) };
+  const ctx: Context = { opts, dos: dosDateTime(opts.time ?? new Date()), names: new Set<number>(), pool: new BufferPool(2 * concurrency + 2) };
   const entries: EntryRecord[] = [];
+  const central = new CentralDirectory();
+  const digest = new EntryDigest();
+  let count = 0;
   const fd = openSync(target, 'w', 0o600);
   const md5 = new Md5Follower(target);
   let pos = 0;
@@ -330,7 +367,10 @@ export async function writeZip(
       pos = record.offset + localHeaderLength(record) + record.compressedSize;
     }
     md5.advance(pos);
-    entries.push(record);
+    central.add(centralRecord(record));
+    digest.add(record.name, record.crc, record.uncompressedSize);
+    count++;
+    if (opts.keepEntries) entries.push(record);
     opts.onEntry?.(record);
   };
 
@@ -343,10 +383,8 @@ export async function writeZip(
     }
     while (window.length > 0) await flushOne();
     const cdOffset = pos;
-    const central = entries.map(centralRecord);
-    const cdSize = central.reduce((n, b) => n + b.length, 0);
-    pos += writeAll(fd, central, pos);
-    pos += writeAll(fd, [endRecords(entries.length, cdOffset, cdSize, opts.forceZip64)], pos);
+    pos += writeAll(fd, central.buffers(), pos);
+    pos += writeAll(fd, [endRecords(count, cdOffset, central.size, opts.forceZip64)], pos);
     fsyncSync(fd);
     closeSync(fd);
   } catch (err) {
@@ -362,6 +400,6 @@ export async function writeZip(
     const e = err as NodeJS.ErrnoException;
     throw new ZipWriteError(`cannot write ${target}: ${e.message}`, undefined, { cause: err });
   }
-  return { path: target, bytes: pos, md5: await md5.finish(pos), entries };
+  return { path: target, bytes: pos, md5: await md5.finish(pos), count, digest, entries };
 }
 

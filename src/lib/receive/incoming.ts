@@ -6,7 +6,8 @@
  * the sender answered.
  *
  * Writing: a data set up to `spillBytes` is kept in memory (as the socket's own chunks, no
- * copy) and, once complete, written with open + writev + close + rename called synchronously:
+ * copy) and, once complete, written with writev + close + rename called synchronously, into a
+ * temp file usually created ahead (temp-files.ts):
  * profiling showed the per-instance cost of a receiver dominated by the round trips through
  * libuv's thread pool (four per instance, each a thread wake-up and an event-loop wake-up),
  * not by the syscalls themselves (tens of microseconds on a local disk). That is what DCMTK's

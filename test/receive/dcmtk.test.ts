@@ -36,9 +36,13 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  const code = await rx?.stop();
-  await scp?.stop();
-  await cleanup();
+  let code: number | undefined;
+  try {
+    code = await rx?.stop();
+    await scp?.stop();
+  } finally {
+    await cleanup();
+  }
   expect(code).toBe(0);
 });
 

@@ -112,8 +112,8 @@ async function benchSftp(work) {
     const sftpArgs = ['-q', '-i', sshd.identity, '-o', `UserKnownHostsFile=${sshd.knownHosts}`, '-o', 'StrictHostKeyChecking=yes', '-P', String(sshd.port), '-b', '-', `${sshd.user}@127.0.0.1`];
     const url = (d) => `sftp://${sshd.user}@127.0.0.1:${sshd.port}${d}`;
     for (const [label, src, batch] of [
-      ['sftp 1 GB in 1000 files', many, (dst) => readdirSync(many).map((f) => `put ${join(many, f)} ${dst}/${f}`).join('\n')],
-      ['sftp 1 GB in one file', big, (dst) => `put ${big} ${dst}/big.bin`],
+      [`sftp ${SFTP_MB} MB in 1000 files`, many, (dst) => readdirSync(many).map((f) => `put ${join(many, f)} ${dst}/${f}`).join('\n')],
+      [`sftp ${SFTP_MB} MB in one file`, big, (dst) => `put ${big} ${dst}/big.bin`],
     ]) {
       const f = [];
       const o = [];

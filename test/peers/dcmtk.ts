@@ -8,7 +8,9 @@
 import { execa, type Result, type ResultPromise } from 'execa';
 import { open, readFile } from 'node:fs/promises';
 import { freePort, waitForPort } from './ports.js';
-import { DCMTK_ENV, requireProgram, startPeer, type Peer } from './process.js';
+import { DCMTK_ENV, requireProgram, startPeer, stopProcess, type Peer } from './process.js';
+
+export { stopProcess };
 
 export function dcmtk(program: string): string {
   return requireProgram(program, 'dcmtk');
@@ -52,18 +54,6 @@ export async function startStorescp(dir: string, o: { aet?: string; args?: strin
   const peer = startPeer(dcmtk('storescp'), ['-aet', o.aet ?? 'STORESCP', '-od', dir, ...(o.args ?? []), String(port)]);
   await waitForPort(port);
   return { proc: peer.proc, port, stop: () => stopProcess(peer.proc) };
-}
-
-/**
- * SIGTERM, then SIGKILL after graceMs; resolves when it has exited. (execa 9 takes no
- * options object in kill(), so Peer.stop from process.ts is not used here.)
- */
-export async function stopProcess(proc: Peer['proc'], graceMs = 3000): Promise<void> {
-  if (proc.exitCode !== null) return;
-  proc.kill('SIGTERM');
-  const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
-  await proc;
-  clearTimeout(timer);
 }
 
 // --- fixtures ----------------------------------------------------------------------------------

@@ -30,12 +30,14 @@ export function startPeer(file: string, args: string[], opts: { cwd?: string; en
     stdin: 'ignore',
     buffer: { stdout: true, stderr: true },
   });
-  return {
-    proc,
-    async stop() {
-      if (proc.exitCode !== null || proc.killed) return;
-      proc.kill('SIGTERM', { forceKillAfterDelay: 3000 } as never);
-      await proc;
-    },
-  };
+  return { proc, stop: () => stopProcess(proc) };
+}
+
+/** SIGTERM, then SIGKILL after graceMs; resolves when the process has exited. */
+export async function stopProcess(proc: ResultPromise, graceMs = 3000): Promise<void> {
+  if (proc.exitCode !== null) return;
+  proc.kill('SIGTERM');
+  const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+  await proc;
+  clearTimeout(timer);
 }

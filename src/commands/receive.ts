@@ -1,7 +1,7 @@
 import { basename, dirname } from 'node:path';
 import { collect, createProgram, parseDuration, parseIntOption } from '../lib/cli/program.js';
 import { createLogger } from '../lib/cli/output.js';
-import { isValidAet, loadConfig } from '../lib/config/index.js';
+import { isValidAet, loadConfig, optStringArray } from '../lib/config/index.js';
 import { UsageError, errorMessage } from '../lib/errors.js';
 import { EventWriter, FifoWriter, formatFionaLine, type BaseEvent } from '../lib/events/index.js';
 import { startReceiver } from '../lib/receive/receiver.js';
@@ -35,6 +35,7 @@ interface ReceiveOptions {
   host?: string;
   aet?: string;
   allow?: string[];
+  alsoCalled?: string[];
   pipe?: string;
   maxAssociations?: number;
   fsync?: boolean;
@@ -54,6 +55,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--port <n>', 'TCP port, 0 picks a free one (config DICOMPORT; default 11112)', parseIntOption('--port', 0, 65535))
     .option('--host <addr>', 'address to listen on (default: all interfaces)')
     .option('--aet <aet>', 'our AE title; the called AE title must match (config DICOMAETITLE; default FIONA)')
+    .option('--also-called <aets>', 'more called AE titles to answer to, comma separated, repeatable (config alsoCalled; FIONA: one per project, for routing by incomingAet)', collect)
     .option('--allow <aets>', 'calling AE titles allowed to send, comma separated, repeatable (default: any)', collect)
     .option('--pipe <fifo>', "also write FIONA pipe lines to this FIFO (created if missing)")
     .option('--max-associations <n>', 'associations at once; more are rejected (default 16)', parseIntOption('--max-associations', 1, 1000))
@@ -72,6 +74,8 @@ export async function main(argv: string[]): Promise<number> {
   if (!isValidAet(aet)) throw new UsageError(`--aet: not a valid AE title (1-16 printable characters, no backslash): ${JSON.stringify(aet)}`);
   const allow = splitList(o.allow) ?? config.allow;
   for (const a of allow ?? []) if (!isValidAet(a)) throw new UsageError(`--allow: not a valid AE title: ${JSON.stringify(a)}`);
+  const alsoCalled = splitList(o.alsoCalled) ?? optStringArray(config.raw, 'alsoCalled');
+  for (const a of alsoCalled ?? []) if (!isValidAet(a)) throw new UsageError(`--also-called: not a valid AE title: ${JSON.stringify(a)}`);
   const idleTimeoutMs = o.idleTimeout === '0' ? 0 : parseDuration(o.idleTimeout);
   const graceMs = parseDuration(o.grace);
 
@@ -133,6 +137,7 @@ export async function main(argv: string[]): Promise<number> {
     host: o.host,
     aet,
     allow,
+    alsoCalled,
     maxAssociations: o.maxAssociations ?? config.maxAssociations,
     fsync: Boolean(o.fsync),
     idleTimeoutMs,

@@ -67,7 +67,7 @@ describe('associations that must be refused', () => {
   let site: string;
   beforeAll(async () => {
     site = join(dir, 'refuse');
-    rx = await startReceive(site, ['--aet', 'FIONA', '--allow', 'SCANNER,PACS']);
+    rx = await startReceive(site, ['--aet', 'FIONA', '--allow', 'SCANNER,PACS', '--also-called', 'PROJECT1,PROJECT2']);
   });
   afterAll(async () => expect(await rx.stop()).toBe(0));
 
@@ -98,6 +98,16 @@ describe('associations that must be refused', () => {
     b.destroy();
     const ok = await echoscu({ port: rx.port, calledAet: 'FIONA', callingAet: 'PACS' });
     expect(ok.exitCode, String(ok.stderr)).toBe(0);
+  });
+
+  it('answers to the project AE titles of --also-called, and records which was called', async () => {
+    const file = join(dir, 'to-project.dcm');
+    const id = ids();
+    await writeNative(file, id);
+    const r = await storescu([file], { port: rx.port, calledAet: 'PROJECT2', callingAet: 'SCANNER' });
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    const ev = await rx.waitFor((e) => e.event === 'stored' && e.sop === id.sop);
+    expect(ev.called).toBe('PROJECT2');
   });
 });
 

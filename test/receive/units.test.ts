@@ -266,6 +266,10 @@ describe('association policy', () => {
     expect(wrongCalled).toMatchObject({ accept: false, rejection: { result: 1, source: 1, reason: 7 } });
     const notAllowed = decideAssociation(base, { aet: 'FIONA', allow: ['PACS'] }, { slotFree: true, draining: false });
     expect(notAllowed).toMatchObject({ accept: false, rejection: { result: 1, source: 1, reason: 3 } });
+    const otherProject = decideAssociation({ ...base, calledAet: 'PROJECT2' }, { aet: 'FIONA', alsoCalled: ['PROJECT1', 'PROJECT2'] }, { slotFree: true, draining: false });
+    expect(otherProject.accept).toBe(true);
+    const stillWrong = decideAssociation({ ...base, calledAet: 'OTHER' }, { aet: 'FIONA', alsoCalled: ['PROJECT1'] }, { slotFree: true, draining: false });
+    expect(stillWrong).toMatchObject({ accept: false, rejection: { reason: 7 } });
     const full = decideAssociation(base, { aet: 'FIONA' }, { slotFree: false, draining: false });
     expect(full).toMatchObject({ accept: false, rejection: { result: 2, source: 3, reason: 2 } });
   });

@@ -16,6 +16,8 @@ export interface ReceiverOptions {
   host?: string;
   aet: string;
   allow?: string[];
+  /** More called AE titles accepted besides aet. */
+  alsoCalled?: string[];
   maxAssociations: number;
   fsync: boolean;
   /** Abort associations silent this long (ms); 0: never. */
@@ -64,7 +66,7 @@ export async function startReceiver(opts: ReceiverOptions): Promise<Receiver> {
     highWaterBytes: opts.highWaterBytes,
   });
   const server = new StoreScpServer({
-    policy: { aet: opts.aet, allow: opts.allow },
+    policy: { aet: opts.aet, allow: opts.allow, alsoCalled: opts.alsoCalled },
     handler: store,
     hooks: hooksFor(opts.onEvent),
     maxAssociations: opts.maxAssociations,

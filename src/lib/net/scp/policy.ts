@@ -9,8 +9,13 @@ import {
 } from './sop-classes.js';
 
 export interface ScpPolicy {
-  /** Our AE title; the called AE title must equal it. */
+  /** Our AE title; the called AE title must equal it or one of alsoCalled. */
   aet: string;
+  /**
+   * More called AE titles we answer to. FIONA sites give each research project its own
+   * called AE title and route by it (fiona-route's incomingAet).
+   */
+  alsoCalled?: string[];
   /** Calling AE titles allowed to associate; undefined: anyone. */
   allow?: string[];
 }
@@ -70,7 +75,7 @@ export function decideAssociation(
   policy: ScpPolicy,
   load: { slotFree: boolean; draining: boolean },
 ): AssociationDecision {
-  if (rq.calledAet !== policy.aet) {
+  if (rq.calledAet !== policy.aet && !(policy.alsoCalled ?? []).includes(rq.calledAet)) {
     return {
       accept: false,
       rejection: {

@@ -1,5 +1,5 @@
 import { UsageError } from '../errors.js';
-import { parsePacsAddress, pull, PullError, type PacsAddress } from '../pull/pull.js';
+import { parsePacsAddress, type PacsAddress } from '../pull/address.js';
 import { SourceError, type ExportSource } from './source.js';
 
 /** A PACS to export from, and how to retrieve from it (fiona-pull's options). */
@@ -28,6 +28,8 @@ export function pacsSource(p: PacsOptions, q: { studyUid?: string; accession?: s
     describe: `PACS ${p.aet} (${p.method === 'move' ? 'C-MOVE' : 'C-GET'})`,
     async pull(dest: string): Promise<string[]> {
       if (p.method === 'move' && !p.receivePort) throw new SourceError('C-MOVE needs --port (the port the PACS knows for our AE title)', true);
+      // Loaded only when a job pulls: the network stack is the largest part of the process.
+      const { pull, PullError } = await import('../pull/pull.js');
       try {
         const r = await pull({
           pacs: { aet: p.aet, host: p.host, port: p.port },

@@ -15,11 +15,9 @@ import { startReceiver } from '../receive/receiver.js';
 import { SiteStore } from '../receive/site-store.js';
 import { ensureSite } from '../site/layout.js';
 
-export interface PacsAddress {
-  aet: string;
-  host: string;
-  port: number;
-}
+import type { PacsAddress } from './address.js';
+
+export { parsePacsAddress, type PacsAddress } from './address.js';
 
 export interface PullOptions {
   pacs: PacsAddress;
@@ -64,15 +62,6 @@ export class PullError extends Error {
     super(message, options);
     this.name = 'PullError';
   }
-}
-
-/** AET@HOST:PORT -> address (host may be a name, an IPv4 or [IPv6]). */
-export function parsePacsAddress(text: string): PacsAddress {
-  const m = /^([^@]{1,16})@(\[[0-9a-fA-F:]+\]|[^:@\s]+):(\d{1,5})$/.exec(text.trim());
-  if (!m) throw new Error(`not AET@HOST:PORT: ${JSON.stringify(text)}`);
-  const port = Number(m[3]);
-  if (port < 1 || port > 65535) throw new Error(`port out of range in ${text}`);
-  return { aet: m[1]!, host: m[2]!.replace(/^\[|\]$/g, ''), port };
 }
 
 function describeQuery(q: StudyQuery): string {

@@ -72,6 +72,13 @@ function infozip(stage, level) {
   return timed('zip', ['-q', '-r', `-${level}`, out, '.'], { cwd: stage });
 }
 
+/** What FIONA's script amounted to, and what fiona does: archive, checksum file, test read. */
+function infozipChecked(stage, level) {
+  const out = join(work, 'izc.zip');
+  rmSync(out, { force: true });
+  return timed('sh', ['-c', `zip -q -r -${level} "$1" . && md5sum -b "$1" > "$1.md5" && unzip -tq "$1" > /dev/null`, 'sh', out], { cwd: stage });
+}
+
 function sevenzip(stage, level) {
   const out = join(work, '7z.zip');
   rmSync(out, { force: true });
@@ -87,6 +94,8 @@ console.log(`${(bytes / 1e6).toFixed(1)} MB in 1000 files; ${ROUNDS} rounds, alt
 const pairs = [
   { what: 'store (level 0) vs zip -r -0', bar: 1, a: () => fiona(study, 0), b: () => infozip(study, 0), bName: 'Info-ZIP zip -0' },
   { what: 'deflate level 1 vs zip -r -1', bar: 1, a: () => fiona(study, 1), b: () => infozip(study, 1), bName: 'Info-ZIP zip -1' },
+  { what: 'store vs zip -0 + md5sum + unzip -t (same work)', a: () => fiona(study, 0), b: () => infozipChecked(study, 0), bName: 'zip+md5+test' },
+  { what: 'deflate 1 vs zip -1 + md5sum + unzip -t (same work)', a: () => fiona(study, 1), b: () => infozipChecked(study, 1), bName: 'zip+md5+test' },
   { what: 'AES-256 store vs 7z -mem=AES256 -mx0', a: () => fiona(study, 0, PASSWORD), b: () => sevenzip(study, 0), bName: '7z AES -mx0' },
   { what: 'AES-256 level 1 vs 7z -mem=AES256 -mx1', a: () => fiona(study, 1, PASSWORD), b: () => sevenzip(study, 1), bName: '7z AES -mx1' },
 ];

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { readdir, rename, rm } from 'node:fs/promises';
+import { open, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir, writeFileAtomic } from '../site/atomic.js';
 import { md5sumLine, verifyZip, writeZip, type EntryRecord } from './zip/index.js';
@@ -44,6 +44,15 @@ export async function* listStage(dir: string, prefix = ''): AsyncGenerator<{ nam
   }
 }
 
+async function syncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r+');
+  try {
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+}
+
 export function archivePaths(outDir: string, name: string): { zip: string; part: string; md5: string } {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new Error(`unsafe archive name ${JSON.stringify(name)}`);
   const zip = join(outDir, `${name}.zip`);
@@ -54,8 +63,13 @@ export async function buildArchive(o: ArchiveOptions): Promise<PublishedArchive>
   const p = archivePaths(o.outDir, o.name);
   try {
     const keyCache = o.password ? new Map() : undefined;
-    const written = await writeZip(p.part, listStage(o.stageDir), { level: o.level, password: o.password, onEntry: o.onEntry, keyCache });
+    const written = await writeZip(p.part, listStage(o.stageDir), { level: o.level, password: o.password, onEntry: o.onEntry, keyCache, sync: false });
+    // The flush to disk runs while the archive is read back (from the page cache); both must
+    // finish before the archive is published.
+    const synced = syncFile(p.part);
+    synced.catch(() => undefined);
     await verifyZip(p.part, { password: o.password, digest: written.digest, keyCache });
+    await synced;
     await writeFileAtomic(p.md5, md5sumLine(written.md5, p.zip));
     await rename(p.part, p.zip);
     await fsyncDir(o.outDir);

@@ -42,6 +42,8 @@ export interface ZipOptions {
   keyCache?: KeyCache;
   /** Return every entry's record in the result (tests, small archives); off: bounded memory. */
   keepEntries?: boolean;
+  /** fsync the file before returning (default true); false when the caller syncs it itself. */
+  sync?: boolean;
 }
 
 export interface ZipResult {
@@ -385,7 +387,7 @@ export async function writeZip(
     const cdOffset = pos;
     pos += writeAll(fd, central.buffers(), pos);
     pos += writeAll(fd, [endRecords(count, cdOffset, central.size, opts.forceZip64)], pos);
-    fsyncSync(fd);
+    if (opts.sync !== false) fsyncSync(fd);
     closeSync(fd);
   } catch (err) {
     for (const r of await Promise.allSettled(window)) if (r.status === 'fulfilled' && r.value.kind === 'small') r.value.release();

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { open, readdir, rename, rm } from 'node:fs/promises';
+import { chmod, open, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir, writeFileAtomic } from '../site/atomic.js';
 import { md5sumLine, verifyZip, writeZip, type EntryRecord } from './zip/index.js';
@@ -71,6 +71,8 @@ export async function buildArchive(o: ArchiveOptions): Promise<PublishedArchive>
     await verifyZip(p.part, { password: o.password, digest: written.digest, keyCache });
     await synced;
     await writeFileAtomic(p.md5, md5sumLine(written.md5, p.zip));
+    // Written 0600 while incomplete; published group-readable, for a web server in the group.
+    await chmod(p.part, 0o640);
     await rename(p.part, p.zip);
     await fsyncDir(o.outDir);
     return { path: p.zip, md5Path: p.md5, md5: written.md5, bytes: written.bytes, entries: written.count };

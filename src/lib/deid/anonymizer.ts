@@ -2,7 +2,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
-  DicomParseError, type DicomHeader, type Header, type RewriteOptions, type RewriteResult, type SetEntry, isPathSafeUid, readHeaderFull, rewriteDicom,
+  DicomParseError, type DicomHeader, type Header, type RewriteOptions, type RewriteResult, type SetEntry, formatTag, isPathSafeUid, readHeaderFull, rewriteDicom,
 } from '../dicom/index.js';
 import { parseBytes } from '../dicom/read.js';
 import { quarantineFile } from '../site/quarantine.js';
@@ -495,6 +495,6 @@ async function readAll(fh: Awaited<ReturnType<typeof open>>, start: number, leng
 function elementAt(h: Header, offset: number): string | undefined {
   const el = [...h.meta, ...h.elements].find((e) => offset >= e.headerOffset && offset < e.end);
   if (!el) return undefined;
-  return `(${(el.tag >>> 16).toString(16).padStart(4, '0')},${(el.tag & 0xffff).toString(16).padStart(4, '0')})`.toUpperCase();
+  return formatTag(el.tag);
 }
 

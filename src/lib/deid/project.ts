@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { lookupTag, parseTagKey } from '../dicom/dictionary.js';
+import { formatTag } from '../dicom/tags.js';
 import { ConfigError, UsageError } from '../errors.js';
 import { isObject } from '../config/config.js';
 import { DEFAULT_MAX_SHIFT_DAYS } from './dates.js';
@@ -353,7 +354,6 @@ export function loadProjectRules(nameOrPath: string, configRaw: Record<string, u
 /** A keyword for messages: 'PatientName' or '(0009,1001)'. */
 export function tagName(tag: number): string {
   const e = lookupTag(tag);
-  const hex = `(${(tag >>> 16).toString(16).padStart(4, '0')},${(tag & 0xffff).toString(16).padStart(4, '0')})`.toUpperCase();
-  return e?.keyword ? `${e.keyword} ${hex}` : hex;
+  return e?.keyword ? `${e.keyword} ${formatTag(tag)}` : formatTag(tag);
 }
 

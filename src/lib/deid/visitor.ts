@@ -1,4 +1,4 @@
-import { type EditDecision, type ElementContext, lookupTag } from '../dicom/index.js';
+import { type EditDecision, type ElementContext, formatTag, lookupTag } from '../dicom/index.js';
 import { decodeStrings } from '../dicom/values.js';
 import { type Operation, isBinaryVr, operationFor, resolveActionCode, unlistedRule } from './actions.js';
 import type { Scrubber } from './clean.js';
@@ -80,10 +80,6 @@ const KEEP: EditDecision = { op: 'keep' };
 const REMOVE: EditDecision = { op: 'remove' };
 const EMPTY: EditDecision = { op: 'empty' };
 
-function hex(tag: number): string {
-  return `(${(tag >>> 16).toString(16).padStart(4, '0')},${(tag & 0xffff).toString(16).padStart(4, '0')})`.toUpperCase();
-}
-
 /**
  * The per-element decision of the profile: called by rewriteDicom for every element at
  * every depth (items' elements too), in file order. Records in `notes` what it did at top
@@ -155,7 +151,7 @@ export function createVisitor(c: CompiledRules, input: VisitorInput, notes: Visi
         const shifted = shiftValues(vr, values, offset);
         if (shifted === undefined) {
           // Not a date fiona can shift: leaving it would leak the real date.
-          notes.warnings.push(`${hex(ctx.tag)}: ${vr} value is not a valid date; emptied instead of shifted`);
+          notes.warnings.push(`${formatTag(ctx.tag)}: ${vr} value is not a valid date; emptied instead of shifted`);
           return EMPTY;
         }
         return replace(ctx, vr, applyRewrites(ctx.tag, shifted));
@@ -172,7 +168,7 @@ export function createVisitor(c: CompiledRules, input: VisitorInput, notes: Visi
 
   const uidValue = (ctx: ElementContext, vr: string): Decision => {
     const uids = input.uids;
-    if (!uids) throw new Error(`${hex(ctx.tag)}: a UID must be replaced but no secret was given`);
+    if (!uids) throw new Error(`${formatTag(ctx.tag)}: a UID must be replaced but no secret was given`);
     return withValues(ctx, vr, (values) =>
       replace(
         ctx,

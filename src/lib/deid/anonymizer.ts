@@ -2,16 +2,18 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
-  DicomParseError, type DicomHeader, type Header, type RewriteOptions, type RewriteResult, type SetEntry, formatTag, isPathSafeUid, readHeaderFull, rewriteDicom,
+  DicomParseError, type DicomHeader, type Header, type RewriteOptions, type RewriteResult, type SetEntry, isPathSafeUid, readHeaderFull, rewriteDicom,
 } from '../dicom/index.js';
 import { parseBytes } from '../dicom/read.js';
 import { quarantineFile } from '../site/quarantine.js';
 import { sanitizePathPart } from '../site/sanitize.js';
 import { type SeriesClassLookup, burnedInReason } from './burned-in.js';
+import { finishInMemory, finishOnDisk } from './finish.js';
+import { RefusedError } from './refused.js';
 import { type Scrubber, createScrubber } from './clean.js';
 import { derivedDateOffset } from './dates.js';
 import { type Identifier, collectIdentifiers, scrubWords } from './identifiers.js';
-import { type Needle, findNeedle, haystackOf, identifierNeedles, uidNeedles } from './leak.js';
+import { type Needle, identifierNeedles, uidNeedles } from './leak.js';
 import { BufferPool, DirSyncer, MemorySink, ensureDir, publishTemp, tempNameFor, writeAndPublish } from './output.js';
 import {
   DEIDENTIFICATION_METHOD, DEIDENTIFICATION_METHOD_CODE_SEQUENCE, LONGITUDINAL_TEMPORAL_INFORMATION_MODIFIED,
@@ -79,8 +81,7 @@ interface PatientContext {
   needles: Map<string, Needle[]>;
 }
 
-/** A refusal: the instance is not released, for the reason given (no identifying value in it). */
-export class RefusedError extends Error {}
+export { RefusedError };
 
 const PIXEL_DATA = 0x7fe00010;
 const BURNED_IN_ANNOTATION = 0x00280301;
@@ -386,115 +387,3 @@ async function readRange(file: string, offset: number, length: number): Promise<
     await fh.close();
   }
 }
-
-interface FinishInput {
-  codes: boolean;
-  needles: Needle[];
-}
-
-function hasPreamble(b: Uint8Array): boolean {
-  return b.length >= 132 && b[128] === 0x44 && b[129] === 0x49 && b[130] === 0x43 && b[131] === 0x4d;
-}
-
-function leakError(leak: { label: string; offset: number; where?: string }): RefusedError {
-  return new RefusedError(`leak check: the output still holds the ${leak.label} at byte ${leak.offset}${leak.where ? ` (in ${leak.where})` : ''}; nothing was released`);
-}
-
-function parseOutput(bytes: Uint8Array): Header {
-  try {
-    return parseBytes(bytes, { stopBeforePixels: true });
-  } catch (err) {
-    throw new Error(`the written file does not parse (a bug; nothing was released): ${(err as Error).message}`, { cause: err });
-  }
-}
-
-/**
- * Make an output held in memory final: zero the preamble (it may hold anything, PS3.15
- * E.1.1 item 7), turn the inserted code sequence's VR into SQ, check that it parses and
- * holds no identifying value outside its pixel data.
- */
-function finishInMemory(bytes: Buffer, o: FinishInput): void {
-  const out = parseOutput(bytes);
-  if (hasPreamble(bytes)) bytes.fill(0, 0, 128);
-  if (o.codes) {
-    const el = out.element(DEIDENTIFICATION_METHOD_CODE_SEQUENCE);
-    if (el) bytes.write('SQ', el.headerOffset + 4, 'latin1');
-  }
-  if (o.needles.length === 0) return;
-  if (out.inflated) {
-    const hit = findNeedle(haystackOf(out.store.windows[0]!.bytes), o.needles);
-    if (hit) throw leakError(hit);
-    return;
-  }
-  const px = out.element(PIXEL_DATA);
-  const ranges: Array<[number, number]> = px ? [[0, px.headerOffset], [px.end, bytes.length]] : [[0, bytes.length]];
-  for (const [start, end] of ranges) {
-    if (end <= start) continue;
-    const hit = findNeedle(haystackOf(bytes.subarray(start, end)), o.needles, start);
-    if (hit) throw leakError({ ...hit, where: elementAt(out, hit.offset) });
-  }
-}
-
-/** The same for an output too large to hold: patched and checked in the temp file. */
-async function finishOnDisk(tmp: string, o: FinishInput, fsync: boolean): Promise<void> {
-  const out = await readHeaderFull(tmp).catch((err: unknown) => {
-    throw new Error(`the written file does not parse (a bug; nothing was released): ${(err as Error).message}`, { cause: err });
-  });
-  const fh = await open(tmp, 'r+');
-  try {
-    const head = out.store.slice(0, 132);
-    if (head && hasPreamble(head)) await fh.write(new Uint8Array(128), 0, 128, 0);
-    if (o.codes) {
-      const el = out.element(DEIDENTIFICATION_METHOD_CODE_SEQUENCE);
-      if (el) await fh.write(Buffer.from('SQ', 'latin1'), 0, 2, el.headerOffset + 4);
-    }
-    if (o.needles.length > 0) {
-      const leak = await scanForLeaks(fh, out, o.needles);
-      if (leak) throw leakError(leak);
-    }
-    if (fsync) await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/** Search the file outside its top-level pixel data value. */
-async function scanForLeaks(
-  fh: Awaited<ReturnType<typeof open>>,
-  h: Header,
-  needles: Needle[],
-): Promise<{ label: string; offset: number; where?: string } | undefined> {
-  if (h.inflated) {
-    for (const w of h.store.windows) {
-      const hit = findNeedle(haystackOf(w.bytes), needles, w.start);
-      if (hit) return hit;
-    }
-    return undefined;
-  }
-  const { size } = await fh.stat();
-  const px = h.element(PIXEL_DATA);
-  const ranges: Array<[number, number]> = px ? [[0, px.headerOffset], [px.end ?? size, size]] : [[0, size]];
-  for (const [start, end] of ranges) {
-    if (end <= start) continue;
-    const mem = h.store.slice(start, end - start);
-    const bytes = mem ?? (await readAll(fh, start, end - start));
-    const hit = findNeedle(haystackOf(bytes), needles, start);
-    if (hit) return { ...hit, where: elementAt(h, hit.offset) };
-  }
-  return undefined;
-}
-
-async function readAll(fh: Awaited<ReturnType<typeof open>>, start: number, length: number): Promise<Uint8Array> {
-  // Headers are small; a file whose non-pixel part is huge (a long private blob) is read once here.
-  const buf = Buffer.alloc(length);
-  await fh.read(buf, 0, length, start);
-  return buf;
-}
-
-/** The top-level element holding a byte offset, for the message. */
-function elementAt(h: Header, offset: number): string | undefined {
-  const el = [...h.meta, ...h.elements].find((e) => offset >= e.headerOffset && offset < e.end);
-  if (!el) return undefined;
-  return formatTag(el.tag);
-}
-

@@ -1,6 +1,6 @@
 import { execa } from 'execa';
 import { open, readFile, stat, writeFile } from 'node:fs/promises';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { indexFile, parseDicom, readHeader, rewriteDicom, type DicomElement } from '../../src/lib/dicom/index.js';
@@ -9,7 +9,7 @@ import { ROOT } from '../helpers/cli.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import { requireProgram } from '../peers/process.js';
 import { dcmdumpText, diffFlat, ourFlat, parseDcmdump, type Flat } from './compare.js';
-import { makeFixtures } from './fixtures.js';
+import { makeFixtures, synth } from './fixtures.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -322,6 +322,30 @@ describe('set, meta and encodings', () => {
     await rewriteDicom(fx.synthRle!, stream, edit);
     await rewriteDicom(fx.synthRle!, out('stream'), edit);
     expect(Buffer.compare(Buffer.concat(chunks), await readFile(out('stream')))).toBe(0);
+  });
+
+  it('stream chunks stay valid after the rewrite returns (a reader may keep them)', async () => {
+    // A value of 128 KiB is handed to the stream as one chunk; it must not be a view of a
+    // block the next rewrite reads into.
+    const [a] = await synth(join(dir, 'keep-chunks'), { rows: 256 });
+    const b = join(dir, 'keep-chunks-b.dcm');
+    const bytesA = await readFile(a!);
+    const bytesB = Buffer.from(bytesA);
+    for (let k = bytesB.length - 100_000; k < bytesB.length; k++) bytesB[k] = bytesB[k]! ^ 0xff; // other pixel bytes
+    await writeFile(b, bytesB);
+    const kept: Buffer[] = [];
+    const keeper = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        kept.push(chunk); // kept as given, not copied
+        cb();
+      },
+    });
+    const edit = { visit: (c: { tag: number }) => (c.tag === PATIENT_NAME ? ({ op: 'replace', value: 'Kept^Chunks' } as const) : undefined) };
+    await rewriteDicom(a!, out('keep-chunks'), edit);
+    const expected = await readFile(out('keep-chunks'));
+    await rewriteDicom(a!, keeper, edit);
+    await rewriteDicom(b, join(dir, 'keep-chunks-b.out.dcm'), edit);
+    expect(Buffer.concat(kept).equals(expected)).toBe(true);
   });
 
   it('edits a file in place (temp name, then rename)', async () => {

@@ -59,12 +59,18 @@ class Sink {
     if (this.reuse) releaseBlock(this.buf);
   }
 
-  async push(b: Uint8Array): Promise<void> {
+  /**
+   * `owned`: b is a fresh allocation nobody else will write to. A stream may keep what it is
+   * given after the rewrite returns, so bytes that are not owned (views of the header's
+   * windows, which may be a pooled block the next file is read into) are copied before a
+   * stream gets them; a synchronous file writer is done with them when write returns.
+   */
+  async push(b: Uint8Array, owned = false): Promise<void> {
     if (b.length === 0) return;
     const cap = this.reuse ? this.buf.length : STREAM_BLOCK;
     if (this.used + b.length > cap) await this.flush();
     if (b.length >= cap / 2) {
-      await this.emit(b);
+      await this.emit(this.reuse || owned ? b : Buffer.from(b));
       return;
     }
     if (this.buf === EMPTY) this.buf = Buffer.allocUnsafe(STREAM_BLOCK);
@@ -110,7 +116,8 @@ async function render(plan: Plan, sink: Sink, fromMemory: Header | undefined, fd
         const len = Math.min(PIECE, s.end - p);
         const piece = readAt(fd, p, len, block);
         if (piece.length !== len) throw new Error(`input changed while rewriting: short read at offset ${p}`);
-        await sink.push(piece);
+        // Without a block, readAt allocated the piece: the stream may keep it as it is.
+        await sink.push(piece, block === undefined);
       }
     } finally {
       if (block) releaseBlock(block);

@@ -43,6 +43,11 @@ export async function runMain(
   argv: string[] = process.argv,
 ): Promise<void> {
   const log = createLogger(name);
+  // `fiona-x --help | head` closes stdout early: that is the reader's choice, not a crash.
+  // Tools that stream events also watch stdout themselves (EventWriter).
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') log.error(`stdout: ${err.message}`);
+  });
   let code: number;
   try {
     code = await main(argv);

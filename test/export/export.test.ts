@@ -78,6 +78,9 @@ describe('fiona-zip-export, one-off', () => {
     const dump = (await execa('dcmdump', ['+P', 'PatientIdentityRemoved', '+P', 'PatientID', one])).stdout;
     expect(dump).toContain('[YES]');
     expect(dump).toContain('[SUBJ01]');
+    // recorded as exported, so fiona-cleanup may later remove the study from the site
+    const delivered = await readFile(join(study.site, 'state', 'delivered', `${study.studyUid}.ndjson`), 'utf8');
+    expect(JSON.parse(delivered.trim().split('\n').pop()!)).toMatchObject({ study: study.studyUid, kind: 'exported', tool: 'fiona-zip-export', to: zip, files: 12 });
     await expectNoTemp();
   });
 

@@ -10,6 +10,7 @@ import { StageTimer, type StageTimes } from './measurements.js';
 import { checkSidecars, convertSeries, NiftiError, type NiftiSeriesResult } from './nifti.js';
 import { collectInputs, describeSource, SourceError, type ExportSource } from './source.js';
 import type { EntryRecord } from './zip/index.js';
+import { recordDelivery } from '../transport/records.js';
 
 /**
  * One export, start to end, in a private temp folder that is removed whatever happens:
@@ -239,6 +240,10 @@ export async function runExport(req: ExportRequest): Promise<ExportOutcome> {
     const archive = await timer.time('archive', () =>
       buildArchive({ stageDir: stage, outDir: req.outDir, name: req.name, level: req.level, password: req.password, onEntry: req.onEntry }),
     );
+    // fiona-cleanup may remove a site's study only once it was delivered or exported.
+    if (req.source.kind === 'site' && req.studyUid) {
+      await recordDelivery(req.source.site, { study: req.studyUid, to: archive.path, tool: 'fiona-zip-export', kind: 'exported', files: instances });
+    }
     return {
       archive,
       series: list,

@@ -348,6 +348,35 @@ describe('set, meta and encodings', () => {
     expect(Buffer.concat(kept).equals(expected)).toBe(true);
   });
 
+  it('rewrites from bytes already read (and parsed) exactly as from the file, in every encoding', async () => {
+    const edit = {
+      visit: (c: { tag: number }) => (c.tag === PATIENT_NAME ? ({ op: 'replace', value: 'From^Memory' } as const) : undefined),
+      meta: { ImplementationVersionName: 'FIONA_SRC' },
+    };
+    for (const name of ALL) {
+      const f = fx[name]!;
+      const bytes = await readFile(f);
+      // A file without File Meta has none to change.
+      const e = name === 'oddNoMeta' ? { visit: edit.visit } : edit;
+      await rewriteDicom(f, out(`${name}-file`), e);
+      const expected = await readFile(out(`${name}-file`));
+      await rewriteDicom(f, out(`${name}-src`), { ...e, source: { bytes } });
+      expect(Buffer.compare(await readFile(out(`${name}-src`)), expected), name).toBe(0);
+      const header = parseDicom(bytes) as Header;
+      await rewriteDicom(f, out(`${name}-hdr`), { ...e, source: { bytes, header } });
+      expect(Buffer.compare(await readFile(out(`${name}-hdr`)), expected), name).toBe(0);
+      // No change: the bytes as they are (a deflated file too).
+      await rewriteDicom(f, out(`${name}-same`), { source: { bytes } });
+      expect(Buffer.compare(await readFile(out(`${name}-same`)), bytes), name).toBe(0);
+    }
+  });
+
+  it('refuses a source header that stopped before the pixel data', async () => {
+    const bytes = await readFile(fx.synth!);
+    const header = parseDicom(bytes, { stopBeforePixels: true }) as Header;
+    await expect(rewriteDicom(fx.synth!, out('stopped'), { source: { bytes, header } })).rejects.toThrow(/whole file/);
+  });
+
   it('edits a file in place (temp name, then rename)', async () => {
     const f = join(dir, 'inplace.dcm');
     await writeFile(f, await readFile(fx.synth!));

@@ -4,7 +4,7 @@ import type { Header } from './header.js';
 import { elementHeader, itemHeader, Plan, sequenceDelimiter } from './plan.js';
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import { DicomParseError } from './errors.js';
-import { INDEX_OPTIONS, readAt, walkFile } from './read.js';
+import { INDEX_OPTIONS, parseBytes, readAt, walkFile } from './read.js';
 import { formatTag } from './tags.js';
 import { UNDEFINED_LENGTH, type DicomElement } from './types.js';
 import { parseCharsets } from './values.js';
@@ -55,6 +55,8 @@ export interface RewriteOptions {
   meta?: Record<string, string>;
   /** fsync the output file before renaming it into place (default true). */
   fsync?: boolean;
+  /** The input already read whole (and maybe parsed): it is not read or parsed again. */
+  source?: RewriteSource;
 }
 
 export interface RewriteResult {
@@ -390,10 +392,22 @@ function elementBytes(tag: number, vr: string, value: Uint8Array, ctx: Ctx): Uin
 }
 
 /**
+ * A file already read whole, so the rewrite neither reads nor parses it again: `bytes` is
+ * the whole file; `header` (optional) its full index from parseBytes(bytes) without
+ * stopBeforePixels. The caller keeps the bytes unchanged until the rewrite returns.
+ */
+export interface RewriteSource {
+  bytes: Uint8Array;
+  header?: Header;
+}
+
+/**
  * Rewrite a file with edits. `output` is a path (written to a temp name beside it, fsynced,
- * renamed; it may be the input itself) or a writable stream.
+ * renamed; it may be the input itself) or a writable stream. With `opts.source` the input
+ * is those bytes (`input` only names it in errors).
  */
 export async function rewriteDicom(input: string, output: Output, opts: RewriteOptions): Promise<RewriteResult> {
+  if (opts.source) return rewriteSource(input, output, opts.source, opts);
   const fd = openSync(input, 'r');
   // The head (the whole file, up to 1 MiB) is read into a borrowed block, once; a larger
   // file is walked in windows after it.
@@ -406,31 +420,56 @@ export async function rewriteDicom(input: string, output: Output, opts: RewriteO
       throw err instanceof DicomParseError ? err.withFile(input) : err;
     }
     const size = header.inflated ? fstatSync(fd).size : header.fileSize!;
-    const readValue = async (el: DicomElement): Promise<Uint8Array> => {
-      if (el.length === UNDEFINED_LENGTH) return new Uint8Array(0);
-      // A copy: the window may be a borrowed block that is reused after this rewrite.
-      const inMemory = header.bytesOf(el);
-      return inMemory ? new Uint8Array(inMemory) : readAt(fd, el.valueOffset, el.length);
-    };
-    const edits = new Edits();
-    await decide(header, opts, edits, readValue);
-    if (opts.set?.length) applySet(header, opts.set, edits);
-    const metaChanges = opts.meta && Object.keys(opts.meta).length > 0 ? opts.meta : undefined;
-    const changed = edits.changed + (metaChanges ? Object.keys(metaChanges).length : 0);
-    const fsync = opts.fsync ?? true;
-    if (changed === 0) {
-      const bytesOut = await writePlan(fd, header, new Plan().copy(0, size), undefined, output, { fsync, verbatim: true });
-      return { changed, bytesIn: size, bytesOut };
-    }
-    const ctx: Ctx = { explicit: header.explicit, le: header.littleEndian };
-    const planner = new Planner(header, edits);
-    const head = metaChanges ? planMeta(header, metaChanges) : new Plan().copy(0, header.datasetOffset);
-    const datasetEnd = header.inflated ? header.store.windows[0]!.bytes.length : size;
-    const body = edits.dirtyLists.has(header.elements) ? planner.list(header.elements, header.datasetOffset, datasetEnd, ctx) : new Plan().copy(header.datasetOffset, datasetEnd);
-    const bytesOut = await writePlan(fd, header, head, body, output, { fsync, verbatim: false });
-    return { changed, bytesIn: size, bytesOut };
+    return await rewriteIndexed(header, size, fd, undefined, output, opts);
   } finally {
     closeSync(fd);
     releaseBlock(block);
   }
+}
+
+/** The same rewrite from a file held in memory (the caller read it whole, and may have parsed it). */
+async function rewriteSource(input: string, output: Output, source: RewriteSource, opts: RewriteOptions): Promise<RewriteResult> {
+  let header = source.header;
+  if (header?.stoppedAtPixels) throw new Error('rewrite source: the header must index the whole file (parse without stopBeforePixels)');
+  if (!header) {
+    try {
+      header = parseBytes(source.bytes, { file: input });
+    } catch (err) {
+      throw err instanceof DicomParseError ? err.withFile(input) : err;
+    }
+  }
+  return rewriteIndexed(header, source.bytes.length, undefined, source.bytes, output, opts);
+}
+
+/**
+ * Decide and write: the input's bytes come from the header's windows, else from `fd`; a
+ * verbatim copy of a deflated file (whose windows hold the inflated stream) from `whole`.
+ */
+async function rewriteIndexed(header: Header, size: number, fd: number | undefined, whole: Uint8Array | undefined, output: Output, opts: RewriteOptions): Promise<RewriteResult> {
+  const readValue = async (el: DicomElement): Promise<Uint8Array> => {
+    if (el.length === UNDEFINED_LENGTH) return new Uint8Array(0);
+    // A copy: the window may be a borrowed block that is reused after this rewrite.
+    const inMemory = header.bytesOf(el);
+    if (inMemory) return new Uint8Array(inMemory);
+    if (fd === undefined) throw new Error(`${formatTag(el.tag)}: value at offset ${el.valueOffset} is not in memory`);
+    return readAt(fd, el.valueOffset, el.length);
+  };
+  const edits = new Edits();
+  await decide(header, opts, edits, readValue);
+  if (opts.set?.length) applySet(header, opts.set, edits);
+  const metaChanges = opts.meta && Object.keys(opts.meta).length > 0 ? opts.meta : undefined;
+  const changed = edits.changed + (metaChanges ? Object.keys(metaChanges).length : 0);
+  const fsync = opts.fsync ?? true;
+  if (changed === 0) {
+    const plan = whole ? new Plan().bytes(whole) : new Plan().copy(0, size);
+    const bytesOut = await writePlan(fd, header, plan, undefined, output, { fsync, verbatim: true });
+    return { changed, bytesIn: size, bytesOut };
+  }
+  const ctx: Ctx = { explicit: header.explicit, le: header.littleEndian };
+  const planner = new Planner(header, edits);
+  const head = metaChanges ? planMeta(header, metaChanges) : new Plan().copy(0, header.datasetOffset);
+  const datasetEnd = header.inflated ? header.store.windows[0]!.bytes.length : size;
+  const body = edits.dirtyLists.has(header.elements) ? planner.list(header.elements, header.datasetOffset, datasetEnd, ctx) : new Plan().copy(header.datasetOffset, datasetEnd);
+  const bytesOut = await writePlan(fd, header, head, body, output, { fsync, verbatim: false });
+  return { changed, bytesIn: size, bytesOut };
 }

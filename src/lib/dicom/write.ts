@@ -173,7 +173,7 @@ function fsyncDirSync(dir: string): void {
  * whole file. A deflated input's body is deflated again (its ranges refer to the inflated stream).
  */
 export async function writePlan(
-  inputFd: number,
+  inputFd: number | undefined,
   header: Header,
   head: Plan,
   body: Plan | undefined,

@@ -22,7 +22,7 @@ import { dirname } from 'node:path';
 import { datasetEncoding } from '../net/scp/sop-classes.js';
 import type { StoreReply, StoreRequest, StoreSink } from '../net/scp/types.js';
 import { DatasetWalker, type WalkResult } from './dataset-walker.js';
-import { buildFileHead } from './file-meta.js';
+import { buildFileHead } from '../dicom/file-meta.js';
 import type { InstancePlacement } from './placement.js';
 import type { TempFile } from './temp-files.js';
 

@@ -188,33 +188,5 @@ export function encodeDataset(elements: readonly Element[], o: EncodeOptions): B
   return Buffer.concat(chunks);
 }
 
-export interface FileMetaInput {
-  sopClassUid: string;
-  sopInstanceUid: string;
-  transferSyntaxUid: string;
-  implementationClassUid: string;
-  implementationVersionName: string;
-  sourceAet?: string;
-}
-
-/**
- * The 128-byte preamble, "DICM" and the File Meta group, always Explicit VR Little Endian
- * (PS3.10 7.1) with its group length computed from what follows.
- */
-export function encodeFileMeta(m: FileMetaInput): Buffer {
-  const o: EncodeOptions = { syntax: 'explicit', text: 'latin1' };
-  const elements: Element[] = [
-    { tag: tag(0x0002, 0x0001), vr: 'OB', value: Uint8Array.of(0x00, 0x01) },
-    { tag: tag(0x0002, 0x0002), vr: 'UI', value: m.sopClassUid },
-    { tag: tag(0x0002, 0x0003), vr: 'UI', value: m.sopInstanceUid },
-    { tag: tag(0x0002, 0x0010), vr: 'UI', value: m.transferSyntaxUid },
-    { tag: tag(0x0002, 0x0012), vr: 'UI', value: m.implementationClassUid },
-    { tag: tag(0x0002, 0x0013), vr: 'SH', value: m.implementationVersionName },
-  ];
-  if (m.sourceAet) elements.push({ tag: tag(0x0002, 0x0016), vr: 'AE', value: m.sourceAet });
-  const body = encodeDataset(elements, o);
-  const groupLength = encodeDataset([{ tag: tag(0x0002, 0x0000), vr: 'UL', value: [body.length] }], o);
-  const preamble = Buffer.alloc(132);
-  preamble.write('DICM', 128, 'latin1');
-  return Buffer.concat([preamble, groupLength, body]);
-}
+/** The File Meta head is the core's (the receiver writes the same one). */
+export { buildFileHead as encodeFileMeta, type FileMetaFields as FileMetaInput } from '../dicom/file-meta.js';

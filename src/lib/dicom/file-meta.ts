@@ -1,7 +1,8 @@
 /**
- * The head of a received file (PS3.10 7.1): 128-byte preamble, "DICM", and the File Meta
- * Information group in Explicit VR Little Endian, built from the C-STORE request and the
- * accepted presentation context. The data set bytes follow exactly as the sender sent them.
+ * The head of a Part 10 file (PS3.10 7.1): 128-byte preamble, "DICM", and the File Meta
+ * Information group in Explicit VR Little Endian. The receiver builds it from the C-STORE
+ * request and the accepted presentation context (the data set bytes follow exactly as the
+ * sender sent them); fiona-synth from the instance it writes.
  */
 
 export interface FileMetaFields {

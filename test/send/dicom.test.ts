@@ -68,6 +68,29 @@ describe('storescp (bit-preserving)', () => {
     }
   });
 
+  test('instances larger than one write block (2 MiB, many PDUs) arrive byte for byte, one after another', async () => {
+    // The first block of each instance is read ahead while the previous one waits for its
+    // response; the rest is streamed. Both paths, and the hand-over between instances, are here.
+    const big = await synthStudy(join(tmp.dir, 'big'), { series: 1, instances: 3, rows: 1024, seed: 'big' });
+    const outDir = join(tmp.dir, 'scp-big');
+    await mkdir(outDir);
+    const scp = await startStorescp(outDir, { aet: 'PACS', args: ['+xa', '+B'] });
+    try {
+      const r = await send(['--to', `dicom://PACS@127.0.0.1:${scp.port}?calling=FIONA`, join(tmp.dir, 'big')]);
+      expect(r.exitCode, String(r.stderr)).toBe(0);
+      const stored = await storedBySop(outDir);
+      for (const f of big) {
+        const sentSet = await datasetOf(f);
+        expect(sentSet.length).toBeGreaterThan(2 * 1024 * 1024);
+        const got = stored.get(await sopOf(f));
+        expect(got, `${f} was not stored`).toBeDefined();
+        expect((await datasetOf(got!)).equals(sentSet), `data set of ${f}`).toBe(true);
+      }
+    } finally {
+      await stopProc(scp.proc);
+    }
+  });
+
   test('a SOP class the peer does not accept fails with the reason; the rest arrive; exit 1', async () => {
     const outDir = join(tmp.dir, 'scp2');
     await mkdir(outDir);

@@ -163,13 +163,20 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
     return b;
   };
 
-  /** The input's header and size: the head of the file read synchronously and parsed in memory; a longer header through the core's reader. */
-  async function prepare(input: string): Promise<{ h: Header; size: number; head?: Buffer }> {
+  /**
+   * The input's header and size. A small file is read whole, once, and indexed whole: the
+   * same bytes and index serve the decisions and the rewrite (no second read or parse). A
+   * larger one: its head read synchronously and parsed in memory, a longer header through
+   * the core's reader, and the rewrite streams it.
+   */
+  async function prepare(input: string): Promise<{ h: Header; size: number; head?: Buffer; whole?: Buffer }> {
     try {
       const head = readHead(input, headBuffers);
       if (head.bytes) {
+        const whole = head.bytes.length === head.size && head.size <= IN_MEMORY_LIMIT;
         try {
-          return { h: parseBytes(head.bytes, { stopBeforePixels: true, file: input }), size: head.size, head: head.buffer };
+          const h = parseBytes(head.bytes, { stopBeforePixels: !whole, file: input });
+          return { h, size: head.size, head: head.buffer, whole: whole ? head.bytes : undefined };
         } catch (err) {
           // A header longer than the first read (or a broken one): the core's reader decides.
           headBuffers.release(head.buffer);
@@ -203,14 +210,14 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
   async function anonymize(input: string, outDir: string): Promise<AnonymizedResult> {
     const prepared = await prepare(input);
     try {
-      return await anonymizePrepared(input, outDir, prepared.h, prepared.size);
+      return await anonymizePrepared(input, outDir, prepared.h, prepared.size, prepared.whole);
     } finally {
       // The header's windows are views of this buffer: it goes back only when the file is done.
       if (prepared.head) headBuffers.release(prepared.head);
     }
   }
 
-  async function anonymizePrepared(input: string, outDir: string, h: Header, size: number): Promise<AnonymizedResult> {
+  async function anonymizePrepared(input: string, outDir: string, h: Header, size: number, whole: Buffer | undefined): Promise<AnonymizedResult> {
     const sop = h.string('SOPInstanceUID');
     const study = h.string('StudyInstanceUID');
     const series = h.string('SeriesInstanceUID');
@@ -287,7 +294,7 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
         // Small file: the output is built in memory, checked there, then written once.
         const sink = new MemorySink(outputBuffers, size);
         try {
-          await rewrite(input, sink, edits);
+          await rewrite(input, sink, whole ? { ...edits, source: { bytes: whole, header: h } } : edits);
           const out = sink.bytes();
           finishInMemory(out, { codes: codes && h.explicit, needles: needles() });
           await writeAndPublish(tmp, target, [out], fsync, dirs);
@@ -344,13 +351,17 @@ export const IN_MEMORY_LIMIT = 1024 * 1024;
 /** Most headers fit in this much; the first read takes it, synchronously (no thread-pool round trips). */
 const HEAD_BYTES = 32 * 1024;
 
-/** The first HEAD_BYTES of a file (read into a pooled buffer) and its size. */
+/**
+ * The head of a file (read into a pooled buffer) and its size: the whole file when it is
+ * small enough to be rewritten in memory, else its first HEAD_BYTES.
+ */
 function readHead(file: string, pool: BufferPool): { bytes: Buffer | undefined; buffer: Buffer; size: number } {
   const fd = openSync(file, 'r');
-  const buf = pool.acquire(HEAD_BYTES);
+  let buf: Buffer | undefined;
   try {
     const size = fstatSync(fd).size;
-    const want = Math.min(size, HEAD_BYTES);
+    const want = size <= IN_MEMORY_LIMIT ? size : HEAD_BYTES;
+    buf = pool.acquire(want);
     let off = 0;
     while (off < want) {
       const n = readSync(fd, buf, off, want - off, off);
@@ -359,7 +370,7 @@ function readHead(file: string, pool: BufferPool): { bytes: Buffer | undefined; 
     }
     return { bytes: off === want ? buf.subarray(0, want) : undefined, buffer: buf, size };
   } catch (err) {
-    pool.release(buf);
+    if (buf) pool.release(buf);
     throw err;
   } finally {
     closeSync(fd);

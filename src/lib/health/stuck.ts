@@ -5,7 +5,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { readLockInfo } from '../site/lock.js';
+import { processAlive, readLockInfo } from '../site/lock.js';
 import type { CheckResult } from './types.js';
 
 export interface StuckItem {
@@ -14,15 +14,6 @@ export interface StuckItem {
   pid?: number;
   alive?: boolean;
   what: 'lock' | 'transfer';
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Lock files (`*.lock`, `lock`) under dir, a few levels deep. */
@@ -57,7 +48,7 @@ export async function findStuck(dirs: string[], limitMs: number, now = Date.now(
       if (ageMs < limitMs) continue;
       const info = await readLockInfo(lock);
       const sameHost = info?.host === hostname();
-      out.push({ path: lock, ageMs, pid: info?.pid, alive: info && sameHost ? alive(info.pid) : undefined, what: 'lock' });
+      out.push({ path: lock, ageMs, pid: info?.pid, alive: info && sameHost ? processAlive(info.pid) : undefined, what: 'lock' });
     }
     // fiona-transfer's results: status "running" with an old start.
     let results: string[] = [];
@@ -71,7 +62,7 @@ export async function findStuck(dirs: string[], limitMs: number, now = Date.now(
         const r = JSON.parse(await readFile(join(dir, 'transfers', f), 'utf8')) as { status?: string; started?: string; pid?: number };
         if (r.status !== 'running' || !r.started) continue;
         const ageMs = now - Date.parse(r.started);
-        if (ageMs >= limitMs) out.push({ path: join(dir, 'transfers', f), ageMs, pid: r.pid, alive: r.pid ? alive(r.pid) : undefined, what: 'transfer' });
+        if (ageMs >= limitMs) out.push({ path: join(dir, 'transfers', f), ageMs, pid: r.pid, alive: r.pid ? processAlive(r.pid) : undefined, what: 'transfer' });
       } catch {
         // being rewritten
       }

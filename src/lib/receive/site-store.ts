@@ -8,7 +8,7 @@
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeEvent, type BaseEvent } from '../events/index.js';
-import { quarantineFile, type SiteLayout } from '../site/index.js';
+import { processAlive, quarantineFile, type SiteLayout } from '../site/index.js';
 import type { StoreHandler, StoreRequest, StoreSink } from '../net/scp/types.js';
 import { IncomingInstance } from './incoming.js';
 import { InstancePlacement } from './placement.js';
@@ -58,15 +58,6 @@ export class SiteStore implements StoreHandler {
   /** Remove the temp files made ahead and not used. */
   close(): void {
     this.temps.close();
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

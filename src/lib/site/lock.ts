@@ -26,7 +26,8 @@ export async function readLockInfo(path: string): Promise<LockInfo | undefined> 
   }
 }
 
-function processAlive(pid: number): boolean {
+/** Whether a process of this host is alive (EPERM: alive, not ours). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

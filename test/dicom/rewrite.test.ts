@@ -371,6 +371,19 @@ describe('set, meta and encodings', () => {
     }
   });
 
+  it('writes to a synchronous byte sink the same bytes as to a file (pieces valid only during the call)', async () => {
+    const edit = { visit: (c: { tag: number }) => (c.tag === PATIENT_NAME ? ({ op: 'replace', value: 'Byte^Sink' } as const) : undefined) };
+    for (const name of ['synth', 'synthDeflated', 'synthRle', 'oddUndefined']) {
+      const f = fx[name]!;
+      const copies: Buffer[] = [];
+      const r = await rewriteDicom(f, { accept: (b) => void copies.push(Buffer.from(b)) }, edit);
+      await rewriteDicom(f, out(`${name}-sink`), edit);
+      const expected = await readFile(out(`${name}-sink`));
+      expect(Buffer.concat(copies).equals(expected), name).toBe(true);
+      expect(r.bytesOut).toBe(expected.length);
+    }
+  });
+
   it('refuses a source header that stopped before the pixel data', async () => {
     const bytes = await readFile(fx.synth!);
     const header = parseDicom(bytes, { stopBeforePixels: true }) as Header;

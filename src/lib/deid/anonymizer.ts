@@ -2,7 +2,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
-  DicomParseError, type DicomHeader, type Header, type RewriteOptions, type RewriteResult, type SetEntry, isPathSafeUid, readHeaderFull, rewriteDicom,
+  DicomParseError, type DicomHeader, type Header, type Output, type RewriteOptions, type RewriteResult, type SetEntry, isPathSafeUid, readHeaderFull, rewriteDicom,
 } from '../dicom/index.js';
 import { parseBytes } from '../dicom/read.js';
 import { quarantineFile } from '../site/quarantine.js';
@@ -378,7 +378,7 @@ function readHead(file: string, pool: BufferPool): { bytes: Buffer | undefined; 
 }
 
 /** The core's rewrite, with its parse errors turned into a refusal (quarantine) instead of a crash. */
-async function rewrite(input: string, output: string | NodeJS.WritableStream, edits: RewriteOptions): Promise<RewriteResult> {
+async function rewrite(input: string, output: Output, edits: RewriteOptions): Promise<RewriteResult> {
   try {
     return await rewriteDicom(input, output, edits);
   } catch (err) {

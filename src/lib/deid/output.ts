@@ -2,7 +2,7 @@ import { closeSync, fdatasync, openSync, renameSync, rmSync, writeSync } from 'n
 import { mkdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { threadId } from 'node:worker_threads';
-import { Writable } from 'node:stream';
+import type { ByteSink } from '../dicom/write.js';
 import { fsyncDir } from '../site/atomic.js';
 
 /**
@@ -121,12 +121,12 @@ export class BufferPool {
 }
 
 /**
- * A writable that copies what is written into one pooled buffer (for outputs small enough to
- * check in memory). Copying is not optional: the core may hand over views of a block it
- * reuses for the next file once the rewrite returns, so a chunk kept by reference could
- * change under us. Call release() when the bytes are no longer needed.
+ * The core's synchronous byte sink, copying what it is given into one pooled buffer (for
+ * outputs small enough to check in memory). Copying is not optional: the pieces may be
+ * views of a block the core reuses for the next file. Call release() when the bytes are no
+ * longer needed.
  */
-export class MemorySink extends Writable {
+export class MemorySink implements ByteSink {
   private buf: Buffer;
   size = 0;
 
@@ -135,20 +135,18 @@ export class MemorySink extends Writable {
     private readonly pool: BufferPool,
     expected: number,
   ) {
-    super();
     this.buf = pool.acquire(expected + 16 * 1024);
   }
 
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+  accept(chunk: Uint8Array): void {
     if (this.size + chunk.length > this.buf.length) {
       const bigger = this.pool.acquire(Math.max(this.buf.length * 2, this.size + chunk.length));
       this.buf.copy(bigger, 0, 0, this.size);
       this.pool.release(this.buf);
       this.buf = bigger;
     }
-    chunk.copy(this.buf, this.size);
+    this.buf.set(chunk, this.size);
     this.size += chunk.length;
-    cb();
   }
 
   /** The bytes written so far (a view of the pooled buffer: valid until release()). */

@@ -14,6 +14,7 @@ export { formatTag, tagHex, isPrivateTag, isPrivateCreator } from './tags.js';
 export { TS, encodingOf } from './transfer-syntax.js';
 export { decodeText, encodeText } from './charset.js';
 export { rewriteDicom } from './rewrite.js';
+export type { ByteSink, Output } from './write.js';
 export type { EditDecision, ElementContext, RewriteOptions, RewriteResult, RewriteSource, SetEntry } from './rewrite.js';
 export { encodeValue, encodeValueFor, formatDS } from './encode.js';
 export type { Value } from './encode.js';

@@ -14,7 +14,21 @@ import { readAt } from './read.js';
  * copies give the event loop a turn every few MiB.
  */
 
-export type Output = string | NodeJS.WritableStream;
+/**
+ * A synchronous consumer of the output (e.g. one that copies it into memory): `accept` is
+ * called with each piece in order; the piece is valid only during the call (it may be a
+ * view of a block reused right after), so a sink that keeps bytes copies them. Cheaper
+ * than a stream: no stream machinery and no defensive copy per piece.
+ */
+export interface ByteSink {
+  accept(bytes: Uint8Array): void;
+}
+
+export type Output = string | NodeJS.WritableStream | ByteSink;
+
+function isByteSink(o: Output): o is ByteSink {
+  return typeof o === 'object' && typeof (o as Partial<ByteSink>).accept === 'function';
+}
 
 const PIECE = 1024 * 1024;
 /** Streams keep what they are given, so their blocks are fresh each time: small ones (less garbage). */
@@ -199,6 +213,16 @@ export async function writePlan(
       await render(body, sink, memory, inFd);
     }
   };
+  if (typeof output !== 'string' && isByteSink(output)) {
+    const sink = new Sink((b) => output.accept(b), true);
+    try {
+      await emit(sink);
+      await sink.flush();
+    } finally {
+      sink.release();
+    }
+    return sink.written;
+  }
   if (typeof output !== 'string') {
     const sink = new Sink(streamWriter(output));
     await emit(sink);

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // fiona-send against the standard tools, side by side in one run, alternating rounds:
 //   SFTP: 1 GB in 1,000 files and 1 GB in one file, fiona-send vs OpenSSH `sftp -b` (batch put)
-//         into the same sshd on loopback. fiona-send also verifies every file (md5sum on the
-//         server) and publishes by rename; sftp does neither.        bar: >= 1x sftp
+//         into the same sshd on loopback. fiona-send by default also verifies every file (md5
+//         locally and md5sum on the server) and publishes by rename; sftp does neither. A second
+//         RATIO line compares like for like: fiona-send --verify size (no checksums). bar: >= 1x
 //   DICOM: 1,000 instances (fiona-synth) into one DCMTK storescp, fiona-send vs storescu.
 //                                                                     bar: >= 1x storescu
 // Env: BENCH_ROUNDS (default 2), BENCH_SFTP_MB (default 1024), BENCH_DICOM (default 1000),
@@ -116,18 +117,27 @@ async function benchSftp(work) {
       [`sftp ${SFTP_MB} MB in one file`, big, (dst) => `put ${big} ${dst}/big.bin`],
     ]) {
       const f = [];
+      const s = [];
       const o = [];
+      const fiona = (dst, extra) => ['-q', ...extra, '--to', url(dst), '--identity', sshd.identity, '--known-hosts', sshd.knownHosts, src];
       for (let r = 0; r < ROUNDS; r++) {
+        // fiona-send as it runs by default: md5 of every file on both sides, compared, then renamed.
         const d1 = join(work, `dst-fiona-${r}`);
         mkdirSync(d1);
-        f.push(await run(SEND, ['-q', '--to', url(d1), '--identity', sshd.identity, '--known-hosts', sshd.knownHosts, src]));
+        f.push(await run(SEND, fiona(d1, [])));
         rmSync(d1, { recursive: true, force: true });
         const d2 = join(work, `dst-sftp-${r}`);
         mkdirSync(d2);
         o.push(await run('sftp', sftpArgs, { input: `${batch(d2)}\n` }));
         rmSync(d2, { recursive: true, force: true });
+        // Like for like with sftp -b, which checks nothing: remote size only (still .part + rename).
+        const d3 = join(work, `dst-size-${r}`);
+        mkdirSync(d3);
+        s.push(await run(SEND, fiona(d3, ['--verify', 'size'])));
+        rmSync(d3, { recursive: true, force: true });
       }
       report(label, bytes, f, o, 'sftp -b');
+      report(`${label} (like for like: fiona --verify size, no remote md5)`, bytes, s, o, 'sftp -b');
     }
   } finally {
     sshd.stop();

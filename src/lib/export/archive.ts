@@ -63,19 +63,27 @@ export async function buildArchive(o: ArchiveOptions): Promise<PublishedArchive>
   const p = archivePaths(o.outDir, o.name);
   try {
     const keyCache = o.password ? new Map() : undefined;
-    const written = await writeZip(p.part, listStage(o.stageDir), { level: o.level, password: o.password, onEntry: o.onEntry, keyCache, sync: false });
-    // The flush to disk runs while the archive is read back (from the page cache); both must
-    // finish before the archive is published.
+    const written = await writeZip(p.part, listStage(o.stageDir), {
+      level: o.level,
+      password: o.password,
+      onEntry: o.onEntry,
+      keyCache,
+      sync: false,
+      deferMd5: true,
+    });
+    // The flush to disk and the MD5 (on its worker thread) run while the archive is read back
+    // from the page cache; all three must finish before the archive is published.
     const synced = syncFile(p.part);
     synced.catch(() => undefined);
     await verifyZip(p.part, { password: o.password, digest: written.digest, keyCache });
     await synced;
-    await writeFileAtomic(p.md5, md5sumLine(written.md5, p.zip));
+    const md5 = await written.md5Pending;
+    await writeFileAtomic(p.md5, md5sumLine(md5, p.zip));
     // Written 0600 while incomplete; published group-readable, for a web server in the group.
     await chmod(p.part, 0o640);
     await rename(p.part, p.zip);
     await fsyncDir(o.outDir);
-    return { path: p.zip, md5Path: p.md5, md5: written.md5, bytes: written.bytes, entries: written.count };
+    return { path: p.zip, md5Path: p.md5, md5, bytes: written.bytes, entries: written.count };
   } catch (err) {
     await rm(p.part, { force: true });
     if (!existsSync(p.zip)) await rm(p.md5, { force: true });

@@ -37,10 +37,10 @@ export class SeriesClassLookup {
 
 /** Why an instance may carry burned-in identity, or undefined. */
 export async function burnedInReason(h: DicomHeader, lookup?: SeriesClassLookup): Promise<string | undefined> {
-  if ((h.string('BurnedInAnnotation') ?? '').toUpperCase() === 'YES') return 'BurnedInAnnotation is YES';
+  if ((h.string(0x00280301) ?? '').toUpperCase() === 'YES') return 'BurnedInAnnotation is YES';
   if (lookup) {
-    const study = h.string('StudyInstanceUID');
-    const series = h.string('SeriesInstanceUID');
+    const study = h.string(0x0020000d);
+    const series = h.string(0x0020000e);
     if (study && series) {
       const types = await lookup.types(study, series);
       if (types.some((t) => t.toUpperCase() === CHECK_BURNED_IN_CLASS)) return `the series is classified ${CHECK_BURNED_IN_CLASS}`;

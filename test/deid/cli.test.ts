@@ -428,6 +428,10 @@ describe('other transfer syntaxes', () => {
       expect(b.transferSyntaxUid).toBe(a.transferSyntaxUid);
       expect(b.string('PatientIdentityRemoved')).toBe('YES');
       expect(b.string('PatientName')).not.toBe(a.string('PatientName'));
+      // The coded method too, in every encoding (deflated included: the core sets the sequence).
+      const codes = b.element(0x00120064);
+      expect(codes?.vr, name).toBe('SQ');
+      expect(codes?.items?.length, name).toBeGreaterThan(0);
       const pa = a.element(0x7fe00010)!;
       const pb = b.element(0x7fe00010)!;
       if (a.inflated) {

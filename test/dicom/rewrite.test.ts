@@ -246,6 +246,43 @@ describe('set, meta and encodings', () => {
     }
   });
 
+  it('sets a sequence from its encoded items, in every encoding (deflated included); bad items refused', async () => {
+    /** One item holding CodeValue (0008,0100) SH "113100", in the file's encoding. */
+    const itemBytes = (explicit: boolean, le: boolean): Buffer => {
+      const value = Buffer.from('113100', 'latin1');
+      const el = Buffer.alloc(explicit ? 8 : 8);
+      const w16 = (b: Buffer, v: number, o: number): number => (le ? b.writeUInt16LE(v, o) : b.writeUInt16BE(v, o));
+      const w32 = (b: Buffer, v: number, o: number): number => (le ? b.writeUInt32LE(v, o) : b.writeUInt32BE(v, o));
+      w16(el, 0x0008, 0);
+      w16(el, 0x0100, 2);
+      if (explicit) {
+        el.write('SH', 4, 'latin1');
+        w16(el, value.length, 6);
+      } else w32(el, value.length, 4);
+      const item = Buffer.alloc(8);
+      w16(item, 0xfffe, 0);
+      w16(item, 0xe000, 2);
+      w32(item, el.length + value.length, 4);
+      return Buffer.concat([item, el, value]);
+    };
+    const cases: [string, boolean, boolean][] = [['synth', true, true], ['synthImplicit', false, true], ['synthBig', true, false], ['synthDeflated', true, true]];
+    for (const [name, explicit, le] of cases) {
+      const target = out(`${name}-setsq`);
+      await rewriteDicom(fx[name]!, target, { set: [{ tag: 0x00120064, vr: 'SQ', value: itemBytes(explicit, le) }] });
+      const text = await dcmdumpText(target);
+      expect(text, name).toMatch(/\(0012,0064\) SQ/);
+      expect(text, name).toContain('(0008,0100) SH [113100]');
+      const h = (await indexFile(target)) as Header;
+      const seq = h.element(0x00120064)!;
+      expect(seq.items?.length, name).toBe(1);
+      expect(h.valuesOf(seq.items![0]![0]!, { implicitLE: !explicit })).toEqual(['113100']);
+    }
+    const bad = itemBytes(true, true);
+    bad.writeUInt32LE(99, 4); // the item's length runs past the end
+    await expect(rewriteDicom(fx.synth!, out('setsq-bad'), { set: [{ tag: 0x00120064, vr: 'SQ', value: bad }] })).rejects.toThrow(/\(0012,0064\).*past the end/);
+    await expect(rewriteDicom(fx.synth!, out('setsq-text'), { set: [{ tag: 0x00120064, vr: 'SQ', value: 'text' }] })).rejects.toThrow(/encoded items/);
+  });
+
   it('writes numbers in the dataset byte order (big endian)', async () => {
     const output = out('big-rows');
     await rewriteDicom(fx.oddBig!, output, { visit: (c) => (c.tag === 0x00280107 ? { op: 'replace', value: 1234 } : undefined) });

@@ -242,7 +242,6 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
     }
 
     const marking = { options: rules.options, pixelsCleaned: maskedPixels !== undefined, datesShifted: (dateOffset ?? 0) !== 0, version };
-    const deflated = h.inflated;
     const existingCodes = h.has(DEIDENTIFICATION_METHOD_CODE_SEQUENCE);
     const set = new Map<number, SetEntry>();
     const put = (e: SetEntry): void => void set.set(e.tag, e);
@@ -253,12 +252,10 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
     put({ tag: DEIDENTIFICATION_METHOD, vr: 'LO', value: methodTextFor(marking) });
     put({ tag: LONGITUDINAL_TEMPORAL_INFORMATION_MODIFIED, vr: 'CS', value: longitudinalValue(marking) });
     if (maskedPixels) put({ tag: BURNED_IN_ANNOTATION, vr: 'CS', value: 'NO' });
-    // The code sequence goes in as OB bytes (the core sets values, not sequences) and its VR
-    // is turned into SQ in the written file; implicit VR files need no turning. A deflated
-    // file or one that already has the sequence keeps the text method only (Type 1C is met
-    // by DeidentificationMethod).
-    const codes = !deflated && !existingCodes;
-    if (codes) put({ tag: DEIDENTIFICATION_METHOD_CODE_SEQUENCE, vr: 'OB', value: codeItemsFor(marking, h) });
+    // The code sequence goes in as its encoded items (the core sets a sequence from them, in
+    // any encoding, deflated included). One that already has the sequence keeps it as it is
+    // (Type 1C is met by DeidentificationMethod).
+    if (!existingCodes) put({ tag: DEIDENTIFICATION_METHOD_CODE_SEQUENCE, vr: 'SQ', value: codeItemsFor(marking, h) });
 
     const notes: VisitNotes = { topLevel: new Map(), replacedUids: new Set(), warnings: [] };
     const visit = createVisitor(
@@ -302,7 +299,7 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
         try {
           await rewrite(input, sink, whole ? { ...edits, source: { bytes: whole, header: h } } : edits);
           const out = sink.bytes();
-          finishInMemory(out, { codes: codes && h.explicit, needles: needles() });
+          finishInMemory(out, { needles: needles() });
           await writeAndPublish(tmp, target, [out], fsync, dirs);
           bytesOut = out.length;
         } finally {
@@ -310,7 +307,7 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
         }
       } else {
         const r = await rewrite(input, tmp, edits);
-        await finishOnDisk(tmp, { codes: codes && h.explicit, needles: needles() }, fsync);
+        await finishOnDisk(tmp, { needles: needles() }, fsync);
         await publishTemp(tmp, target, fsync, dirs);
         bytesOut = r.bytesOut;
       }

@@ -2,19 +2,16 @@ import { open } from 'node:fs/promises';
 import { type Header, formatTag, readHeaderFull } from '../dicom/index.js';
 import { parseBytes } from '../dicom/read.js';
 import { type Needle, findNeedle, haystackOf } from './leak.js';
-import { DEIDENTIFICATION_METHOD_CODE_SEQUENCE } from './marking.js';
 import { RefusedError } from './refused.js';
 
 /**
  * Making a written output final, before it is published: zero the preamble (it may hold
- * anything, PS3.15 E.1.1 item 7), turn the inserted code sequence's VR from OB into SQ (the
- * core sets values, not sequences; the two headers have the same layout), check that the
- * output parses, and the leak check: no identifying value outside the pixel data.
+ * anything, PS3.15 E.1.1 item 7), check that the output parses, and the leak check: no
+ * identifying value outside the pixel data.
  */
 const PIXEL_DATA = 0x7fe00010;
 
 export interface FinishInput {
-  codes: boolean;
   needles: Needle[];
 }
 
@@ -36,16 +33,11 @@ function parseOutput(bytes: Uint8Array): Header {
 
 /**
  * Make an output held in memory final: zero the preamble (it may hold anything, PS3.15
- * E.1.1 item 7), turn the inserted code sequence's VR into SQ, check that it parses and
- * holds no identifying value outside its pixel data.
+ * E.1.1 item 7), check that it parses and holds no identifying value outside its pixel data.
  */
 export function finishInMemory(bytes: Buffer, o: FinishInput): void {
   const out = parseOutput(bytes);
   if (hasPreamble(bytes)) bytes.fill(0, 0, 128);
-  if (o.codes) {
-    const el = out.element(DEIDENTIFICATION_METHOD_CODE_SEQUENCE);
-    if (el) bytes.write('SQ', el.headerOffset + 4, 'latin1');
-  }
   if (o.needles.length === 0) return;
   if (out.inflated) {
     const hit = findNeedle(haystackOf(out.store.windows[0]!.bytes), o.needles);
@@ -61,7 +53,7 @@ export function finishInMemory(bytes: Buffer, o: FinishInput): void {
   }
 }
 
-/** The same for an output too large to hold: patched and checked in the temp file. */
+/** The same for an output too large to hold: its preamble zeroed and checked in the temp file. */
 export async function finishOnDisk(tmp: string, o: FinishInput, fsync: boolean): Promise<void> {
   const out = await readHeaderFull(tmp).catch((err: unknown) => {
     throw new Error(`the written file does not parse (a bug; nothing was released): ${(err as Error).message}`, { cause: err });
@@ -70,10 +62,6 @@ export async function finishOnDisk(tmp: string, o: FinishInput, fsync: boolean):
   try {
     const head = out.store.slice(0, 132);
     if (head && hasPreamble(head)) await fh.write(new Uint8Array(128), 0, 128, 0);
-    if (o.codes) {
-      const el = out.element(DEIDENTIFICATION_METHOD_CODE_SEQUENCE);
-      if (el) await fh.write(Buffer.from('SQ', 'latin1'), 0, 2, el.headerOffset + 4);
-    }
     if (o.needles.length > 0) {
       const leak = await scanForLeaks(fh, out, o.needles);
       if (leak) throw leakError(leak);

@@ -117,6 +117,27 @@ function encodeNumbers(vr: string, value: Exclude<Value, Uint8Array>, littleEndi
 }
 
 /**
+ * A sequence's value given as its encoded items, in the dataset's encoding: each item
+ * (FFFE,E000) of defined length, walked to the end so a wrong length is refused here
+ * instead of written into a file no reader can parse.
+ */
+function checkItems(bytes: Uint8Array, littleEndian: boolean): Uint8Array {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let at = 0;
+  while (at < bytes.length) {
+    if (at + 8 > bytes.length) throw new Error(`sequence items: ${bytes.length - at} stray bytes at offset ${at}`);
+    const group = dv.getUint16(at, littleEndian);
+    const element = dv.getUint16(at + 2, littleEndian);
+    const length = dv.getUint32(at + 4, littleEndian);
+    if (group !== 0xfffe || element !== 0xe000) throw new Error(`sequence items: no item tag (FFFE,E000) at offset ${at}`);
+    if (length === 0xffffffff) throw new Error(`sequence items: give each item a defined length (offset ${at})`);
+    at += 8 + length;
+    if (at > bytes.length) throw new Error(`sequence items: an item's length runs past the end (offset ${at - 8 - length})`);
+  }
+  return bytes;
+}
+
+/**
  * Encode a value for a VR, little endian. `charset` is the SpecificCharacterSet value list
  * for the VRs it affects (SH, LO, ST, LT, UC, UT, PN).
  */
@@ -125,7 +146,10 @@ export function encodeValue(vr: string, value: Value, charset?: string[]): Uint8
 }
 
 export function encodeValueFor(vr: string, value: Value, opts: { charsets: readonly string[]; littleEndian: boolean }): Uint8Array {
-  if (vr === 'SQ') throw new Error('a sequence cannot be set from a value (remove or empty it, or edit its items)');
+  if (vr === 'SQ') {
+    if (value instanceof Uint8Array) return checkItems(value, opts.littleEndian);
+    throw new Error('a sequence is set from its encoded items (bytes), not from a value (or remove or empty it, or edit its items)');
+  }
   if (value instanceof Uint8Array) return pad(value, vr);
   if (STRING_VRS.has(vr)) {
     const texts = toTexts(vr, value);

@@ -105,78 +105,16 @@ export class FileDataset extends Dataset {
     readonly offset: number,
     readonly length: number,
     transferSyntaxUid: string,
-    readonly sopClassUid: string,
+    sopClassUid: string,
     sopInstanceUid: string,
   ) {
     super({ SOPClassUID: sopClassUid, SOPInstanceUID: sopInstanceUid }, transferSyntaxUid);
   }
 
-  /**
-   * The first block of P-DATA-TF PDUs, read and framed ahead (ScuAssociation.prepare) while
-   * the previous request waits for its response; used when the context and PDU size match.
-   */
-  firstBlock?: FramedBlock;
-
   // Never re-encoded: dcmjs-dimse must not be able to produce other bytes for this dataset.
   override getDenaturalizedDataset(): Buffer {
     throw new Error('FileDataset is streamed from its file, never re-encoded');
   }
-}
-
-/** A run of P-DATA-TF PDUs holding file bytes [from, to) of a dataset. */
-interface FramedBlock {
-  pcId: number;
-  fragment: number;
-  bytes: Buffer;
-  /** File position after the block. */
-  to: number;
-  /** Whether the block ends the dataset (its last PDV has the last-fragment bit). */
-  last: boolean;
-}
-
-/**
- * Read file bytes from `pos` (at most WRITE_BLOCK) and frame them as P-DATA-TF PDUs with
- * `fragment` data bytes each. Reads are synchronous on purpose: a block comes from the page
- * cache in microseconds, and the thread-pool round trip of each async read and open cost
- * more than the reads (measured under load: a third of the CPU on 1,000 small instances).
- */
-function readBlock(fd: number, ds: FileDataset, pos: number, pcId: number, fragment: number): FramedBlock {
-  const end = ds.offset + ds.length;
-  const perBlock = Math.max(1, Math.floor(WRITE_BLOCK / fragment));
-  // A deflated data set is padded to even length with one NUL after the deflate stream
-  // (PS3.5 A.5); files written without that pad get it on the wire.
-  const pad = ds.length % 2;
-  const want = Math.min(perBlock * fragment, end - pos);
-  const last = pos + want >= end;
-  const total = want + (last ? pad : 0);
-  const pdus = Math.ceil(total / fragment);
-  // One buffer per block: the data is read behind the room for the PDU headers, then
-  // each fragment is moved forward to its place (no second buffer, less garbage).
-  const out = Buffer.allocUnsafe(total + pdus * 12);
-  const base = pdus * 12;
-  let got = 0;
-  while (got < want) {
-    const bytesRead = readSync(fd, out, base + got, want - got, pos + got);
-    if (bytesRead === 0) throw new Error(`${ds.path}: file shrank while sending (ended at byte ${pos + got}, expected ${end})`);
-    got += bytesRead;
-  }
-  if (last && pad) out[base + want] = 0;
-  let at = 0;
-  for (let i = 0; i < pdus; i++) {
-    const from = base + i * fragment;
-    const len = Math.min(fragment, total - i * fragment);
-    // Headers go in front of fragment i; the fragment moves forward by (pdus - 1 - i) * 12.
-    out.copyWithin(at + 12, from, from + len);
-    writePduHeader(out, at, pcId, len, last && i === pdus - 1 ? 0x02 : 0x00);
-    at += 12 + len;
-  }
-  return { pcId, fragment, bytes: out, to: pos + want, last };
-}
-
-/** Data bytes per PDV for a peer's maximum PDU length (0: unlimited), even (DCMTK refuses odd ones, PS3.8 E.2 / PS3.5 7.1). */
-function fragmentFor(maxPduLength: number): number {
-  const max = maxPduLength === 0 ? MAX_PDU_CAP : Math.min(maxPduLength, MAX_PDU_CAP);
-  return (max - 6) & ~1;
 }
 
 interface NetworkLike {
@@ -371,61 +309,67 @@ class ScuNetwork extends NetworkBase {
     const head = Buffer.allocUnsafe(12 + commandBytes.length);
     writePduHeader(head, 0, pcId, commandBytes.length, 0x03);
     commandBytes.copy(head, 12);
-    const fragment = fragmentFor(maxPduLength);
-    let first: FramedBlock;
-    try {
-      // The block read ahead while the previous request waited, else read now.
-      const ready = dataset.firstBlock;
-      dataset.firstBlock = undefined;
-      first = ready && ready.pcId === pcId && ready.fragment === fragment ? ready : readFirstBlock(dataset, pcId, fragment);
-    } catch (err) {
-      // The command went nowhere yet; the association cannot carry this request: abort it.
-      this.emit('streamError', err as Error);
-      return;
-    }
-    // Command and first data block in one writev: one syscall, one segment train.
-    this.socket.cork();
     this.socket.write(head);
-    const flushed = this.socket.write(first.bytes);
-    this.socket.uncork();
-    this.statistics.addBytesSent(head.length + first.bytes.length);
-    this.lastPduTime = Date.now();
-    if (first.last) return;
-    this.streamFile(dataset, pcId, fragment, first.to, flushed).catch((err: Error) => {
+    this.statistics.addBytesSent(head.length);
+    const max = maxPduLength === 0 ? MAX_PDU_CAP : Math.min(maxPduLength, MAX_PDU_CAP);
+    // Fragments of even length (DCMTK refuses odd ones, PS3.8 E.2 / PS3.5 7.1).
+    this.streamFile(dataset, pcId, (max - 6) & ~1).catch((err: Error) => {
       // The PDV sequence cannot be completed: the association is unusable.
       this.emit('streamError', err);
     });
   }
 
-  /** The rest of a dataset after its first block, with backpressure (memory stays bounded). */
-  private async streamFile(ds: FileDataset, pcId: number, fragment: number, from: number, flushed: boolean): Promise<void> {
-    if (!flushed) await waitDrain(this.socket);
+  /**
+   * Reads are synchronous on purpose: a block comes from the page cache in microseconds, and
+   * the thread-pool round trip of each async read and open cost more than the reads (measured
+   * under load: a third of the CPU on 1,000 small instances). Writes to the socket stay async.
+   */
+  private async streamFile(ds: FileDataset, pcId: number, fragment: number): Promise<void> {
     const fd = openSync(ds.path, 'r');
     try {
-      let pos = from;
-      for (;;) {
-        const block = readBlock(fd, ds, pos, pcId, fragment);
-        pos = block.to;
+      const perBlock = Math.max(1, Math.floor(WRITE_BLOCK / fragment));
+      let pos = ds.offset;
+      const end = ds.offset + ds.length;
+      // A deflated data set is padded to even length with one NUL after the deflate stream
+      // (PS3.5 A.5); files written without that pad get it on the wire.
+      const pad = ds.length % 2;
+      while (pos < end) {
+        const want = Math.min(perBlock * fragment, end - pos);
+        const lastBlock = pos + want >= end;
+        const total = want + (lastBlock ? pad : 0);
+        const pdus = Math.ceil(total / fragment);
+        // One buffer per block: the data is read behind the room for the PDU headers, then
+        // each fragment is moved forward to its place (no second buffer, less garbage).
+        const out = Buffer.allocUnsafe(total + pdus * 12);
+        const base = pdus * 12;
+        let got = 0;
+        while (got < want) {
+          const bytesRead = readSync(fd, out, base + got, want - got, pos + got);
+          if (bytesRead === 0) throw new Error(`${ds.path}: file shrank while sending (ended at byte ${pos + got}, expected ${end})`);
+          got += bytesRead;
+        }
+        if (lastBlock && pad) out[base + want] = 0;
+        let at = 0;
+        for (let i = 0; i < pdus; i++) {
+          const from = base + i * fragment;
+          const len = Math.min(fragment, total - i * fragment);
+          const last = lastBlock && i === pdus - 1;
+          // Headers go in front of fragment i; the fragment moves forward by (pdus - 1 - i) * 12.
+          out.copyWithin(at + 12, from, from + len);
+          writePduHeader(out, at, pcId, len, last ? 0x02 : 0x00);
+          at += 12 + len;
+        }
+        pos += want;
         if (this.socket.destroyed) throw new Error('connection closed while sending');
-        const ok = this.socket.write(block.bytes);
-        this.statistics.addBytesSent(block.bytes.length);
+        const flushed = this.socket.write(out);
+        this.statistics.addBytesSent(out.length);
         // Sending is progress: the idle timer must not fire while a large file goes out.
         this.lastPduTime = Date.now();
-        if (block.last) return;
-        if (!ok) await waitDrain(this.socket);
+        if (!flushed) await waitDrain(this.socket);
       }
     } finally {
       closeSync(fd);
     }
-  }
-}
-
-function readFirstBlock(ds: FileDataset, pcId: number, fragment: number): FramedBlock {
-  const fd = openSync(ds.path, 'r');
-  try {
-    return readBlock(fd, ds, ds.offset, pcId, fragment);
-  } finally {
-    closeSync(fd);
   }
 }
 
@@ -577,21 +521,6 @@ export class ScuAssociation {
     return this.contexts().find(
       (c) => c.accepted && c.abstractSyntax === abstractSyntax && (transferSyntax === undefined || c.transferSyntax === transferSyntax),
     );
-  }
-
-  /**
-   * Read and frame the first block of a dataset now, so that sending it later costs one
-   * write: called for the next instance while the current one waits for its response.
-   * Best effort: a file that cannot be read now is read (and fails) when it is sent.
-   */
-  prepare(dataset: FileDataset): void {
-    const ctx = this.acceptedContext(dataset.sopClassUid, dataset.getTransferSyntaxUid());
-    if (!ctx || dataset.length <= 0) return;
-    try {
-      dataset.firstBlock = readFirstBlock(dataset, ctx.id, fragmentFor(this.maxPduLength));
-    } catch {
-      dataset.firstBlock = undefined;
-    }
   }
 
   /** The peer's maximum PDU length (0 = unlimited). */

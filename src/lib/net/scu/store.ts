@@ -161,7 +161,6 @@ async function storeRun(peer: DicomPeer, first: StoreInstance, q: RunQueue, opts
   }
   let current: StoreInstance | undefined = first;
   let sent = 0;
-  const datasets = new WeakMap<StoreInstance, FileDataset>();
   try {
     while (current) {
       if (opts.signal?.aborted) break;
@@ -177,23 +176,17 @@ async function storeRun(peer: DicomPeer, first: StoreInstance, q: RunQueue, opts
           attempted: true,
         });
       } else {
-        const sending = storeOne(assoc, current, datasets);
+        q.report(await storeOne(assoc, current));
         sent++;
-        // While the peer stores this one, the next is chosen and its first block read and framed,
-        // so that it goes out in one write as soon as the response is in.
-        const next = sent < q.maxPer ? await nextFor(q, proposals) : undefined;
-        if (next && assoc.isOpen) assoc.prepare(datasetOf(next, datasets));
-        q.report(await sending);
         // The association is gone (the instance got its failure); the next one gets a new association.
         if (!assoc.isOpen || sent >= q.maxPer) {
-          if (next) q.deferred.unshift(next);
           current = undefined;
           break;
         }
-        current = next;
-        continue;
       }
-      current = await nextFor(q, proposals);
+      // Next: a deferred instance this association can take, else the source.
+      const idx = q.deferred.findIndex((d) => proposals.has(contextKey(d)));
+      current = idx >= 0 ? q.deferred.splice(idx, 1)[0] : await q.pull();
     }
   } finally {
     if (current) q.deferred.push(current);
@@ -203,29 +196,7 @@ async function storeRun(peer: DicomPeer, first: StoreInstance, q: RunQueue, opts
   return undefined;
 }
 
-/** Next for this association: a deferred instance it can take, else the source. */
-async function nextFor(q: RunQueue, proposals: Map<string, ContextProposal>): Promise<StoreInstance | undefined> {
-  const idx = q.deferred.findIndex((d) => proposals.has(contextKey(d)));
-  return idx >= 0 ? q.deferred.splice(idx, 1)[0] : await q.pull();
-}
-
-function datasetOf(instance: StoreInstance, datasets: WeakMap<StoreInstance, FileDataset>): FileDataset {
-  let ds = datasets.get(instance);
-  if (!ds) {
-    ds = new FileDataset(
-      instance.path,
-      instance.datasetOffset,
-      instance.datasetLength,
-      instance.transferSyntaxUid,
-      instance.sopClassUid,
-      instance.sopInstanceUid,
-    );
-    datasets.set(instance, ds);
-  }
-  return ds;
-}
-
-async function storeOne(assoc: ScuAssociation, instance: StoreInstance, datasets: WeakMap<StoreInstance, FileDataset>): Promise<StoreOutcome> {
+async function storeOne(assoc: ScuAssociation, instance: StoreInstance): Promise<StoreOutcome> {
   if (instance.datasetLength <= 0) {
     return { instance, state: 'failed', reason: 'the file holds no dataset after its File Meta', attempted: false };
   }
@@ -233,7 +204,14 @@ async function storeOne(assoc: ScuAssociation, instance: StoreInstance, datasets
     // Every element has even length, so an odd data set is cut or has trailing garbage.
     return { instance, state: 'failed', reason: `the data set has odd length ${instance.datasetLength}: not valid DICOM (truncated?)`, attempted: false };
   }
-  const dataset = datasetOf(instance, datasets);
+  const dataset = new FileDataset(
+    instance.path,
+    instance.datasetOffset,
+    instance.datasetLength,
+    instance.transferSyntaxUid,
+    instance.sopClassUid,
+    instance.sopInstanceUid,
+  );
   const request = new requests.CStoreRequest(dataset);
   try {
     const responses = await assoc.request(request);

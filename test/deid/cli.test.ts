@@ -59,13 +59,21 @@ describe('repeatable, keyed pseudonyms', () => {
     const b = join(tmp.dir, 'det-b');
     const c = join(tmp.dir, 'det-c');
     const d = join(tmp.dir, 'det-d');
-    expect((await anonymize(['--out', a, '--secret-file', secret, synth])).code).toBe(0);
+    // Worker threads (started once a second file is in flight) and one thread agree byte for byte.
+    expect((await anonymize(['--out', a, '--secret-file', secret, '--threads', '2', synth])).code).toBe(0);
     expect((await anonymize(['--out', b, '--secret-file', secret, '--threads', '1', synth])).code).toBe(0);
     const fa = await listFiles(a);
     const fb = await listFiles(b);
     expect(fa.length).toBe(24);
     expect(fa.map((f) => f.slice(a.length))).toEqual(fb.map((f) => f.slice(b.length)));
     for (let k = 0; k < fa.length; k++) expect((await readFile(fa[k]!)).equals(await readFile(fb[k]!))).toBe(true);
+    // One file with threads to spare: done (by the calling thread), the same bytes.
+    const one = join(tmp.dir, 'det-one');
+    const firstInput = (await listFiles(synth)).filter((f) => f.endsWith('.dcm')).sort()[0]!;
+    const r1 = await anonymize(['--out', one, '--secret-file', secret, '--threads', '4', firstInput]);
+    expect(r1.code).toBe(0);
+    const oneOut = String(r1.events[0]!.path);
+    expect((await readFile(oneOut)).equals(await readFile(join(b, oneOut.slice(one.length))))).toBe(true);
     // Another project (its name is keyed in) and another secret give other UIDs everywhere.
     const project = join(tmp.dir, 'other.json');
     await writeFile(project, JSON.stringify({ name: 'other-project', secretFile: secret }));

@@ -225,4 +225,32 @@ describe('writeZip + verifyZip', () => {
     await writeFile(azip, abytes);
     await expect(verifyZip(azip, { password: pw })).rejects.toThrow(/authentication code does not match/);
   });
+
+  it('stored entries are checked with the CRC-32s the MD5 thread read back; the rest are still read and inflated', async () => {
+    const zip = join(tmp.dir, 'disk.zip');
+    const r = await writeZip(zip, sources, { level: 0, keepEntries: true });
+    const crcs = await r.diskCrcs;
+    expect(crcs.length).toBe(r.entries.length);
+    // every entry is stored at level 0 (the 9 MiB one streamed): the bytes read back have the sources' CRCs
+    r.entries.forEach((e, i) => expect(crcs[i], e.name).toBe(e.crc >>> 0));
+    expect((await verifyZip(zip, { digest: r.digest, diskCrcs: crcs })).entries).toBe(r.entries.length);
+    // a read-back CRC that differs (the disk returned other bytes) fails the check
+    const bad = Uint32Array.from(crcs);
+    bad[r.entries.findIndex((e) => e.name === 'a/b/big.dcm')]! ^= 1;
+    await expect(verifyZip(zip, { digest: r.digest, diskCrcs: bad })).rejects.toThrow(/a\/b\/big.dcm: CRC-32 mismatch/);
+    await expect(verifyZip(zip, { digest: r.digest, diskCrcs: crcs.subarray(1) })).rejects.toThrow(/read-back checksums/);
+
+    // level 1: deflated entries get no read-back CRC and are inflated as before, so damage there is found
+    const z1 = join(tmp.dir, 'disk1.zip');
+    const r1 = await writeZip(z1, sources, { level: 1, keepEntries: true });
+    const c1 = await r1.diskCrcs;
+    r1.entries.forEach((e, i) => expect(c1[i], e.name).toBe(e.innerMethod === 0 ? e.crc >>> 0 : 0));
+    expect((await verifyZip(z1, { digest: r1.digest, diskCrcs: c1 })).entries).toBe(r1.entries.length);
+    const two = r1.entries.find((e) => e.name === 'a/b/two.dcm')!;
+    expect(two.innerMethod).toBe(8);
+    const bytes = Buffer.from(await readFile(z1));
+    bytes[two.offset + 30 + two.nameBytes.length + 100]! ^= 0x55;
+    await writeFile(z1, bytes);
+    await expect(verifyZip(z1, { digest: r1.digest, diskCrcs: c1 })).rejects.toThrow(/a\/b\/two.dcm/);
+  });
 });

@@ -75,7 +75,7 @@ export async function buildArchive(o: ArchiveOptions): Promise<PublishedArchive>
     // from the page cache; all three must finish before the archive is published.
     const synced = syncFile(p.part);
     synced.catch(() => undefined);
-    await verifyZip(p.part, { password: o.password, digest: written.digest, keyCache });
+    await verifyZip(p.part, { password: o.password, digest: written.digest, diskCrcs: written.diskCrcs, keyCache });
     await synced;
     const md5 = await written.md5Pending;
     await writeFileAtomic(p.md5, md5sumLine(md5, p.zip));

@@ -8,23 +8,28 @@ import { createHash, type Hash } from 'node:crypto';
  */
 export class EntryDigest {
   private crcs = new Uint32Array(1024);
-  private sizes = new Float64Array(1024);
+  private sizes: Float64Array = new Float64Array(1024);
+  /** Where each entry's data start in the file and how many bytes the MD5 thread CRC'd there. */
+  private starts: Float64Array = new Float64Array(1024);
+  private lengths: Float64Array = new Float64Array(1024);
   private readonly names: Hash = createHash('sha256');
   private namesDigest?: string;
   count = 0;
 
-  add(name: string, crc: number, size: number): void {
+  add(name: string, crc: number, size: number, dataStart = -1, checkedLength = 0): void {
     if (this.namesDigest !== undefined) throw new Error('EntryDigest: already finished');
     if (this.count === this.crcs.length) {
       const crcs = new Uint32Array(this.count * 2);
       crcs.set(this.crcs);
       this.crcs = crcs;
-      const sizes = new Float64Array(this.count * 2);
-      sizes.set(this.sizes);
-      this.sizes = sizes;
+      this.sizes = grow(this.sizes);
+      this.starts = grow(this.starts);
+      this.lengths = grow(this.lengths);
     }
     this.crcs[this.count] = crc >>> 0;
     this.sizes[this.count] = size;
+    this.starts[this.count] = dataStart;
+    this.lengths[this.count] = checkedLength;
     this.count++;
     this.names.update(name).update('\0');
   }
@@ -37,11 +42,27 @@ export class EntryDigest {
     return this.sizes[i]!;
   }
 
+  /** Where entry i's data start (-1: unknown). */
+  dataStart(i: number): number {
+    return this.starts[i]!;
+  }
+
+  /** How many bytes from dataStart(i) were CRC'd as read back (see ZipResult.diskCrcs). */
+  checkedLength(i: number): number {
+    return this.lengths[i]!;
+  }
+
   /** The hash of every name in order (fixed once asked for). */
   namesHash(): string {
     this.namesDigest ??= this.names.digest('hex');
     return this.namesDigest;
   }
+}
+
+function grow(a: Float64Array): Float64Array {
+  const b = new Float64Array(a.length * 2);
+  b.set(a);
+  return b;
 }
 
 /** The same running hash, computed by the verifier over the names it reads. */

@@ -59,6 +59,12 @@ export interface ZipResult {
   md5: string;
   /** The same MD5, as a promise (the only way to get it with deferMd5). */
   md5Pending: Promise<string>;
+  /**
+   * CRC-32 of each entry's stored bytes as the MD5 thread read them back from the file (one per
+   * entry, 0 for compressed or encrypted entries, whose check needs decompression): verifyZip
+   * takes them instead of reading stored entries a second time.
+   */
+  diskCrcs: Promise<Uint32Array>;
   count: number;
   /** CRC-32 and size of each entry's source data, for verifyZip's `digest`. */
   digest: EntryDigest;
@@ -461,11 +467,14 @@ export async function writeZip(
   const flushOne = async (): Promise<void> => {
     const prepared = await window.shift()!;
     let record: EntryRecord;
+    let dataStart: number;
     if (prepared.kind === 'small') {
       record = prepared.record;
       record.offset = pos;
       const buffers = [localHeader(record), ...prepared.payload];
       const start = pos;
+      dataStart = pos + buffers[0]!.length;
+      md5.range(dataStart, record.method === METHOD_STORE ? record.compressedSize : 0);
       pos += buffers.reduce((n, b) => n + b.length, 0);
       const r = record;
       await writes.push(buffers, start, pos, (ok) => {
@@ -476,12 +485,14 @@ export async function writeZip(
       // A streamed entry patches its header after its data: everything before it first.
       await writes.drain();
       record = await writeLarge(ctx, fd, prepared, pos);
-      pos = record.offset + localHeaderLength(record) + record.compressedSize;
+      dataStart = record.offset + localHeaderLength(record);
+      pos = dataStart + record.compressedSize;
+      md5.range(dataStart, record.method === METHOD_STORE ? record.compressedSize : 0);
       md5.advance(pos);
       written(record);
     }
     central.add(centralRecord(record));
-    digest.add(record.name, record.crc, record.uncompressedSize);
+    digest.add(record.name, record.crc, record.uncompressedSize, dataStart, record.method === METHOD_STORE ? record.compressedSize : 0);
     count++;
   };
 
@@ -515,9 +526,12 @@ export async function writeZip(
     const e = err as NodeJS.ErrnoException;
     throw new ZipWriteError(`cannot write ${target}: ${e.message}`, undefined, { cause: err });
   }
-  const md5Pending = md5.finish(pos);
+  const followed = md5.finish(pos);
+  const md5Pending = followed.then((r) => r.md5);
+  const diskCrcs = followed.then((r) => r.crcs);
   // A caller that defers the hash may fail before it asks for it: no unhandled rejection then.
   md5Pending.catch(() => undefined);
-  return { path: target, bytes: pos, md5: opts.deferMd5 ? '' : await md5Pending, md5Pending, count, digest, entries };
+  diskCrcs.catch(() => undefined);
+  return { path: target, bytes: pos, md5: opts.deferMd5 ? '' : await md5Pending, md5Pending, diskCrcs, count, digest, entries };
 }
 

@@ -162,13 +162,16 @@ function parseDeflated(bytes: Uint8Array, meta: DicomElement[], datasetOffset: n
  * purpose: a header read is a few small reads of cached pages, and the thread-pool round trip
  * of each async call costs more than the read (measured: 3x slower headers).
  */
-export function readAt(fd: number, offset: number, length: number, into?: Buffer): Uint8Array {
+export function readAt(fd: number, offset: number, length: number, into?: Buffer, shortIsEnd = false): Uint8Array {
   const buf = into && into.length >= length ? into : Buffer.allocUnsafe(length);
   let got = 0;
   while (got < length) {
     const n = readSync(fd, buf, got, length - got, offset + got);
     if (n === 0) break;
     got += n;
+    // A regular file reads short only at its end: asking again would be one more syscall
+    // per file just to be told 0 (the head read of every small file).
+    if (shortIsEnd) break;
   }
   return buf.length === got ? buf : buf.subarray(0, got);
 }
@@ -200,7 +203,7 @@ export function walkFile(fd: number, knownSize: number | undefined, file: string
   scratch ??= Buffer.allocUnsafe(FIRST_READ);
   const block = opts.headBlock ?? scratch;
   const want = Math.min(block.length, opts.firstRead ?? FIRST_READ);
-  const head = readAt(fd, 0, knownSize === undefined ? want : Math.min(knownSize, want), block);
+  const head = readAt(fd, 0, knownSize === undefined ? want : Math.min(knownSize, want), block, knownSize === undefined);
   // A short first read is the end of the file: no fstat needed for most files.
   const size = knownSize ?? (head.length < want ? head.length : fstatSync(fd).size);
   store.add(0, head);

@@ -6,7 +6,7 @@
 import { stat } from 'node:fs/promises';
 import { isValidUid, readHeaderFull } from '../dicom/index.js';
 import { storeInstances, type InstanceSource, type StoreInstance, type StoreOutcome } from '../net/scu/store.js';
-import type { AssociationTimeouts } from '../net/scu/association.js';
+import type { AssociationTimeouts } from '../net/scu-common.js';
 import type { DicomDestination } from './destination.js';
 import type { AttemptResult, SendFile, Transport } from './types.js';
 

@@ -25,6 +25,19 @@ import {
   type DimseDataset,
   type PresentationContext as DimseContext,
 } from '../dcmjs-dimse.js';
+import {
+  AssociationError,
+  NoResponseError,
+  REJECT_REASONS,
+  type AcceptedContext,
+  type AssociationTimeouts,
+  type ContextProposal,
+  type DicomPeer,
+} from '../scu-common.js';
+
+// Moved to scu-common.ts (the send path loads them without dcmjs-dimse); re-exported for query/retrieve.
+export { AssociationError, NoResponseError, statusClass, statusText } from '../scu-common.js';
+export type { AcceptedContext, AssociationTimeouts, ContextProposal, DicomPeer, StatusClass } from '../scu-common.js';
 
 const { Association: AssociationClass } = associationClasses;
 const { PresentationContextResult, Status } = constants;
@@ -35,68 +48,13 @@ type DimseRequest = InstanceType<typeof dimseRequests.CEchoRequest> & {
 };
 export type DimseResponse = InstanceType<typeof dimseResponses.CEchoResponse>;
 
-/** Where to connect: the peer's address and the two AE titles. */
-export interface DicomPeer {
-  host: string;
-  port: number;
-  /** The peer's AE title (called). */
-  calledAet: string;
-  /** Our AE title (calling). */
-  callingAet: string;
-}
-
-/** One proposed presentation context: an abstract syntax and the transfer syntaxes we offer for it. */
-export interface ContextProposal {
-  abstractSyntax: string;
-  transferSyntaxes: string[];
-  /** SCP/SCU role selection (C-GET: we are SCP for the storage classes). */
-  scpRole?: boolean;
-}
-
-export interface AssociationTimeouts {
-  /** TCP connect (ms). */
-  connectMs?: number;
-  /** From connect to the A-ASSOCIATE-AC/RJ (ms): a hung peer is caught here. */
-  associateMs?: number;
-  /** No progress in either direction for this long aborts the association (ms). */
-  idleMs?: number;
-}
 
 export interface OpenOptions extends AssociationTimeouts {
   /** Called for C-STORE requests the peer sends us (C-GET). Return the status to answer. */
   onStoreRequest?: (request: unknown) => Promise<number> | number;
 }
 
-/** Why an association did not come up or went away; `transient` says whether a retry may help. */
-export class AssociationError extends Error {
-  constructor(
-    message: string,
-    readonly kind: 'refused' | 'unreachable' | 'timeout' | 'rejected' | 'aborted' | 'closed' | 'protocol',
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'AssociationError';
-  }
-}
 
-/** A request that ended without a final response (association lost, context missing, peer silent). */
-export class NoResponseError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'NoResponseError';
-  }
-}
-
-const REJECT_REASONS: Record<string, string> = {
-  '1:1': 'no reason given',
-  '1:2': 'application context name not supported',
-  '1:3': 'calling AE title not recognized',
-  '1:7': 'called AE title not recognized',
-  '2:1': 'no reason given (ACSE)',
-  '2:2': 'protocol version not supported',
-  '3:1': 'temporary congestion',
-  '3:2': 'local limit exceeded',
-};
 
 /** A dataset whose bytes are a byte range of a file, sent as they are (see ScuNetwork). */
 export class FileDataset extends Dataset {
@@ -388,14 +346,6 @@ function waitDrain(socket: Socket): Promise<void> {
   });
 }
 
-export interface AcceptedContext {
-  id: number;
-  abstractSyntax: string;
-  transferSyntax?: string;
-  accepted: boolean;
-  /** The peer's reason when not accepted. */
-  result: string;
-}
 
 /**
  * An open association. Requests are sent one after another (dcmjs-dimse's network sends
@@ -634,41 +584,3 @@ function classifyNetworkError(where: string, err: Error, socket: Socket): Associ
   return new AssociationError(`${where}: ${msg}`, 'protocol', { cause: err });
 }
 
-/** Status classes of a DIMSE response (PS3.7 C.4.2.1.4 and Annex C). */
-export type StatusClass = 'success' | 'warning' | 'failure' | 'pending' | 'cancel';
-
-export function statusClass(status: number): StatusClass {
-  if (status === 0x0000) return 'success';
-  if (status === 0xff00 || status === 0xff01) return 'pending';
-  if (status === 0xfe00) return 'cancel';
-  if (status === 0x0001 || status === 0x0107 || status === 0x0116 || (status & 0xf000) === 0xb000) return 'warning';
-  return 'failure';
-}
-
-/** A readable name for the common statuses. */
-export function statusText(status: number): string {
-  const known: Record<number, string> = {
-    0x0000: 'success',
-    0x0001: 'warning: requested optional attributes not supported',
-    0x0107: 'warning: attribute list error',
-    0x0116: 'warning: attribute value out of range',
-    0xb000: 'warning: coercion of data elements',
-    0xb006: 'warning: elements discarded',
-    0xb007: 'warning: data set does not match SOP class',
-    0x0110: 'processing failure',
-    0x0111: 'duplicate SOP instance',
-    0x0117: 'invalid object instance',
-    0x0122: 'SOP class not supported',
-    0x0124: 'not authorized',
-    0x0210: 'duplicate invocation',
-    0x0211: 'unrecognized operation',
-    0x0212: 'mistyped argument',
-    0x0213: 'resource limitation',
-  };
-  const hex = `0x${status.toString(16).padStart(4, '0').toUpperCase()}`;
-  if (known[status]) return `${known[status]} (${hex})`;
-  if ((status & 0xff00) === 0xa700) return `refused: out of resources (${hex})`;
-  if ((status & 0xff00) === 0xa900) return `error: data set does not match SOP class (${hex})`;
-  if ((status & 0xf000) === 0xc000) return `error: cannot understand (${hex})`;
-  return `status ${hex}`;
-}

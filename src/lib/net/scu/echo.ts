@@ -1,8 +1,9 @@
 /**
  * C-ECHO (Verification, PS3.4 Annex A): is the peer there and does it speak DICOM?
  */
-import { requests } from '../dcmjs-dimse.js';
-import { AssociationError, ScuAssociation, statusText, type AssociationTimeouts, type DicomPeer } from './association.js';
+// Our own Upper Layer association: no dcmjs-dimse / dcmjs to load for an echo.
+import { UlAssociation } from '../ul-association.js';
+import { AssociationError, statusText, type AssociationTimeouts, type DicomPeer } from '../scu-common.js';
 
 const VERIFICATION = '1.2.840.10008.1.1';
 const IMPLICIT_LE = '1.2.840.10008.1.2';
@@ -23,15 +24,14 @@ export interface EchoResult {
 export async function echo(peer: DicomPeer, timeouts: AssociationTimeouts = {}): Promise<EchoResult> {
   const start = performance.now();
   const elapsed = (): number => Math.round((performance.now() - start) * 10) / 10;
-  let assoc: ScuAssociation | undefined;
+  let assoc: UlAssociation | undefined;
   try {
-    assoc = await ScuAssociation.open(peer, [{ abstractSyntax: VERIFICATION, transferSyntaxes: [IMPLICIT_LE, EXPLICIT_LE] }], timeouts);
+    assoc = await UlAssociation.open(peer, [{ abstractSyntax: VERIFICATION, transferSyntaxes: [IMPLICIT_LE, EXPLICIT_LE] }], timeouts);
     if (!assoc.acceptedContext(VERIFICATION)) {
       assoc.abort();
       return { ok: false, ms: elapsed(), reason: 'the peer does not accept the Verification SOP class', kind: 'rejected' };
     }
-    const responses = await withTimeout(assoc.request(new requests.CEchoRequest()), timeouts.idleMs ?? 30_000);
-    const status = responses[responses.length - 1]?.getStatus() ?? -1;
+    const status = (await withTimeout(assoc.echo(), timeouts.idleMs ?? 30_000)).status;
     const ms = elapsed();
     await assoc.release(2_000).catch(() => undefined);
     if (status !== 0) return { ok: false, ms, status, reason: `C-ECHO answered ${statusText(status)}`, kind: 'status' };

@@ -4,18 +4,17 @@
  * they are. Several instances go over one association, and `associations` of them run in
  * parallel. Every request must end with a response; a missing one is a failure.
  */
-import { requests } from '../dcmjs-dimse.js';
+// Our own Upper Layer association: the send path loads neither dcmjs-dimse nor dcmjs.
+import { UlAssociation } from '../ul-association.js';
 import {
   AssociationError,
-  FileDataset,
   NoResponseError,
-  ScuAssociation,
   statusClass,
   statusText,
   type AssociationTimeouts,
   type ContextProposal,
   type DicomPeer,
-} from './association.js';
+} from '../scu-common.js';
 
 /** What the SCU needs to know of a file (the DICOM core's readHeader gives it). */
 export interface StoreInstance {
@@ -151,9 +150,9 @@ async function storeRun(peer: DicomPeer, first: StoreInstance, q: RunQueue, opts
     const k = contextKey(i);
     if (!proposals.has(k) && proposals.size < MAX_CONTEXTS) proposals.set(k, { abstractSyntax: i.sopClassUid, transferSyntaxes: [i.transferSyntaxUid] });
   }
-  let assoc: ScuAssociation;
+  let assoc: UlAssociation;
   try {
-    assoc = await ScuAssociation.open(peer, [...proposals.values()], opts);
+    assoc = await UlAssociation.open(peer, [...proposals.values()], opts);
   } catch (err) {
     const reason = (err as Error).message;
     q.report({ instance: first, state: 'failed', reason, attempted: false });
@@ -196,7 +195,7 @@ async function storeRun(peer: DicomPeer, first: StoreInstance, q: RunQueue, opts
   return undefined;
 }
 
-async function storeOne(assoc: ScuAssociation, instance: StoreInstance): Promise<StoreOutcome> {
+async function storeOne(assoc: UlAssociation, instance: StoreInstance): Promise<StoreOutcome> {
   if (instance.datasetLength <= 0) {
     return { instance, state: 'failed', reason: 'the file holds no dataset after its File Meta', attempted: false };
   }
@@ -204,20 +203,14 @@ async function storeOne(assoc: ScuAssociation, instance: StoreInstance): Promise
     // Every element has even length, so an odd data set is cut or has trailing garbage.
     return { instance, state: 'failed', reason: `the data set has odd length ${instance.datasetLength}: not valid DICOM (truncated?)`, attempted: false };
   }
-  const dataset = new FileDataset(
-    instance.path,
-    instance.datasetOffset,
-    instance.datasetLength,
-    instance.transferSyntaxUid,
-    instance.sopClassUid,
-    instance.sopInstanceUid,
-  );
-  const request = new requests.CStoreRequest(dataset);
   try {
-    const responses = await assoc.request(request);
-    const last = responses[responses.length - 1]!;
-    const status = last.getStatus();
-    const comment = last.getErrorComment() || undefined;
+    const last = await assoc.store(instance.sopClassUid, instance.sopInstanceUid, instance.transferSyntaxUid, {
+      path: instance.path,
+      offset: instance.datasetOffset,
+      length: instance.datasetLength,
+    });
+    const status = last.status;
+    const comment = last.errorComment;
     const cls = statusClass(status);
     if (cls === 'success') return { instance, state: 'ok', status, attempted: true };
     if (cls === 'warning') return { instance, state: 'warning', status, reason: statusText(status), errorComment: comment, attempted: true };

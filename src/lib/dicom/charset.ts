@@ -1,4 +1,16 @@
-import iconv from 'iconv-lite';
+import { createRequire } from 'node:module';
+import type IconvLite from 'iconv-lite';
+
+// iconv-lite is loaded on first use (about 12 ms per thread): ASCII and Latin-1 headers,
+// the common case, never need it, and every anonymizer worker thread would pay for it.
+let iconvModule: typeof IconvLite | undefined;
+const iconv = {
+  decode: (buf: Buffer, enc: string): string => load().decode(buf, enc),
+  encode: (text: string, enc: string): Buffer => load().encode(text, enc),
+};
+function load(): typeof IconvLite {
+  return (iconvModule ??= createRequire(import.meta.url)('iconv-lite') as typeof IconvLite);
+}
 
 /**
  * Specific Character Set (0008,0005) decoding and encoding (PS3.3 C.12.1.1.2, PS3.5 6.1),

@@ -1,3 +1,4 @@
+import { latin1 } from './charset.js';
 import { implicitVr } from './dictionary.js';
 import { DicomParseError } from './errors.js';
 import { formatTag, privateBlockKey } from './tags.js';
@@ -372,7 +373,6 @@ function printable(a: number, b: number): string {
 
 /** A private creator's text: LO, trimmed of spaces and NUL padding. */
 function creatorText(bytes: Uint8Array, start: number, length: number): string {
-  let s = '';
-  for (let k = start; k < start + length; k++) s += String.fromCharCode(bytes[k]!);
+  const s = latin1(bytes, start, start + length);
   return s.replace(/[\0 ]+$/, '').replace(/^ +/, '');
 }

@@ -14,9 +14,19 @@ export interface ValueContext {
 
 /** Trim per VR: UI loses NUL padding; text VRs (LT, ST, UT) keep leading spaces; others lose both ends. */
 function trimValue(s: string, vr: string): string {
-  if (vr === 'UI') return s.replace(/[\0 ]+$/, '');
-  if (vr === 'LT' || vr === 'ST' || vr === 'UT' || vr === 'UR') return s.replace(/[\0 ]+$/, '');
-  return s.replace(/^ +/, '').replace(/[\0 ]+$/, '');
+  // By char codes, not regular expressions: a header has hundreds of values, most with
+  // nothing to trim, and slice(0, length) hands back the string itself.
+  let end = s.length;
+  while (end > 0) {
+    const c = s.charCodeAt(end - 1);
+    if (c !== 0x20 && c !== 0) break;
+    end--;
+  }
+  let start = 0;
+  if (vr !== 'UI' && vr !== 'LT' && vr !== 'ST' && vr !== 'UT' && vr !== 'UR') {
+    while (start < end && s.charCodeAt(start) === 0x20) start++;
+  }
+  return start === 0 && end === s.length ? s : s.slice(start, end);
 }
 
 /** The text of a string VR, decoded (charset-affected VRs honour SpecificCharacterSet). */

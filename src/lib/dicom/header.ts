@@ -69,6 +69,25 @@ export interface HeaderInit {
 
 const SPECIFIC_CHARACTER_SET = 0x00080005;
 
+/** Strictly ascending tags (so also no tag twice). */
+function isAscending(list: readonly DicomElement[]): boolean {
+  for (let i = 1; i < list.length; i++) if (list[i]!.tag <= list[i - 1]!.tag) return false;
+  return true;
+}
+
+function findSorted(list: readonly DicomElement[], tag: number): DicomElement | undefined {
+  let lo = 0;
+  let hi = list.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const t = list[mid]!.tag;
+    if (t === tag) return list[mid];
+    if (t < tag) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return undefined;
+}
+
 export class Header implements DicomHeader {
   file?: string;
   transferSyntaxUid: string;
@@ -82,6 +101,7 @@ export class Header implements DicomHeader {
   readonly stoppedAtPixels: boolean;
   readonly fileSize: number | undefined;
   private index: Map<number, DicomElement> | undefined;
+  private ascending: boolean | undefined;
   private charsetCache: string[] | undefined;
 
   constructor(init: HeaderInit) {
@@ -117,6 +137,12 @@ export class Header implements DicomHeader {
   element(key: string | number): DicomElement | undefined {
     const tag = parseTagKey(key);
     if (tag >>> 16 === 0x0002) return this.meta.find((e) => e.tag === tag);
+    // Top-level elements are in ascending tag order in every conforming file: there a binary
+    // search finds one with no index to build (a Map of ~100 entries per file was the largest
+    // allocation of a header after the elements). A file out of order (or with a tag twice)
+    // gets the Map, which keeps the first of each tag.
+    this.ascending ??= isAscending(this.elements);
+    if (this.ascending) return findSorted(this.elements, tag);
     if (!this.index) {
       this.index = new Map();
       for (const e of this.elements) if (!this.index.has(e.tag)) this.index.set(e.tag, e);

@@ -63,6 +63,14 @@ export class NoResponseError extends Error {
   }
 }
 
+/** A request queued behind another that never went on the wire (the association ended first): send it again. */
+export class NotSentError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NotSentError';
+  }
+}
+
 /** A-ASSOCIATE-RJ source:reason (PS3.8 9.3.4). */
 export const REJECT_REASONS: Record<string, string> = {
   '1:1': 'no reason given',

@@ -18,6 +18,7 @@ import {
   AssociationError,
   FIONA_IMPLEMENTATION_CLASS_UID,
   NoResponseError,
+  NotSentError,
   REJECT_REASONS,
   type AcceptedContext,
   type AssociationTimeouts,
@@ -152,6 +153,10 @@ export function parseAssociateAc(pdu: Buffer): AssociateAc {
 
 interface Pending {
   messageId: number;
+  /** The whole request as PDUs, read ahead (small data sets), or ... */
+  prepared?: Buffer;
+  /** ... a function that streams it (large ones). */
+  send?: () => Promise<void>;
   resolve(r: DimseResponse): void;
   reject(e: Error): void;
 }
@@ -163,6 +168,8 @@ export class UlAssociation {
   private failure?: AssociationError;
   private closed = false;
   private pending?: Pending;
+  /** Requests waiting for the outstanding one's response (see request()). */
+  private readonly queue: Pending[] = [];
   private command: Buffer[] = [];
   private inCommand = false;
   private messageId = 0;
@@ -281,9 +288,7 @@ export class UlAssociation {
       { tag: 0x0110, kind: 'US', value: id },
       { tag: 0x0800, kind: 'US', value: 0x0101 },
     ]);
-    return this.request(id, async () => {
-      await this.write(pdataHead(ctx.id, cmd.length, 0x03, cmd));
-    });
+    return this.request({ messageId: id, prepared: pdataHead(ctx.id, cmd.length, 0x03, cmd) });
   }
 
   /** C-STORE-RQ of the file range, in the accepted context for its SOP class and transfer syntax. */
@@ -299,7 +304,18 @@ export class UlAssociation {
       { tag: 0x0800, kind: 'US', value: 0x0000 },
       { tag: 0x1000, kind: 'UI', value: sopInstanceUid },
     ]);
-    return this.request(id, () => this.sendDataset(ctx.id, cmd, data));
+    const fragment = this.fragmentLength();
+    if (data.length + 1 <= WRITE_BLOCK) {
+      // Small: read and framed now, while the previous request waits for its response.
+      let prepared: Buffer;
+      try {
+        prepared = buildRequest(ctx.id, cmd, data, fragment);
+      } catch (err) {
+        return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      }
+      return this.request({ messageId: id, prepared });
+    }
+    return this.request({ messageId: id, send: () => this.sendDataset(ctx.id, cmd, data, fragment) });
   }
 
   /** A-RELEASE; resolves when the connection is closed (or after a grace period). */
@@ -328,21 +344,38 @@ export class UlAssociation {
     return this.messageId;
   }
 
-  private request(messageId: number, send: () => Promise<void>): Promise<DimseResponse> {
-    if (this.failure) return Promise.reject(new NoResponseError(`no response: ${this.failure.message}`));
-    if (this.pending) return Promise.reject(new Error('one request at a time on this association'));
+  /**
+   * Requests queue behind the outstanding one; only one is ever on the wire (we propose no
+   * asynchronous operations window, PS3.7 D.3.3.3). The next one is written from the response
+   * handler itself, before the caller hears of the response, so nothing of ours stands
+   * between the peer's answer and the next request's bytes.
+   */
+  private request(entry: Omit<Pending, 'resolve' | 'reject'>): Promise<DimseResponse> {
+    if (this.failure) return Promise.reject(new NotSentError(`not sent: ${this.failure.message}`));
     return new Promise<DimseResponse>((resolve, reject) => {
-      this.pending = { messageId, resolve, reject };
-      this.touch();
-      send().catch((err: Error) => this.abortWith(new AssociationError(`${this.where}: ${err.message}`, 'aborted', { cause: err })));
+      this.queue.push({ ...entry, resolve, reject });
+      if (!this.pending) this.startNext();
     });
   }
 
-  /** Command PDU, then the dataset in PDVs of the peer's size, gathered into ~1 MiB writes. */
-  private async sendDataset(pcId: number, cmd: Buffer, data: FileRange): Promise<void> {
+  private startNext(): void {
+    const next = this.queue.shift();
+    if (!next) return;
+    this.pending = next;
+    this.touch();
+    const sent = next.prepared ? this.write(next.prepared) : next.send!();
+    sent.catch((err: Error) => this.abortWith(new AssociationError(`${this.where}: ${err.message}`, 'aborted', { cause: err })));
+  }
+
+  /** PDV value length for our P-DATA-TF: the peer's maximum PDU less the PDV header, even. */
+  private fragmentLength(): number {
     const max = this.peerMaxPdu === 0 ? MAX_PDU_CAP : Math.min(this.peerMaxPdu, MAX_PDU_CAP);
     // Fragments of even length (DCMTK refuses odd ones, PS3.8 E.2 / PS3.5 7.1).
-    const fragment = (max - 6) & ~1;
+    return (max - 6) & ~1;
+  }
+
+  /** Command PDU, then the dataset in PDVs of the peer's size, gathered into ~1 MiB writes. */
+  private async sendDataset(pcId: number, cmd: Buffer, data: FileRange, fragment: number): Promise<void> {
     const perBlock = Math.max(1, Math.floor(WRITE_BLOCK / fragment));
     // A deflated data set is padded to even length after the deflate stream (PS3.5 A.5).
     const pad = data.length % 2;
@@ -431,6 +464,7 @@ export class UlAssociation {
     if (rsp.status === 0xff00 || rsp.status === 0xff01) return; // pending: the final one follows
     this.pending = undefined;
     clearTimeout(this.idleTimer);
+    this.startNext();
     p.resolve(rsp);
   }
 
@@ -509,6 +543,7 @@ export class UlAssociation {
     const p = this.pending;
     this.pending = undefined;
     p?.reject(new NoResponseError(`no response: ${err.message}`));
+    for (const q of this.queue.splice(0)) q.reject(new NotSentError(`not sent: ${err.message}`));
   }
 
   private networkError(err: NodeJS.ErrnoException): AssociationError {
@@ -535,4 +570,41 @@ function pdataHead(pcId: number, length: number, control: number, value: Buffer)
   writePdataHeader(out, 0, pcId, length, control);
   value.copy(out, 12);
   return out;
+}
+
+/**
+ * A whole C-STORE request as bytes: the command PDU, then the data set in PDVs of `fragment`
+ * bytes, one PDU each. Throws when the file cannot be read or is shorter than described.
+ */
+function buildRequest(pcId: number, cmd: Buffer, data: FileRange, fragment: number): Buffer {
+  // A deflated data set is padded to even length after the deflate stream (PS3.5 A.5).
+  const total = data.length + (data.length % 2);
+  const pdus = Math.max(1, Math.ceil(total / fragment));
+  const cmdBytes = 12 + cmd.length;
+  const out = Buffer.allocUnsafe(cmdBytes + total + pdus * 12);
+  writePdataHeader(out, 0, pcId, cmd.length, 0x03);
+  cmd.copy(out, 12);
+  // Read behind the room for the PDV headers, then move each fragment forward to its place.
+  const base = cmdBytes + pdus * 12;
+  const fd = openSync(data.path, 'r');
+  try {
+    let got = 0;
+    while (got < data.length) {
+      const n = readSync(fd, out, base + got, data.length - got, data.offset + got);
+      if (n === 0) throw new Error(`${data.path}: file shrank (ended at byte ${data.offset + got}, expected ${data.offset + data.length})`);
+      got += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  if (total > data.length) out[base + data.length] = 0;
+  let at = cmdBytes;
+  for (let i = 0; i < pdus; i++) {
+    const from = base + i * fragment;
+    const len = Math.min(fragment, total - i * fragment);
+    at = writePdataHeader(out, at, pcId, len, i === pdus - 1 ? 0x02 : 0x00);
+    if (from !== at) out.copy(out, at, from, from + len);
+    at += len;
+  }
+  return out.subarray(0, at);
 }

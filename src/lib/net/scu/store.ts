@@ -9,6 +9,7 @@ import { UlAssociation } from '../ul-association.js';
 import {
   AssociationError,
   NoResponseError,
+  NotSentError,
   statusClass,
   statusText,
   type AssociationTimeouts,
@@ -160,6 +161,12 @@ async function storeRun(peer: DicomPeer, first: StoreInstance, q: RunQueue, opts
   }
   let current: StoreInstance | undefined = first;
   let sent = 0;
+  // Two requests handed to the association at once: the second is read and framed while the
+  // first waits for its response, and goes out the moment that response arrives.
+  const inflight: Array<Promise<void>> = [];
+  const settle = async (): Promise<void> => {
+    await inflight.shift();
+  };
   try {
     while (current) {
       if (opts.signal?.aborted) break;
@@ -175,8 +182,16 @@ async function storeRun(peer: DicomPeer, first: StoreInstance, q: RunQueue, opts
           attempted: true,
         });
       } else {
-        q.report(await storeOne(assoc, current));
+        const instance = current;
+        inflight.push(
+          storeOne(assoc, instance).then((o) => {
+            // Queued behind a request whose association then ended: it goes to the next association.
+            if (o === NOT_SENT) q.deferred.push(instance);
+            else q.report(o);
+          }),
+        );
         sent++;
+        if (inflight.length >= 2) await settle();
         // The association is gone (the instance got its failure); the next one gets a new association.
         if (!assoc.isOpen || sent >= q.maxPer) {
           current = undefined;
@@ -188,6 +203,7 @@ async function storeRun(peer: DicomPeer, first: StoreInstance, q: RunQueue, opts
       current = idx >= 0 ? q.deferred.splice(idx, 1)[0] : await q.pull();
     }
   } finally {
+    while (inflight.length > 0) await settle();
     if (current) q.deferred.push(current);
     if (assoc.isOpen) await assoc.release().catch(() => assoc.abort());
     else assoc.abort();
@@ -195,7 +211,9 @@ async function storeRun(peer: DicomPeer, first: StoreInstance, q: RunQueue, opts
   return undefined;
 }
 
-async function storeOne(assoc: UlAssociation, instance: StoreInstance): Promise<StoreOutcome> {
+const NOT_SENT = Symbol('not sent');
+
+async function storeOne(assoc: UlAssociation, instance: StoreInstance): Promise<StoreOutcome | typeof NOT_SENT> {
   if (instance.datasetLength <= 0) {
     return { instance, state: 'failed', reason: 'the file holds no dataset after its File Meta', attempted: false };
   }
@@ -216,6 +234,7 @@ async function storeOne(assoc: UlAssociation, instance: StoreInstance): Promise<
     if (cls === 'warning') return { instance, state: 'warning', status, reason: statusText(status), errorComment: comment, attempted: true };
     return { instance, state: 'failed', status, reason: `the peer answered ${statusText(status)}${comment ? `: ${comment}` : ''}`, errorComment: comment, attempted: true };
   } catch (err) {
+    if (err instanceof NotSentError) return NOT_SENT;
     const reason = err instanceof NoResponseError || err instanceof AssociationError ? err.message : `error: ${(err as Error).message}`;
     return { instance, state: 'failed', reason, attempted: true };
   }

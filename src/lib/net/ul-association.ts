@@ -155,6 +155,8 @@ interface Pending {
   messageId: number;
   /** The whole request as PDUs, read ahead (small data sets), or ... */
   prepared?: Buffer;
+  /** The allocation behind `prepared`, reusable once written and answered. */
+  pool?: { buffer: Buffer; written: boolean; answered: boolean };
   /** ... a function that streams it (large ones). */
   send?: () => Promise<void>;
   resolve(r: DimseResponse): void;
@@ -174,6 +176,9 @@ export class UlAssociation {
   private inCommand = false;
   private messageId = 0;
   private idleTimer?: NodeJS.Timeout;
+  private lastProgress = 0;
+  /** Request buffers whose bytes are on the wire and answered, for the next requests (less GC). */
+  private readonly spare: Buffer[] = [];
   private onAssociate?: (err?: AssociationError) => void;
   private releaseWaiter?: () => void;
   private readonly closeWaiters: Array<() => void> = [];
@@ -253,7 +258,7 @@ export class UlAssociation {
       socket.on('close', () => {
         a.fail(new AssociationError(`${a.where}: connection closed`, 'closed'));
         a.closed = true;
-        clearTimeout(a.idleTimer);
+        a.stopIdle();
         for (const w of a.closeWaiters.splice(0)) w();
       });
     });
@@ -307,13 +312,15 @@ export class UlAssociation {
     const fragment = this.fragmentLength();
     if (data.length + 1 <= WRITE_BLOCK) {
       // Small: read and framed now, while the previous request waits for its response.
+      const buffer = this.takeBuffer(requestSize(cmd, data, fragment));
       let prepared: Buffer;
       try {
-        prepared = buildRequest(ctx.id, cmd, data, fragment);
+        prepared = buildRequest(buffer, ctx.id, cmd, data, fragment);
       } catch (err) {
+        this.spare.push(buffer);
         return Promise.reject(err instanceof Error ? err : new Error(String(err)));
       }
-      return this.request({ messageId: id, prepared });
+      return this.request({ messageId: id, prepared, pool: { buffer, written: false, answered: false } });
     }
     return this.request({ messageId: id, send: () => this.sendDataset(ctx.id, cmd, data, fragment) });
   }
@@ -363,7 +370,12 @@ export class UlAssociation {
     if (!next) return;
     this.pending = next;
     this.touch();
-    const sent = next.prepared ? this.write(next.prepared) : next.send!();
+    const pool = next.pool;
+    const sent = next.prepared
+      ? this.write(next.prepared, () => {
+          if (pool) this.giveBack(pool, 'written');
+        })
+      : next.send!();
     sent.catch((err: Error) => this.abortWith(new AssociationError(`${this.where}: ${err.message}`, 'aborted', { cause: err })));
   }
 
@@ -422,10 +434,32 @@ export class UlAssociation {
     }
   }
 
+  /** A buffer of at least `size` bytes: a spare one, else a new one (rounded up, to be reusable). */
+  private takeBuffer(size: number): Buffer {
+    const i = this.spare.findIndex((b) => b.length >= size);
+    if (i >= 0) return this.spare.splice(i, 1)[0]!;
+    return Buffer.allocUnsafeSlow(Math.ceil(size / 65536) * 65536);
+  }
+
+  /**
+   * A request buffer is reused only when the socket has written it (write callback) AND its
+   * response came: a peer that answers before reading everything must not see the buffer
+   * overwritten while Node still holds it for writing.
+   */
+  private giveBack(pool: NonNullable<Pending['pool']>, what: 'written' | 'answered'): void {
+    pool[what] = true;
+    if (pool.written && pool.answered && this.spare.length < 2) this.spare.push(pool.buffer);
+  }
+
+  private recycle(p: Pending): void {
+    if (p.pool) this.giveBack(p.pool, 'answered');
+  }
+
   /** Write and wait for the socket to drain when its buffer is full (back-pressure). */
-  private write(buf: Buffer): Promise<void> {
+  private write(buf: Buffer, onWritten?: () => void): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    if (this.socket.write(buf)) return Promise.resolve();
+    const cb = onWritten ? (err?: Error | null): void => (err ? undefined : onWritten()) : undefined;
+    if (this.socket.write(buf, cb)) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const done = (err?: Error): void => {
         this.socket.off('drain', onDrain);
@@ -441,13 +475,29 @@ export class UlAssociation {
     });
   }
 
-  /** Progress seen: restart the idle clock while a request waits. */
+  /**
+   * Progress seen. One watchdog timer per association checks the time of the last progress,
+   * rather than a timer re-armed on every socket event (that showed in the profile).
+   */
   private touch(): void {
-    clearTimeout(this.idleTimer);
-    if (!this.pending || this.closed) return;
+    this.lastProgress = Date.now();
+    if (this.idleTimer === undefined && this.pending && !this.closed) this.armIdle(this.idleMs);
+  }
+
+  private armIdle(ms: number): void {
     this.idleTimer = setTimeout(() => {
-      this.abortWith(new AssociationError(`${this.where}: no progress for ${this.idleMs} ms (peer hung?)`, 'timeout'));
-    }, this.idleMs);
+      this.idleTimer = undefined;
+      if (!this.pending || this.closed) return;
+      const quiet = Date.now() - this.lastProgress;
+      if (quiet >= this.idleMs) this.abortWith(new AssociationError(`${this.where}: no progress for ${this.idleMs} ms (peer hung?)`, 'timeout'));
+      else this.armIdle(this.idleMs - quiet);
+    }, ms);
+    this.idleTimer.unref();
+  }
+
+  private stopIdle(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
   }
 
   private onCommand(buf: Buffer): void {
@@ -463,7 +513,7 @@ export class UlAssociation {
     }
     if (rsp.status === 0xff00 || rsp.status === 0xff01) return; // pending: the final one follows
     this.pending = undefined;
-    clearTimeout(this.idleTimer);
+    this.recycle(p);
     this.startNext();
     p.resolve(rsp);
   }
@@ -535,7 +585,7 @@ export class UlAssociation {
 
   private fail(err: AssociationError): void {
     if (!this.failure) this.failure = err;
-    clearTimeout(this.idleTimer);
+    this.stopIdle();
     if (this.onAssociate) {
       this.onAssociate(this.failure);
       this.socket.destroy();
@@ -576,12 +626,11 @@ function pdataHead(pcId: number, length: number, control: number, value: Buffer)
  * A whole C-STORE request as bytes: the command PDU, then the data set in PDVs of `fragment`
  * bytes, one PDU each. Throws when the file cannot be read or is shorter than described.
  */
-function buildRequest(pcId: number, cmd: Buffer, data: FileRange, fragment: number): Buffer {
+function buildRequest(out: Buffer, pcId: number, cmd: Buffer, data: FileRange, fragment: number): Buffer {
   // A deflated data set is padded to even length after the deflate stream (PS3.5 A.5).
   const total = data.length + (data.length % 2);
   const pdus = Math.max(1, Math.ceil(total / fragment));
   const cmdBytes = 12 + cmd.length;
-  const out = Buffer.allocUnsafe(cmdBytes + total + pdus * 12);
   writePdataHeader(out, 0, pcId, cmd.length, 0x03);
   cmd.copy(out, 12);
   // Read behind the room for the PDV headers, then move each fragment forward to its place.
@@ -607,4 +656,10 @@ function buildRequest(pcId: number, cmd: Buffer, data: FileRange, fragment: numb
     at += len;
   }
   return out.subarray(0, at);
+}
+
+/** Bytes buildRequest needs: command PDU, data set (even), a PDU header per fragment. */
+function requestSize(cmd: Buffer, data: FileRange, fragment: number): number {
+  const total = data.length + (data.length % 2);
+  return 12 + cmd.length + total + Math.max(1, Math.ceil(total / fragment)) * 12;
 }

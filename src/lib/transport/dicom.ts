@@ -4,7 +4,9 @@
  * peer-side failure (refused association, rejected instance, no response) is retryable.
  */
 import { stat } from 'node:fs/promises';
-import { isValidUid, readHeaderFull } from '../dicom/index.js';
+// Modules by name, not dicom/index.js: the send path loads only the header reader.
+import { readHeaderFull } from '../dicom/read.js';
+import { isValidUid } from '../dicom/uid.js';
 import { storeInstances, type InstanceSource, type StoreInstance, type StoreOutcome } from '../net/scu/store.js';
 import type { AssociationTimeouts } from '../net/scu-common.js';
 import type { DicomDestination } from './destination.js';

@@ -168,6 +168,17 @@ async function benchDicom(work) {
       mkdirSync(out);
     }
     report(`dicom ${files.length} instances`, bytes, f, o, 'storescu');
+    // Fixed cost (start-up, one association, one instance): what the 1,000-instance line
+    // carries on top of the per-instance turnaround. Not a bar, a diagnosis.
+    const one = join(data, files[0]);
+    const f1 = [];
+    const o1 = [];
+    for (let r = 0; r < 5; r++) {
+      f1.push(await run(SEND, ['-q', '--to', `dicom://PACS@127.0.0.1:${port}?calling=FIONA`, one]));
+      o1.push(await run('storescu', ['-aec', 'PACS', '-aet', 'STORESCU', '127.0.0.1', String(port), one]));
+    }
+    console.log(`dicom 1 instance (fixed cost): fiona-send ${median(f1).toFixed(3)} s, storescu ${median(o1).toFixed(3)} s (medians of 5)`);
+    rmSync(out, { recursive: true, force: true });
   } finally {
     scp.kill('SIGTERM');
   }

@@ -132,7 +132,17 @@ type Latin1Slice = (this: Uint8Array, start: number, end: number) => string;
  * than the loop on header-sized values. Present in every Node release; the loop remains
  * in case a runtime lacks it.
  */
-const nativeLatin1 = (Buffer.prototype as unknown as { latin1Slice?: Latin1Slice }).latin1Slice;
+const nativeLatin1 = usableLatin1Slice((Buffer.prototype as unknown as { latin1Slice?: Latin1Slice }).latin1Slice);
+
+/** The native decoder if it takes a plain Uint8Array and decodes right (checked once), else undefined. */
+function usableLatin1Slice(fn: Latin1Slice | undefined): Latin1Slice | undefined {
+  if (typeof fn !== 'function') return undefined;
+  try {
+    return fn.call(new Uint8Array([0x41, 0xe9, 0x5c, 0x00]), 1, 3) === '\u00e9\\' ? fn : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Bytes [start, end) as Latin-1 text (each byte one UTF-16 unit). */
 export function latin1(bytes: Uint8Array, start: number, end: number): string {

@@ -41,11 +41,21 @@ export async function walk(dir: string, prefix: string, out: ExpandResult, visit
   const real = await realpath(dir);
   if (visited.has(real)) return;
   visited.add(real);
-  const entries = (await readdir(dir)).sort();
-  for (const name of entries) {
+  const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const entry of entries) {
+    const name = entry.name;
     if (isUnfinishedName(name)) continue;
     const full = join(dir, name);
     const rel = prefix === '' ? name : `${prefix}/${name}`;
+    // The entry's type comes with readdir; only links (raw/ is links into archive/) need a stat.
+    if (entry.isFile()) {
+      out.files.push({ path: full, name: rel });
+      continue;
+    }
+    if (entry.isDirectory()) {
+      await walk(full, rel, out, visited);
+      continue;
+    }
     try {
       const st = await stat(full);
       if (st.isDirectory()) await walk(full, rel, out, visited);

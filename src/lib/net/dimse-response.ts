@@ -14,9 +14,7 @@ export interface DimseResponse {
   hasDataset: boolean;
 }
 
-function text(buf: Buffer, start: number, end: number): string {
-  return buf.toString('latin1', start, end).replace(/[\0 ]+$/, '').trim();
-}
+import { commandText as text, forEachCommandElement } from './scp/command.js';
 
 /** Decode a response command set; undefined when the bytes are not one (malformed, no status). */
 export function parseResponse(buf: Buffer): DimseResponse | undefined {
@@ -25,15 +23,13 @@ export function parseResponse(buf: Buffer): DimseResponse | undefined {
   let status: number | undefined;
   let dataSetType: number | undefined;
   const out: Partial<DimseResponse> = {};
-  let off = 0;
-  while (off + 8 <= buf.length) {
-    const group = buf.readUInt16LE(off);
-    const element = buf.readUInt16LE(off + 2);
-    const length = buf.readUInt32LE(off + 4);
-    const start = off + 8;
-    const end = start + length;
-    if (group !== 0x0000 || length === 0xffffffff || end > buf.length) return undefined;
-    const us = (): number | undefined => (length === 2 ? buf.readUInt16LE(start) : undefined);
+  try {
+    forEachCommandElement(buf, visit);
+  } catch {
+    return undefined; // not a command set
+  }
+  function visit(element: number, start: number, end: number): void {
+    const us = (): number | undefined => (end - start === 2 ? buf.readUInt16LE(start) : undefined);
     switch (element) {
       case 0x0002:
         out.affectedSopClassUid = text(buf, start, end);
@@ -59,8 +55,7 @@ export function parseResponse(buf: Buffer): DimseResponse | undefined {
       default:
         break; // offending element, error ID, counts...: not needed here
     }
-    off = end;
   }
-  if (off !== buf.length || commandField === undefined || messageId === undefined || status === undefined || (commandField & 0x8000) === 0) return undefined;
+  if (commandField === undefined || messageId === undefined || status === undefined || (commandField & 0x8000) === 0) return undefined;
   return { ...out, commandField, messageIdBeingRespondedTo: messageId, status, hasDataset: dataSetType !== undefined && dataSetType !== 0x0101 };
 }

@@ -51,16 +51,16 @@ export interface DimseCommand {
 export class CommandError extends Error {}
 
 /** Strip the padding of a UI/AE/LO value (NUL or space) and surrounding blanks. */
-function text(buf: Buffer, start: number, end: number): string {
+export function commandText(buf: Buffer, start: number, end: number): string {
   return buf.toString('latin1', start, end).replace(/[\0 ]+$/, '').trim();
 }
 
-/** Decode a command set. Throws CommandError when the bytes are not one. */
-export function parseCommand(buf: Buffer): DimseCommand {
-  let commandField: number | undefined;
-  let messageId: number | undefined;
-  let dataSetType: number | undefined;
-  const cmd: Partial<DimseCommand> = {};
+/**
+ * Visit the elements of a command set in order (requests here, responses in
+ * ../dimse-response.ts). Throws CommandError when the bytes are not a command set: an
+ * element outside group 0000, a length that overruns, stray bytes after the last element.
+ */
+export function forEachCommandElement(buf: Buffer, visit: (element: number, start: number, end: number) => void): void {
   let off = 0;
   while (off + 8 <= buf.length) {
     const group = buf.readUInt16LE(off);
@@ -72,7 +72,21 @@ export function parseCommand(buf: Buffer): DimseCommand {
     if (length === 0xffffffff || end > buf.length) {
       throw new CommandError(`command element (0000,${hex(element)}) length ${length} overruns the command set (${buf.length} bytes)`);
     }
-    const us = (): number => (length >= 2 ? buf.readUInt16LE(start) : 0);
+    visit(element, start, end);
+    off = end;
+  }
+  if (off !== buf.length) throw new CommandError(`command set ends inside an element header (${buf.length - off} stray bytes)`);
+}
+
+/** Decode a command set. Throws CommandError when the bytes are not one. */
+export function parseCommand(buf: Buffer): DimseCommand {
+  let commandField: number | undefined;
+  let messageId: number | undefined;
+  let dataSetType: number | undefined;
+  const cmd: Partial<DimseCommand> = {};
+  const text = commandText;
+  forEachCommandElement(buf, (element, start, end) => {
+    const us = (): number => (end - start >= 2 ? buf.readUInt16LE(start) : 0);
     switch (element) {
       case 0x0002:
         cmd.affectedSopClassUid = text(buf, start, end);
@@ -101,9 +115,7 @@ export function parseCommand(buf: Buffer): DimseCommand {
       default:
         break;
     }
-    off = end;
-  }
-  if (off !== buf.length) throw new CommandError(`command set ends inside an element header (${buf.length - off} stray bytes)`);
+  });
   if (commandField === undefined) throw new CommandError('command set without CommandField (0000,0100)');
   if (dataSetType === undefined) throw new CommandError('command set without CommandDataSetType (0000,0800)');
   return {

@@ -117,17 +117,7 @@ export function parseBytes(bytes: Uint8Array, opts: ParseOptions = {}): Header {
   if (ts) enc = checkEncoding(bytes, datasetOffset, enc);
   const dp = new ElementParser({ explicit: enc.explicit, littleEndian: enc.littleEndian, start: datasetOffset, end: size, stopBeforePixels: opts.stopBeforePixels, file });
   if (dp.run(bytes, 0)) throw new DicomParseError('truncated', dp.pos, { file });
-  return new Header({
-    file,
-    transferSyntaxUid: ts ?? uidOf(enc),
-    datasetOffset,
-    meta,
-    elements: dp.elements,
-    store,
-    littleEndian: enc.littleEndian,
-    explicit: enc.explicit,
-    stoppedAtPixels: dp.stoppedAtPixels,
-  });
+  return indexedHeader({ file, ts: ts ?? uidOf(enc), enc, datasetOffset, meta, dp, store });
 }
 
 /** Inflate the dataset of a deflated file and index meta + inflated dataset as one byte stream. */
@@ -143,18 +133,7 @@ function parseDeflated(bytes: Uint8Array, meta: DicomElement[], datasetOffset: n
   store.add(0, whole);
   const dp = new ElementParser({ explicit: true, littleEndian: true, start: datasetOffset, end: whole.length, stopBeforePixels: opts.stopBeforePixels, file: opts.file });
   dp.run(whole, 0);
-  return new Header({
-    file: opts.file,
-    transferSyntaxUid: ts,
-    datasetOffset,
-    meta,
-    elements: dp.elements,
-    store,
-    littleEndian: true,
-    explicit: true,
-    inflated: true,
-    stoppedAtPixels: dp.stoppedAtPixels,
-  });
+  return indexedHeader({ file: opts.file, ts, enc: { explicit: true, littleEndian: true, deflated: true }, datasetOffset, meta, dp, store, inflated: true });
 }
 
 /**
@@ -265,17 +244,33 @@ export function walkFile(fd: number, knownSize: number | undefined, file: string
     const used = dp.pos <= head.length ? dp.pos : head.length;
     store.windows[0] = { start: 0, bytes: new Uint8Array(head.subarray(0, used)) };
   }
+  return indexedHeader({ file, ts: ts ?? uidOf(enc), enc, datasetOffset, meta, dp, store, fileSize: size });
+}
+
+/** The Header of a finished parse; the in-memory, deflated and file-window paths all end here. */
+function indexedHeader(p: {
+  file?: string;
+  ts: string;
+  enc: Encoding;
+  datasetOffset: number;
+  meta: DicomElement[];
+  dp: ElementParser;
+  store: ByteStore;
+  inflated?: boolean;
+  fileSize?: number;
+}): Header {
   return new Header({
-    file,
-    transferSyntaxUid: ts ?? uidOf(enc),
-    datasetOffset,
-    meta,
-    elements: dp.elements,
-    store,
-    littleEndian: enc.littleEndian,
-    explicit: enc.explicit,
-    stoppedAtPixels: dp.stoppedAtPixels,
-    fileSize: size,
+    file: p.file,
+    transferSyntaxUid: p.ts,
+    datasetOffset: p.datasetOffset,
+    meta: p.meta,
+    elements: p.dp.elements,
+    store: p.store,
+    littleEndian: p.enc.littleEndian,
+    explicit: p.enc.explicit,
+    stoppedAtPixels: p.dp.stoppedAtPixels,
+    ...(p.inflated ? { inflated: true } : {}),
+    ...(p.fileSize !== undefined ? { fileSize: p.fileSize } : {}),
   });
 }
 

@@ -1,6 +1,21 @@
 import { closeSync, constants, existsSync, openSync, statSync, writeSync } from 'node:fs';
 
 /**
+ * Make the FIFO at `path` unless it exists, and check that what is there is a FIFO. The
+ * other end may create the same FIFO at this moment: losing that race is fine.
+ */
+export async function ensureFifo(path: string): Promise<void> {
+  if (!existsSync(path)) {
+    // execa is loaded here, not at the top: every tool imports the events module, and
+    // loading execa (about 100 files) costs 70-85 ms of start-up that only FIFOs need.
+    const { execa } = await import('execa');
+    const r = await execa('mkfifo', ['-m', '0660', path], { reject: false });
+    if (!existsSync(path)) throw new Error(`cannot create the FIFO ${path}: ${String(r.stderr).trim() || `mkfifo exit ${r.exitCode}`}`);
+  }
+  if (!statSync(path).isFIFO()) throw new Error(`${path} exists and is not a FIFO`);
+}
+
+/**
  * A line writer into a named pipe that never blocks and never dies with its reader.
  * The FIFO is opened read-write (Linux): we hold a read end ourselves, so opening does not
  * wait for a reader and a reader that goes away causes no EPIPE; lines written while no
@@ -16,15 +31,7 @@ export class FifoWriter {
   }
 
   static async open(path: string): Promise<FifoWriter> {
-    if (!existsSync(path)) {
-      // The reader may create the same FIFO at this moment: losing that race is fine.
-      // execa is loaded here, not at the top: every tool imports the events module, and
-      // loading execa costs 70-85 ms of start-up that only --pipe needs.
-      const { execa } = await import('execa');
-      await execa('mkfifo', ['-m', '0660', path], { reject: false });
-    }
-    if (!existsSync(path)) throw new Error(`cannot create the FIFO ${path}`);
-    if (!statSync(path).isFIFO()) throw new Error(`${path} exists and is not a FIFO`);
+    await ensureFifo(path);
     const fd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK);
     return new FifoWriter(path, fd);
   }

@@ -1,4 +1,4 @@
-import { createTransport, type Transporter } from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 
 /**
  * The two notification mails FIONA sent for a prepared download: the link, and (only when
@@ -30,7 +30,9 @@ export interface ExportNotice {
 
 export class MailError extends Error {}
 
-function transport(s: MailSettings): Transporter {
+async function transport(s: MailSettings): Promise<Transporter> {
+  // Loaded when a mail goes out: nodemailer is about 40 files, and most runs send none.
+  const { createTransport } = await import('nodemailer');
   const t = s.timeoutMs ?? 30_000;
   return createTransport({ url: s.url, connectionTimeout: t, greetingTimeout: t, socketTimeout: t } as never);
 }
@@ -60,7 +62,7 @@ export function passwordMailText(reference: string, password: string): string {
 }
 
 async function send(s: MailSettings, to: string, subject: string, text: string): Promise<void> {
-  const t = transport(s);
+  const t = await transport(s);
   try {
     await t.sendMail({ from: s.from, to, subject, text });
   } catch (err) {

@@ -1,4 +1,3 @@
-import { execa } from 'execa';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -51,6 +50,8 @@ export async function convertSeries(seriesDir: string, outDir: string, baseName:
   if (!/^[A-Za-z0-9._-]+$/.test(baseName)) throw new NiftiError(`unsafe output name ${JSON.stringify(baseName)}`);
   const bin = opts.dcm2niix ?? 'dcm2niix';
   const before = new Set(await readdir(outDir));
+  // Loaded when needed: execa is about 100 files, most runs never start a program.
+  const { execa } = await import('execa');
   const r = await execa(bin, ['-z', 'y', '-b', 'y', '-ba', 'y', '-f', baseName, '-o', outDir, seriesDir], {
     reject: false,
     timeout: opts.timeoutMs ?? 3_600_000,

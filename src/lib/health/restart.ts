@@ -5,7 +5,6 @@
  * start is not restarted every minute by cron.
  */
 import { readFile } from 'node:fs/promises';
-import { execa } from 'execa';
 import { writeJsonAtomic } from '../site/atomic.js';
 
 export function splitCommand(cmd: string): string[] {
@@ -65,6 +64,8 @@ export async function restartReceiver(argv: string[], opts: { stateFile?: string
     }
     await writeJsonAtomic(opts.stateFile, { lastRestart: new Date(now).toISOString() });
   }
+  // Loaded when needed: execa is about 100 files, most runs never start a program.
+  const { execa } = await import('execa');
   const r = await execa(argv[0]!, argv.slice(1), { reject: false, timeout: opts.timeoutMs, all: true, stdin: 'ignore' });
   return {
     ran: true,

@@ -1,4 +1,3 @@
-import { execa } from 'execa';
 
 /**
  * `--exec CMD ARGS...`: a command run once per reported study with the manifest path as its
@@ -25,6 +24,8 @@ export async function runExec(
   env: { study: string; event: string; site: string },
 ): Promise<ExecResult> {
   const started = Date.now();
+  // Loaded when needed: execa is about 100 files, most runs never start a program.
+  const { execa } = await import('execa');
   const r = await execa(spec.command, [...spec.args, manifest], {
     reject: false,
     stdin: 'ignore',

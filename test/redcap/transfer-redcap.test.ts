@@ -1,32 +1,23 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseEvents, runTool } from '../helpers/cli.js';
-import { makeTempDir } from '../helpers/tmp.js';
-import { startOrthanc, type Orthanc } from '../peers/orthanc.js';
+import type { Orthanc } from '../peers/orthanc.js';
 import { freePort } from '../peers/ports.js';
 import { FakeRedcap, incomingProject } from '../peers/redcap.js';
-import { importStudies, synth } from '../transfer/setup.js';
+import { importStudies, synth, useResearchPacs } from '../transfer/setup.js';
 
 const TOKEN = '5E'.repeat(16);
 
 describe('fiona-transfer writes results to REDCap Incoming', () => {
+  const fx = useResearchPacs();
   let pacs: Orthanc;
   let redcap: FakeRedcap;
   let dir: string;
   let siteDir: string;
   let tokens: string;
-  let cleanup: () => Promise<void>;
-
-  beforeAll(async () => {
-    pacs = await startOrthanc({ aet: 'RPACS' });
-  });
-  afterAll(async () => {
-    await pacs?.stop();
-  });
   beforeEach(async () => {
-    ({ dir, cleanup } = await makeTempDir());
-    siteDir = join(dir, 'site');
+    ({ pacs, dir, siteDir } = fx);
     redcap = new FakeRedcap([incomingProject(TOKEN)]);
     await redcap.start();
     tokens = join(dir, 'tokens');
@@ -34,8 +25,6 @@ describe('fiona-transfer writes results to REDCap Incoming', () => {
   });
   afterEach(async () => {
     await redcap.stop();
-    for (const id of await pacs.rest<string[]>('GET', '/studies')) await pacs.rest('DELETE', `/studies/${id}`);
-    await cleanup();
   });
 
   async function routesTo(port: number): Promise<string> {

@@ -2,11 +2,9 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { binPath, parseEvents, runTool } from '../helpers/cli.js';
-import { makeTempDir } from '../helpers/tmp.js';
-import { startOrthanc, type Orthanc } from '../peers/orthanc.js';
-import { importStudies, synth } from './setup.js';
+import { importStudies, synth, useResearchPacs } from './setup.js';
 
 const N = 4 * 50;
 
@@ -19,30 +17,17 @@ async function until(what: string, check: () => Promise<boolean>, ms = 60_000): 
 }
 
 describe('fiona-transfer killed with -9 mid-study, then run again', () => {
-  let pacs: Orthanc;
+  const fx = useResearchPacs();
   let dir: string;
   let siteDir: string;
   let routes: string;
-  let cleanup: () => Promise<void>;
-
-  beforeAll(async () => {
-    pacs = await startOrthanc({ aet: 'RPACS' });
-  });
-  afterAll(async () => {
-    await pacs?.stop();
-  });
   beforeEach(async () => {
-    ({ dir, cleanup } = await makeTempDir());
-    siteDir = join(dir, 'site');
+    ({ dir, siteDir } = fx);
     routes = join(dir, 'routes.json');
     await writeFile(routes, JSON.stringify({
-      projects: { NORTEST: { destination: `dicom://RPACS@127.0.0.1:${pacs.dicomPort}?calling=FIONA`, autoId: { pattern: 'NT[0-9]{4}' } } },
+      projects: { NORTEST: { destination: `dicom://RPACS@127.0.0.1:${fx.pacs.dicomPort}?calling=FIONA`, autoId: { pattern: 'NT[0-9]{4}' } } },
       routes: [{ project: 'NORTEST', incomingAet: 'NORTEST' }],
     }));
-  });
-  afterEach(async () => {
-    for (const id of await pacs.rest<string[]>('GET', '/studies')) await pacs.rest('DELETE', `/studies/${id}`);
-    await cleanup();
   });
 
   async function queueStudy(seed: string): Promise<string> {
@@ -69,10 +54,10 @@ describe('fiona-transfer killed with -9 mid-study, then run again', () => {
     const result = JSON.parse(await readFile(join(siteDir, 'state', 'transfers', `${id}.json`), 'utf8'));
     expect(result.history.map((h: { status: string }) => h.status)).toEqual(['interrupted', 'done']);
     // Nothing lost, nothing doubled: exactly one study with every instance once.
-    const studies = await pacs.rest<string[]>('GET', '/studies');
+    const studies = await fx.pacs.rest<string[]>('GET', '/studies');
     expect(studies).toHaveLength(1);
-    expect(await pacs.instances()).toHaveLength(N);
-    expect(await pacs.studyInstances(String(ev!.mappedStudy))).toHaveLength(N);
+    expect(await fx.pacs.instances()).toHaveLength(N);
+    expect(await fx.pacs.studyInstances(String(ev!.mappedStudy))).toHaveLength(N);
     expect(existsSync(join(siteDir, 'state', 'requests', `${id}.json`))).toBe(false);
     expect(await readdir(join(siteDir, 'state', 'work'))).toEqual([]);
     expect(existsSync(join(siteDir, 'state', 'locks', `transfer-${id}.lock`))).toBe(false);
@@ -82,7 +67,7 @@ describe('fiona-transfer killed with -9 mid-study, then run again', () => {
     const id = await queueStudy('kill-send');
     let atKill = 0;
     await killedThenRerun(id, async () => {
-      atKill = (await pacs.instances()).length;
+      atKill = (await fx.pacs.instances()).length;
       return atKill >= 5;
     }, 'the first instances at the PACS');
     // The kill landed mid-study, not after it.

@@ -1,8 +1,11 @@
 import { copyFile, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import { readHeader } from '../../src/lib/dicom/index.js';
 import { binPath } from '../helpers/cli.js';
+import { makeTempDir } from '../helpers/tmp.js';
+import { startOrthanc, type Orthanc } from '../peers/orthanc.js';
 
 /**
  * A study in a site as receive + classify + detect-study leave it, made from fiona-synth's
@@ -76,4 +79,40 @@ export async function importStudies(
   await mkdir(join(siteDir, 'studies'), { recursive: true });
   for (const s of byStudy.values()) await writeFile(join(siteDir, 'studies', `${s.uid}.json`), JSON.stringify({ study: s.uid }));
   return [...byStudy.values()];
+}
+
+/** What useResearchPacs gives each test: the PACS (one per describe block) and a fresh folder. */
+export interface ResearchPacsFixture {
+  pacs: Orthanc;
+  dir: string;
+  /** <dir>/site (not created: the tools make it). */
+  siteDir: string;
+}
+
+/**
+ * A real Orthanc as the research PACS (AE title RPACS) for the calling describe block, and a
+ * temp folder per test. The PACS is emptied after each test, so counts stay exact when the
+ * next test sends another synthetic patient. Read the fields inside hooks and tests: they
+ * are set when the hooks run.
+ */
+export function useResearchPacs(): ResearchPacsFixture {
+  const fx = {} as ResearchPacsFixture;
+  let cleanup: (() => Promise<void>) | undefined;
+  beforeAll(async () => {
+    fx.pacs = await startOrthanc({ aet: 'RPACS' });
+  });
+  afterAll(async () => {
+    await fx.pacs?.stop();
+  });
+  beforeEach(async () => {
+    const t = await makeTempDir();
+    cleanup = t.cleanup;
+    fx.dir = t.dir;
+    fx.siteDir = join(t.dir, 'site');
+  });
+  afterEach(async () => {
+    for (const id of await fx.pacs.rest<string[]>('GET', '/studies')) await fx.pacs.rest('DELETE', `/studies/${id}`);
+    await cleanup?.();
+  });
+  return fx;
 }

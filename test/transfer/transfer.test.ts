@@ -1,36 +1,22 @@
 import { existsSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { requestId } from '../../src/lib/transfer/requests.js';
 import { parseEvents, runTool } from '../helpers/cli.js';
-import { makeTempDir } from '../helpers/tmp.js';
-import { startOrthanc, type Orthanc } from '../peers/orthanc.js';
+import type { Orthanc } from '../peers/orthanc.js';
 import { freePort } from '../peers/ports.js';
-import { importStudies, synth, type ImportedStudy } from './setup.js';
+import { importStudies, synth, useResearchPacs, type ImportedStudy } from './setup.js';
 
 describe('fiona-transfer into a real Orthanc', () => {
+  const fx = useResearchPacs();
   let pacs: Orthanc;
   let dir: string;
   let siteDir: string;
   let routes: string;
-  let cleanup: () => Promise<void>;
-
-  beforeAll(async () => {
-    pacs = await startOrthanc({ aet: 'RPACS' });
-  });
-  afterAll(async () => {
-    await pacs?.stop();
-  });
-  beforeEach(async () => {
-    ({ dir, cleanup } = await makeTempDir());
-    siteDir = join(dir, 'site');
+  beforeEach(() => {
+    ({ pacs, dir, siteDir } = fx);
     routes = join(dir, 'routes.json');
-  });
-  afterEach(async () => {
-    // Each test sends a different synthetic patient; clear the PACS so counts stay exact.
-    for (const id of await pacs.rest<string[]>('GET', '/studies')) await pacs.rest('DELETE', `/studies/${id}`);
-    await cleanup();
   });
 
   async function writeRoutes(project: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<void> {

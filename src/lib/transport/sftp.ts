@@ -13,14 +13,24 @@
  *
  * Idempotent re-runs: before uploading, a file already present under its final name with
  * the same size and (when md5sum runs) the same checksum is not sent again.
+ *
+ * Each file is read once (sftp-upload.ts): the same blocks are hashed and sent, so the MD5
+ * compared is the MD5 of the bytes that went up. A file larger than one segment (64 MiB) is
+ * hashed on the server while it arrives (sftp-stream-md5.ts), so verification after the
+ * upload only waits for the last segment; smaller files are checked in batches, one
+ * md5sum exec per batch, while the next files go up.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { posix } from 'node:path';
+import type { SFTPWrapper } from 'ssh2';
 import SftpClient from 'ssh2-sftp-client';
 import type { SftpDestination } from './destination.js';
 import { LocalHasher } from './md5.js';
+import { execText, shellQuote, sshOf } from './sftp-exec.js';
+import { probeStreamMd5, RemoteStreamMd5, SEGMENT } from './sftp-stream-md5.js';
+import { uploadFile } from './sftp-upload.js';
 import { checkHostKey, hostKeyAlgorithms, knownKeysFor, readKnownHosts, type KnownKey } from './known-hosts.js';
 import type { AttemptResult, SendFile, Transport } from './types.js';
 
@@ -41,45 +51,33 @@ export interface SftpTransportOptions {
   connectMs?: number;
 }
 
-/**
- * fastPut tuning, measured on loopback against OpenSSH: 256 KiB requests (64 x 32 KiB, the
- * default, was 1.5x slower). With ssh2's native crypto binding built, 64 of them in flight
- * beat 32 on a 1 GB file in three alternating pairs out of three (3.7-4.5 s against 4.2-7.4 s
- * on a loaded 2-core box); the read buffer is capped at the file's size, so small files do
- * not pay for the depth.
- */
-const FAST_PUT = { concurrency: 64, chunkSize: 256 * 1024 };
+export { shellQuote };
+
 /** Files per md5sum exec on the server. */
 const MD5_BATCH = 64;
 
 interface LocalFacts {
   size: number;
-  md5: Promise<string>;
+  /** Hashed on demand (the already-there check); an upload hashes what it sends itself. */
+  md5?: Promise<string>;
 }
 
-/** Quote for a POSIX shell (the server runs exec commands through the user's shell). */
-export function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
+/** A .part that is up, waiting for its check and rename. */
+interface Uploaded {
+  file: SendFile;
+  /** MD5 of the bytes sent. */
+  md5: string;
+  /** The server's MD5 of the .part, computed during the upload (undefined: not available). */
+  remoteMd5?: Promise<string | undefined>;
 }
 
 class ConnectionLost extends Error {}
 
-interface ExecStream {
-  on(event: 'data', fn: (d: Buffer) => void): void;
-  on(event: 'close', fn: (code: number | null) => void): void;
-  stderr: { on(event: 'data', fn: (d: Buffer) => void): void };
-  end(): void;
-}
-interface SshExec {
-  exec(command: string, cb: (err: Error | undefined, stream: ExecStream) => void): void;
-  setNoDelay(noDelay: boolean): void;
-  setMaxListeners(n: number): void;
-  on(event: 'close', fn: () => void): void;
-}
-
-/** ssh2-sftp-client keeps the ssh2 connection in .client (not in its typings). */
-function sshOf(client: SftpClient | undefined): SshExec | undefined {
-  return (client as unknown as { client?: SshExec } | undefined)?.client;
+/** ssh2-sftp-client keeps the ssh2 SFTP session in .sftp once connected. */
+function sftpOf(client: SftpClient): SFTPWrapper {
+  const s = (client as unknown as { sftp?: SFTPWrapper }).sftp;
+  if (!s) throw new ConnectionLost('No SFTP connection');
+  return s;
 }
 
 export class SftpTransport implements Transport {
@@ -88,6 +86,8 @@ export class SftpTransport implements Transport {
   private lost?: string;
   /** Whether the server runs md5sum over an exec channel, probed once per connection. */
   private md5sum: Promise<boolean> = Promise.resolve(false);
+  /** Whether it also runs the streaming md5 (sh, dd, md5sum), probed on the first big file. */
+  private streamMd5?: Promise<boolean>;
   private readonly dirsMade = new Map<string, Promise<void>>();
   private readonly facts = new Map<string, LocalFacts>();
   private readonly hasher = new LocalHasher();
@@ -162,6 +162,7 @@ export class SftpTransport implements Transport {
     this.client = client;
     this.lost = undefined;
     this.dirsMade.clear();
+    this.streamMd5 = undefined;
     const mode = this.opts.verify ?? 'auto';
     // Probed while the first uploads run; verification waits for the answer.
     this.md5sum = mode === 'auto' || mode === 'md5sum' ? this.probeMd5sum() : Promise.resolve(false);
@@ -178,32 +179,17 @@ export class SftpTransport implements Transport {
     await this.drop();
   }
 
-  /** Run a command over an exec channel; stdout, or undefined when the server refuses or does not answer. */
   private exec(command: string, timeoutMs: number): Promise<string | undefined> {
+    return execText(sshOf(this.client), command, timeoutMs);
+  }
+
+  /** Whether big files get their md5 on the server while they go up. */
+  private async streaming(): Promise<boolean> {
+    if ((await this.verification()) !== 'md5sum') return false;
     const ssh = sshOf(this.client);
-    if (!ssh) return Promise.resolve(undefined);
-    return new Promise((resolve) => {
-      let out = '';
-      let done = false;
-      const finish = (v: string | undefined): void => {
-        if (!done) {
-          done = true;
-          clearTimeout(timer);
-          resolve(v);
-        }
-      };
-      const timer = setTimeout(() => finish(undefined), timeoutMs);
-      ssh.exec(command, (err, stream) => {
-        if (err) return finish(undefined);
-        stream.on('data', (d: Buffer) => {
-          out += d.toString('latin1');
-        });
-        stream.stderr.on('data', () => undefined);
-        stream.on('close', (code: number | null) => finish(code === 0 || code === null ? out : out || undefined));
-        // A server that forces internal-sftp would wait for SFTP packets on stdin: end it.
-        stream.end();
-      });
-    });
+    if (!ssh) return false;
+    this.streamMd5 ??= probeStreamMd5(ssh);
+    return this.streamMd5;
   }
 
   private async probeMd5sum(): Promise<boolean> {
@@ -236,12 +222,18 @@ export class SftpTransport implements Transport {
   private factsOf(path: string, size: number): LocalFacts {
     let f = this.facts.get(path);
     if (!f || f.size !== size) {
-      const md5 = this.hasher.hash(path);
-      md5.catch(() => undefined);
-      f = { size, md5 };
+      f = { size };
       this.facts.set(path, f);
     }
     return f;
+  }
+
+  private localMd5(path: string, facts: LocalFacts): Promise<string> {
+    if (!facts.md5) {
+      facts.md5 = this.hasher.hash(path);
+      facts.md5.catch(() => undefined);
+    }
+    return facts.md5;
   }
 
   private remotePath(name: string): string {
@@ -311,7 +303,7 @@ export class SftpTransport implements Transport {
     }
     const todo = await this.skipAlreadyThere(client, files.filter((f) => local.has(f)), local, report);
 
-    const ready: SendFile[] = [];
+    const ready: Uploaded[] = [];
     let uploadsDone = false;
     let wake: (() => void) | undefined;
     const notify = (): void => {
@@ -325,13 +317,39 @@ export class SftpTransport implements Transport {
         while (next < todo.length) {
           const file = todo[next++]!;
           if (signal?.aborted || this.lost) return;
+          let stream: Promise<RemoteStreamMd5 | undefined> | undefined;
           try {
             const final = this.remotePath(file.name);
+            const part = `${final}.part`;
+            const { size } = local.get(file)!;
             await this.ensureDir(client, posix.dirname(final));
-            await client.fastPut(file.path, `${final}.part`, FAST_PUT);
-            ready.push(file);
+            // The server's md5sum starts as soon as the first segment is acknowledged; the
+            // channel opens while the upload already runs (acks seen before are passed on).
+            let acked = 0;
+            let hashing: RemoteStreamMd5 | undefined;
+            if (size > SEGMENT) {
+              stream = this.streaming().then(async (ok) => {
+                const ssh = sshOf(client);
+                const r = ok && ssh ? await RemoteStreamMd5.start(ssh, part) : undefined;
+                r?.advance(acked);
+                hashing = r;
+                return r;
+              });
+              stream.catch(() => undefined);
+            }
+            const md5 = await uploadFile(sftpOf(client), file.path, part, {
+              size,
+              onAcked: (n) => {
+                acked = n;
+                hashing?.advance(n);
+              },
+            });
+            const remoteMd5 = stream?.then((r) => r?.finish(60_000 + size / 50_000));
+            remoteMd5?.catch(() => undefined);
+            ready.push({ file, md5, remoteMd5 });
             notify();
           } catch (err) {
+            void stream?.then((r) => r?.abort(), () => undefined);
             report({ file, ok: false, reason: this.reasonOf(err, 'upload'), retryable: true, details: {} });
             // Leave no half .part behind where the connection still allows cleaning up.
             if (!this.lost) await client.delete(`${this.remotePath(file.name)}.part`, true).catch(() => undefined);
@@ -404,7 +422,7 @@ export class SftpTransport implements Transport {
     for (let i = 0; i < candidates.length; i++) {
       const f = candidates[i]!;
       const facts = local.get(f)!;
-      const md5 = await facts.md5;
+      const md5 = await this.localMd5(f.path, facts);
       if (sums[i] === md5) {
         skipped.add(f);
         report({
@@ -421,22 +439,21 @@ export class SftpTransport implements Transport {
 
   private async verifyAndPublish(
     client: SftpClient,
-    files: SendFile[],
+    batch: Uploaded[],
     local: Map<SendFile, LocalFacts>,
     report: (r: AttemptResult) => void,
   ): Promise<void> {
     const verification = await this.verification();
-    const parts = files.map((f) => `${this.remotePath(f.name)}.part`);
+    const parts = batch.map((u) => `${this.remotePath(u.file.name)}.part`);
     // md5sum output says the size implicitly (same digest); the other modes stat the .part.
     const sizes = verification === 'md5sum' ? [] : await Promise.all(parts.map((p) => client.stat(p).then((s) => s.size, () => -1)));
-    const sums = verification === 'md5sum' ? await this.remoteMd5(parts) : [];
+    const sums = verification === 'md5sum' ? await this.remoteSums(batch, parts) : [];
     await Promise.all(
-      files.map(async (file, i) => {
+      batch.map(async ({ file, md5 }, i) => {
         const facts = local.get(file)!;
         const part = parts[i]!;
         const final = this.remotePath(file.name);
         try {
-          const md5 = await facts.md5;
           let problem: string | undefined;
           if (verification === 'md5sum') {
             if (sums[i] !== md5) problem = `md5 on the server ${sums[i] ?? '(unreadable)'} != local ${md5}`;
@@ -467,6 +484,19 @@ export class SftpTransport implements Transport {
         }
       }),
     );
+  }
+
+  /** The server's md5 of each .part: from the streaming check where it ran, else one batched md5sum. */
+  private async remoteSums(batch: Uploaded[], parts: string[]): Promise<Array<string | undefined>> {
+    const sums = await Promise.all(batch.map((u) => u.remoteMd5?.catch(() => undefined)));
+    const missing = sums.flatMap((v, i) => (v === undefined ? [i] : []));
+    if (missing.length > 0) {
+      const again = await this.remoteMd5(missing.map((i) => parts[i]!));
+      missing.forEach((i, k) => {
+        sums[i] = again[k];
+      });
+    }
+    return sums;
   }
 
   /** Atomic replace (posix-rename@openssh.com); plain rename after removing the target otherwise. */

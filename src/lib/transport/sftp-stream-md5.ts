@@ -1,0 +1,106 @@
+/**
+ * MD5 of a file on the server computed while it is uploaded: one exec channel runs
+ *
+ *   f='<path>'; while read s c; do dd if="$f" bs=1048576 skip=$s ${c:+count=$c}; done | md5sum
+ *
+ * and is told on its stdin which 1 MiB blocks to read next, only once the server has
+ * acknowledged every byte of them. The reads follow each other without a gap and the last
+ * one runs to the end of the file, so the one md5sum covers every byte of the .part exactly
+ * once, and after the upload only the last segment is left to hash. The command string
+ * holds nothing but the quoted path; the numbers travel on stdin and are ours.
+ *
+ * POSIX sh, dd and md5sum are needed; probeStreamMd5 checks the whole construct once per
+ * connection (a server without it is verified by a whole-file md5sum after the upload).
+ */
+import { shellQuote, type SshExec, type ExecStream } from './sftp-exec.js';
+
+/** dd block: every segment starts on one. */
+export const DD_BLOCK = 1024 * 1024;
+/** Bytes the server may hash before the upload ends, per request (a multiple of DD_BLOCK). */
+export const SEGMENT = 64 * DD_BLOCK;
+
+const EMPTY_MD5 = 'd41d8cd98f00b204e9800998ecf8427e';
+
+export function streamMd5Command(path: string): string {
+  return `f=${shellQuote(path)}; while read s c; do dd if="$f" bs=${DD_BLOCK} skip=$s \${c:+count=$c} 2>/dev/null || exit 1; done | md5sum`;
+}
+
+/** A running remote md5sum over a file that is still being written. */
+export class RemoteStreamMd5 {
+  private next = 0; // first block not yet asked for
+  private ended = false;
+  private readonly result: Promise<string | undefined>;
+
+  private constructor(
+    private readonly stream: ExecStream,
+    private readonly segment: number,
+  ) {
+    this.result = new Promise((resolve) => {
+      let out = '';
+      stream.on('data', (d: Buffer) => {
+        out += d.toString('latin1');
+      });
+      stream.on('close', () => resolve(/^([0-9a-f]{32})\b/.exec(out)?.[1]));
+    });
+  }
+
+  /** Open the channel (undefined when the server refuses one). */
+  static start(ssh: SshExec, path: string, segment = SEGMENT): Promise<RemoteStreamMd5 | undefined> {
+    if (segment % DD_BLOCK !== 0 || segment <= 0) throw new Error(`segment ${segment} is not a whole number of ${DD_BLOCK}-byte blocks`);
+    return new Promise((resolve) => {
+      try {
+        ssh.exec(streamMd5Command(path), (err, stream) => resolve(err ? undefined : new RemoteStreamMd5(stream, segment)));
+      } catch {
+        resolve(undefined);
+      }
+    });
+  }
+
+  /** The server holds the first `acked` bytes: ask for every whole segment among them. */
+  advance(acked: number): void {
+    this.request(Math.floor(acked / this.segment) * (this.segment / DD_BLOCK));
+  }
+
+  /** Ask for the blocks up to (not including) block `upTo`. */
+  request(upTo: number): void {
+    if (this.ended || upTo <= this.next) return;
+    this.stream.write(`${this.next} ${upTo - this.next}\n`);
+    this.next = upTo;
+  }
+
+  /** The upload is complete: hash the rest to the end of the file; the md5 of the whole file. */
+  finish(timeoutMs: number): Promise<string | undefined> {
+    if (!this.ended) {
+      this.ended = true;
+      this.stream.write(`${this.next}\n`);
+      this.stream.end();
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => {
+        this.abort();
+        resolve(undefined);
+      }, timeoutMs);
+    });
+    return Promise.race([this.result, late]).finally(() => clearTimeout(timer));
+  }
+
+  /** Give up (the upload failed): the remote loop ends on EOF. */
+  abort(): void {
+    this.ended = true;
+    try {
+      this.stream.end();
+      this.stream.close?.();
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** Whether the server runs the streaming construct (sh, dd, md5sum): hashes /dev/null through it. */
+export async function probeStreamMd5(ssh: SshExec, timeoutMs = 10_000): Promise<boolean> {
+  const r = await RemoteStreamMd5.start(ssh, '/dev/null');
+  if (!r) return false;
+  r.request(1); // the count= branch too
+  return (await r.finish(timeoutMs)) === EMPTY_MD5;
+}

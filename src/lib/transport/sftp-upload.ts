@@ -1,0 +1,156 @@
+/**
+ * One file up over SFTP, read once: the local file is read in big blocks, each block is
+ * hashed (MD5) and cut into WRITE requests of the server's largest write size, and many
+ * requests stay in flight (they are answered in order by id). The caller learns how far the
+ * server has acknowledged the file without a gap (`onAcked`), so it can check the first
+ * part on the server while the rest is still on its way (see sftp-stream-md5.ts).
+ *
+ * Why not ssh2's fastPut: it reads 256 KiB at a time (a thread-pool round trip per chunk),
+ * splits every 256 KiB request into 255 KiB + 1 KiB because OpenSSH allows at most 261,120
+ * bytes per WRITE, and leaves hashing to a second read of the file.
+ */
+import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import type { SFTPWrapper } from 'ssh2';
+
+export interface UploadOptions {
+  /** Bytes to send (the size the local file had when it was looked at). */
+  size: number;
+  /** Called with the length of the prefix the server has acknowledged, each time it grows. */
+  onAcked?: (bytes: number) => void;
+  /** Unacknowledged bytes allowed in flight (default 16 MiB). */
+  window?: number;
+}
+
+/** Bytes per local read: a few WRITE requests each; the pool holds window / block of them. */
+const BLOCK_WRITES = 4;
+const DEFAULT_WINDOW = 16 * 1024 * 1024;
+
+/** ssh2 learns the server's limits (limits@openssh.com) but keeps them private. */
+export function maxWriteOf(sftp: SFTPWrapper): number {
+  const n = (sftp as unknown as { _maxWriteLen?: number })._maxWriteLen;
+  const max = typeof n === 'number' && n > 0 ? n : 32 * 1024;
+  // Whole pages, at most 256 KiB: the server writes page-aligned ranges.
+  return Math.max(4096, Math.min(256 * 1024, Math.floor(max / 4096) * 4096));
+}
+
+/**
+ * ssh2 answers every pending request with an error when the channel closes, but a request
+ * made after that is dropped without an answer: check before each one. A connection that
+ * died marks only the incoming side closed.
+ */
+function channelOpen(sftp: SFTPWrapper): boolean {
+  const c = sftp as unknown as { outgoing?: { state?: string }; incoming?: { state?: string } };
+  return c.outgoing?.state === 'open' && c.incoming?.state !== 'closed';
+}
+
+const closedError = (): Error => new Error('No SFTP connection: the channel closed');
+
+function openRemote(sftp: SFTPWrapper, path: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    if (!channelOpen(sftp)) return reject(closedError());
+    sftp.open(path, 'w', (err, handle) => (err ? reject(err) : resolve(handle)));
+  });
+}
+
+function closeRemote(sftp: SFTPWrapper, handle: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (!channelOpen(sftp)) return reject(closedError());
+    sftp.close(handle, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+/** Upload `local` to `remote` (created or truncated); resolves with the MD5 of the bytes sent. */
+export async function uploadFile(sftp: SFTPWrapper, local: string, remote: string, opts: UploadOptions): Promise<string> {
+  const { size } = opts;
+  const writeLen = maxWriteOf(sftp);
+  const blockLen = writeLen * BLOCK_WRITES;
+  const window = Math.max(blockLen, opts.window ?? DEFAULT_WINDOW);
+  const md5 = createHash('md5');
+  const fh = await open(local, 'r');
+  let handle: Buffer | undefined;
+  try {
+    handle = await openRemote(sftp, remote);
+    const h = handle;
+    let onClose: (() => void) | undefined;
+    await new Promise<void>((resolve, reject) => {
+      let failed = false;
+      let readPos = 0; // next byte to read
+      let reading = false;
+      let inFlight = 0; // bytes written, not yet acknowledged
+      let acked = 0; // acknowledged prefix
+      // Requests in the order sent; the head moves on as answers arrive (in order or not).
+      const pending: Array<{ end: number; done: boolean }> = [];
+      const pool: Buffer[] = [];
+      const fail = (err: Error): void => {
+        if (failed) return;
+        failed = true;
+        reject(err);
+      };
+      const onWritten = (req: { end: number; done: boolean }, len: number) => (err?: Error | null): void => {
+        if (failed) return;
+        if (err) return fail(err);
+        req.done = true;
+        inFlight -= len;
+        let moved = false;
+        while (pending.length > 0 && pending[0]!.done) {
+          acked = pending.shift()!.end;
+          moved = true;
+        }
+        if (moved) opts.onAcked?.(acked);
+        if (acked === size) return resolve();
+        pump();
+      };
+      const pump = (): void => {
+        if (failed || reading || readPos >= size || inFlight + blockLen > window) return;
+        reading = true;
+        const at = readPos;
+        const len = Math.min(blockLen, size - at);
+        const buf = pool.pop() ?? Buffer.allocUnsafe(blockLen);
+        fh.read(buf, 0, len, at).then(
+          ({ bytesRead }) => {
+            reading = false;
+            if (failed) return;
+            if (bytesRead !== len) return fail(new Error(`${local} shrank while it was sent (read ${at + bytesRead} of ${size} bytes)`));
+            if (!channelOpen(sftp)) return fail(closedError());
+            const data = buf.subarray(0, len);
+            md5.update(data);
+            // ssh2 copies each request into its own packet at once, so the block is free after the loop.
+            for (let off = 0; off < len; off += writeLen) {
+              const n = Math.min(writeLen, len - off);
+              const req = { end: at + off + n, done: false };
+              pending.push(req);
+              inFlight += n;
+              sftp.write(h, data, off, n, at + off, onWritten(req, n));
+            }
+            pool.push(buf);
+            readPos = at + len;
+            pump();
+          },
+          (err: Error) => {
+            reading = false;
+            fail(err);
+          },
+        );
+      };
+      if (size === 0) return resolve();
+      // The channel may close while nothing is being asked (a read in progress): fail then too.
+      onClose = () => fail(closedError());
+      sftp.once('close', onClose);
+      sftp.once('end', onClose);
+      pump();
+    }).finally(() => {
+      if (onClose) {
+        sftp.removeListener('close', onClose);
+        sftp.removeListener('end', onClose);
+      }
+    });
+    handle = undefined;
+    await closeRemote(sftp, h);
+    return md5.digest('hex');
+  } finally {
+    await fh.close().catch(() => undefined);
+    // After a failure: close the remote handle where the connection still allows it.
+    if (handle) await closeRemote(sftp, handle).catch(() => undefined);
+  }
+}

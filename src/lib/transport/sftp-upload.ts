@@ -9,9 +9,10 @@
  * splits every 256 KiB request into 255 KiB + 1 KiB because OpenSSH allows at most 261,120
  * bytes per WRITE, and leaves hashing to a second read of the file.
  */
-import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
+import type { Socket } from 'node:net';
 import type { SFTPWrapper } from 'ssh2';
+import { BlockHasher, type Block } from './sftp-hash.js';
 
 export interface UploadOptions {
   /** Bytes to send (the size the local file had when it was looked at). */
@@ -22,9 +23,43 @@ export interface UploadOptions {
   window?: number;
 }
 
-/** Bytes per local read: a few WRITE requests each; the pool holds window / block of them. */
+/** Bytes per local read: a few WRITE requests each. */
 const BLOCK_WRITES = 4;
+/** Blocks shared by the uploads of one connection (read, handed to ssh2 and the hasher, free again). */
+const BLOCKS = 16;
 const DEFAULT_WINDOW = 16 * 1024 * 1024;
+
+/** The block size for a session: BLOCK_WRITES requests of the server's largest write. */
+export function blockLenOf(sftp: SFTPWrapper): number {
+  return maxWriteOf(sftp) * BLOCK_WRITES;
+}
+
+/** A hasher whose blocks fit the session's writes. */
+export function hasherFor(sftp: SFTPWrapper): BlockHasher {
+  return new BlockHasher(blockLenOf(sftp), BLOCKS);
+}
+
+/** The SSH connection's socket (ssh2 keeps it private), to send a block's packets in one write. */
+function socketOf(sftp: SFTPWrapper): Socket | undefined {
+  return (sftp as unknown as { _client?: { _sock?: Socket } })._client?._sock;
+}
+
+const corked = new WeakSet<Socket>();
+
+/**
+ * Most packets leave when the server opens the channel window again (ssh2 sends what it
+ * queued from inside its handler for the incoming data): cork the socket while incoming
+ * data is handled, so those packets go out in one writev, not one write each.
+ */
+export function corkWhileReading(sftp: SFTPWrapper): void {
+  const sock = socketOf(sftp);
+  if (!sock || corked.has(sock)) return;
+  corked.add(sock);
+  sock.prependListener('data', () => {
+    sock.cork();
+    process.nextTick(() => sock.uncork());
+  });
+}
 
 /** ssh2 learns the server's limits (limits@openssh.com) but keeps them private. */
 export function maxWriteOf(sftp: SFTPWrapper): number {
@@ -60,13 +95,19 @@ function closeRemote(sftp: SFTPWrapper, handle: Buffer): Promise<void> {
   });
 }
 
-/** Upload `local` to `remote` (created or truncated); resolves with the MD5 of the bytes sent. */
-export async function uploadFile(sftp: SFTPWrapper, local: string, remote: string, opts: UploadOptions): Promise<string> {
+/**
+ * Upload `local` to `remote` (created or truncated); resolves with the MD5 of the bytes sent.
+ * `hasher` comes from hasherFor() on this session (its blocks are the unit of reading).
+ */
+export async function uploadFile(sftp: SFTPWrapper, hasher: BlockHasher, local: string, remote: string, opts: UploadOptions): Promise<string> {
   const { size } = opts;
   const writeLen = maxWriteOf(sftp);
-  const blockLen = writeLen * BLOCK_WRITES;
+  const blockLen = hasher.blockLen;
+  if (blockLen % writeLen !== 0) throw new Error(`block of ${blockLen} bytes is no multiple of the ${writeLen}-byte write`);
   const window = Math.max(blockLen, opts.window ?? DEFAULT_WINDOW);
-  const md5 = createHash('md5');
+  const sock = socketOf(sftp);
+  const md5 = hasher.begin();
+  let digested = false;
   const fh = await open(local, 'r');
   let handle: Buffer | undefined;
   try {
@@ -81,7 +122,6 @@ export async function uploadFile(sftp: SFTPWrapper, local: string, remote: strin
       let acked = 0; // acknowledged prefix
       // Requests in the order sent; the head moves on as answers arrive (in order or not).
       const pending: Array<{ end: number; done: boolean }> = [];
-      const pool: Buffer[] = [];
       const fail = (err: Error): void => {
         if (failed) return;
         failed = true;
@@ -106,32 +146,46 @@ export async function uploadFile(sftp: SFTPWrapper, local: string, remote: strin
         reading = true;
         const at = readPos;
         const len = Math.min(blockLen, size - at);
-        const buf = pool.pop() ?? Buffer.allocUnsafe(blockLen);
-        fh.read(buf, 0, len, at).then(
-          ({ bytesRead }) => {
-            reading = false;
-            if (failed) return;
-            if (bytesRead !== len) return fail(new Error(`${local} shrank while it was sent (read ${at + bytesRead} of ${size} bytes)`));
-            if (!channelOpen(sftp)) return fail(closedError());
-            const data = buf.subarray(0, len);
-            md5.update(data);
-            // ssh2 copies each request into its own packet at once, so the block is free after the loop.
-            for (let off = 0; off < len; off += writeLen) {
-              const n = Math.min(writeLen, len - off);
-              const req = { end: at + off + n, done: false };
-              pending.push(req);
-              inFlight += n;
-              sftp.write(h, data, off, n, at + off, onWritten(req, n));
-            }
-            pool.push(buf);
-            readPos = at + len;
-            pump();
-          },
-          (err: Error) => {
-            reading = false;
-            fail(err);
-          },
-        );
+        let held: Block | undefined;
+        hasher
+          .acquire()
+          .then((block) => {
+            held = block;
+            return fh.read(block.buf, 0, len, at);
+          })
+          .then(
+            ({ bytesRead }) => {
+              reading = false;
+              const block = held!;
+              if (failed || bytesRead !== len || !channelOpen(sftp)) {
+                hasher.release(block);
+                if (bytesRead !== len) fail(new Error(`${local} shrank while it was sent (read ${at + bytesRead} of ${size} bytes)`));
+                else fail(closedError());
+                return;
+              }
+              const data = block.buf.subarray(0, len);
+              // ssh2 copies each request into its packets at once; corked, the block's packets
+              // leave in one writev instead of one write per 32 KiB packet.
+              sock?.cork();
+              for (let off = 0; off < len; off += writeLen) {
+                const n = Math.min(writeLen, len - off);
+                const req = { end: at + off + n, done: false };
+                pending.push(req);
+                inFlight += n;
+                sftp.write(h, data, off, n, at + off, onWritten(req, n));
+              }
+              sock?.uncork();
+              // The hasher releases the block once it has read it.
+              hasher.update(md5, block, len);
+              readPos = at + len;
+              pump();
+            },
+            (err: Error) => {
+              reading = false;
+              if (held) hasher.release(held);
+              fail(err);
+            },
+          );
       };
       if (size === 0) return resolve();
       // The channel may close while nothing is being asked (a read in progress): fail then too.
@@ -147,8 +201,10 @@ export async function uploadFile(sftp: SFTPWrapper, local: string, remote: strin
     });
     handle = undefined;
     await closeRemote(sftp, h);
-    return md5.digest('hex');
+    digested = true;
+    return await hasher.digest(md5);
   } finally {
+    if (!digested) hasher.drop(md5);
     await fh.close().catch(() => undefined);
     // After a failure: close the remote handle where the connection still allows it.
     if (handle) await closeRemote(sftp, handle).catch(() => undefined);

@@ -30,7 +30,8 @@ import type { SftpDestination } from './destination.js';
 import { LocalHasher } from './md5.js';
 import { execText, shellQuote, sshOf } from './sftp-exec.js';
 import { probeStreamMd5, RemoteStreamMd5, SEGMENT } from './sftp-stream-md5.js';
-import { uploadFile } from './sftp-upload.js';
+import type { BlockHasher } from './sftp-hash.js';
+import { blockLenOf, corkWhileReading, hasherFor, uploadFile } from './sftp-upload.js';
 import { checkHostKey, hostKeyAlgorithms, knownKeysFor, readKnownHosts, type KnownKey } from './known-hosts.js';
 import type { AttemptResult, SendFile, Transport } from './types.js';
 
@@ -91,6 +92,8 @@ export class SftpTransport implements Transport {
   private readonly dirsMade = new Map<string, Promise<void>>();
   private readonly facts = new Map<string, LocalFacts>();
   private readonly hasher = new LocalHasher();
+  /** Reads, hashes and hands the uploads' blocks to ssh2 (a worker thread hashes). */
+  private blocks?: BlockHasher;
   private readonly known: KnownKey[];
 
   constructor(
@@ -159,6 +162,8 @@ export class SftpTransport implements Transport {
     sshOf(client)?.on('close', () => {
       if (this.client === client) this.lost ??= 'the connection closed';
     });
+    const sftp = (client as unknown as { sftp?: SFTPWrapper }).sftp;
+    if (sftp) corkWhileReading(sftp);
     this.client = client;
     this.lost = undefined;
     this.dirsMade.clear();
@@ -177,6 +182,16 @@ export class SftpTransport implements Transport {
 
   async close(): Promise<void> {
     await this.drop();
+    await this.blocks?.close();
+    this.blocks = undefined;
+  }
+
+  private blocksFor(sftp: SFTPWrapper): BlockHasher {
+    if (this.blocks?.blockLen !== blockLenOf(sftp)) {
+      void this.blocks?.close();
+      this.blocks = hasherFor(sftp);
+    }
+    return this.blocks;
   }
 
   private exec(command: string, timeoutMs: number): Promise<string | undefined> {
@@ -337,9 +352,10 @@ export class SftpTransport implements Transport {
               });
               stream.catch(() => undefined);
             }
-            const md5 = await uploadFile(sftpOf(client), file.path, part, {
+            const sftp = sftpOf(client);
+            const md5 = await uploadFile(sftp, this.blocksFor(sftp), file.path, part, {
               size,
-              onAcked: (n) => {
+              onAcked: (n: number) => {
                 acked = n;
                 hashing?.advance(n);
               },

@@ -1,5 +1,5 @@
-import { existsSync } from 'node:fs';
-import { chmod, open, readdir, rename, rm } from 'node:fs/promises';
+import { existsSync, readdirSync } from 'node:fs';
+import { chmod, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir, writeFileAtomic } from '../site/atomic.js';
 import { md5sumLine, verifyZip, writeZip, type EntryRecord } from './zip/index.js';
@@ -34,9 +34,11 @@ export interface PublishedArchive {
 /**
  * Every file under dir, as archive names ('/'-separated, sorted so the archive is stable),
  * one folder at a time: a study of 100,000 instances is never listed in memory at once.
+ * Synchronous on purpose (the writer reads each file synchronously too): an async generator
+ * cost a promise chain per file and the optimiser more to compile than the listing itself.
  */
-export async function* listStage(dir: string, prefix = ''): AsyncGenerator<{ name: string; path: string }> {
-  const entries = await readdir(dir, { withFileTypes: true });
+export function* listStage(dir: string, prefix = ''): Generator<{ name: string; path: string }> {
+  const entries = readdirSync(dir, { withFileTypes: true });
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const e of entries) {
     if (e.isDirectory()) yield* listStage(join(dir, e.name), `${prefix}${e.name}/`);

@@ -71,15 +71,14 @@ function flags(e: Pick<EntryRecord, 'encrypted' | 'nameBytes' | 'name'>): number
   return f;
 }
 
-function aesExtra(innerMethod: number): Buffer {
-  const b = Buffer.alloc(11);
-  b.writeUInt16LE(EXTRA_AES, 0);
-  b.writeUInt16LE(7, 2);
-  b.writeUInt16LE(2, 4); // AE-2: the CRC field is 0, the HMAC authenticates the data
-  b.write('AE', 6, 'latin1');
-  b.writeUInt8(3, 8); // AES-256
-  b.writeUInt16LE(innerMethod, 9);
-  return b;
+/** The WinZip AES extra field (11 bytes), written at `at`. */
+function writeAesExtra(b: Buffer, at: number, innerMethod: number): void {
+  b.writeUInt16LE(EXTRA_AES, at);
+  b.writeUInt16LE(7, at + 2);
+  b.writeUInt16LE(2, at + 4); // AE-2: the CRC field is 0, the HMAC authenticates the data
+  b.write('AE', at + 6, 'latin1');
+  b.writeUInt8(3, at + 8); // AES-256
+  b.writeUInt16LE(innerMethod, at + 9);
 }
 
 /**
@@ -87,18 +86,8 @@ function aesExtra(innerMethod: number): Buffer {
  * in the extra field), because its header is written before its compressed size is known.
  */
 export function localHeader(e: EntryRecord): Buffer {
-  const extras: Buffer[] = [];
-  if (e.zip64) {
-    const z = Buffer.alloc(20);
-    z.writeUInt16LE(EXTRA_ZIP64, 0);
-    z.writeUInt16LE(16, 2);
-    z.writeBigUInt64LE(BigInt(e.uncompressedSize), 4);
-    z.writeBigUInt64LE(BigInt(e.compressedSize), 12);
-    extras.push(z);
-  }
-  if (e.encrypted) extras.push(aesExtra(e.innerMethod));
-  const extra = Buffer.concat(extras);
-  const h = Buffer.alloc(30);
+  // One buffer of the exact length, filled in place (a header per entry: no concatenation).
+  const h = Buffer.allocUnsafe(localHeaderLength(e));
   h.writeUInt32LE(SIG_LOCAL, 0);
   h.writeUInt16LE(versionNeeded(e), 4);
   h.writeUInt16LE(flags(e), 6);
@@ -109,8 +98,17 @@ export function localHeader(e: EntryRecord): Buffer {
   h.writeUInt32LE(e.zip64 ? U32_LIMIT : e.compressedSize, 18);
   h.writeUInt32LE(e.zip64 ? U32_LIMIT : e.uncompressedSize, 22);
   h.writeUInt16LE(e.nameBytes.length, 26);
-  h.writeUInt16LE(extra.length, 28);
-  return Buffer.concat([h, e.nameBytes, extra]);
+  h.writeUInt16LE((e.zip64 ? 20 : 0) + (e.encrypted ? 11 : 0), 28);
+  let at = 30 + e.nameBytes.copy(h, 30);
+  if (e.zip64) {
+    h.writeUInt16LE(EXTRA_ZIP64, at);
+    h.writeUInt16LE(16, at + 2);
+    h.writeBigUInt64LE(BigInt(e.uncompressedSize), at + 4);
+    h.writeBigUInt64LE(BigInt(e.compressedSize), at + 12);
+    at += 20;
+  }
+  if (e.encrypted) writeAesExtra(h, at, e.innerMethod);
+  return h;
 }
 
 /** Length of the local header the entry will get (it does not change when sizes are patched). */
@@ -120,24 +118,14 @@ export function localHeaderLength(e: Pick<EntryRecord, 'zip64' | 'encrypted' | '
 
 /** A central directory record; ZIP64 fields only for the values that overflow (APPNOTE 4.5.3). */
 export function centralRecord(e: EntryRecord): Buffer {
-  const z64: bigint[] = [];
+  const z64: number[] = [];
   const bigSize = e.zip64 || e.uncompressedSize >= U32_LIMIT || e.compressedSize >= U32_LIMIT;
-  if (bigSize) {
-    z64.push(BigInt(e.uncompressedSize), BigInt(e.compressedSize));
-  }
+  if (bigSize) z64.push(e.uncompressedSize, e.compressedSize);
   const bigOffset = e.offset >= U32_LIMIT;
-  if (bigOffset) z64.push(BigInt(e.offset));
-  const extras: Buffer[] = [];
-  if (z64.length > 0) {
-    const z = Buffer.alloc(4 + 8 * z64.length);
-    z.writeUInt16LE(EXTRA_ZIP64, 0);
-    z.writeUInt16LE(8 * z64.length, 2);
-    z64.forEach((v, i) => z.writeBigUInt64LE(v, 4 + 8 * i));
-    extras.push(z);
-  }
-  if (e.encrypted) extras.push(aesExtra(e.innerMethod));
-  const extra = Buffer.concat(extras);
-  const h = Buffer.alloc(46);
+  if (bigOffset) z64.push(e.offset);
+  const z64Length = z64.length > 0 ? 4 + 8 * z64.length : 0;
+  const extraLength = z64Length + (e.encrypted ? 11 : 0);
+  const h = Buffer.allocUnsafe(46 + e.nameBytes.length + extraLength);
   h.writeUInt32LE(SIG_CENTRAL, 0);
   h.writeUInt16LE((3 << 8) | 63, 4); // made by: Unix, APPNOTE 6.3
   h.writeUInt16LE(versionNeeded({ ...e, zip64: e.zip64 || z64.length > 0 }), 6);
@@ -149,13 +137,21 @@ export function centralRecord(e: EntryRecord): Buffer {
   h.writeUInt32LE(bigSize ? U32_LIMIT : e.compressedSize, 20);
   h.writeUInt32LE(bigSize ? U32_LIMIT : e.uncompressedSize, 24);
   h.writeUInt16LE(e.nameBytes.length, 28);
-  h.writeUInt16LE(extra.length, 30);
+  h.writeUInt16LE(extraLength, 30);
   h.writeUInt16LE(0, 32); // comment length
   h.writeUInt16LE(0, 34); // disk number start
   h.writeUInt16LE(0, 36); // internal attributes
-  h.writeUInt32LE(((0o100644 << 16) >>> 0), 38); // regular file, rw-r--r--
+  h.writeUInt32LE((0o100644 << 16) >>> 0, 38); // regular file, rw-r--r--
   h.writeUInt32LE(bigOffset ? U32_LIMIT : e.offset, 42);
-  return Buffer.concat([h, e.nameBytes, extra]);
+  let at = 46 + e.nameBytes.copy(h, 46);
+  if (z64.length > 0) {
+    h.writeUInt16LE(EXTRA_ZIP64, at);
+    h.writeUInt16LE(8 * z64.length, at + 2);
+    z64.forEach((v, i) => h.writeBigUInt64LE(BigInt(v), at + 4 + 8 * i));
+    at += z64Length;
+  }
+  if (e.encrypted) writeAesExtra(h, at, e.innerMethod);
+  return h;
 }
 
 /**

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, fdatasync, fstatSync, fsyncSync, openSync, readSync, writev, writevSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
@@ -150,9 +149,26 @@ function checkName(ctx: Context, name: string): void {
   const why = unsafeEntryName(name);
   if (why) throw new ZipWriteError(`unsafe entry name ${JSON.stringify(name)}: ${why}`, name);
   // A hash collision (about 1 in 10^4 for a million names) only refuses a good archive.
-  const key = createHash('sha1').update(name).digest().readUIntBE(0, 6);
+  const key = nameKey(name);
   if (ctx.names.has(key)) throw new ZipWriteError(`duplicate entry name ${JSON.stringify(name)}`, name);
   ctx.names.add(key);
+}
+
+/**
+ * A 48-bit key of a name (two 32-bit FNV-1a variants over its UTF-16 code units), to refuse
+ * duplicates without keeping every name. Computed in JS: a crypto hash object per name
+ * (the former SHA-1) costs an OpenSSL context for a few dozen bytes.
+ */
+export function nameKey(name: string): number {
+  let a = 0x811c9dc5;
+  let b = 0x01000193 ^ name.length;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+    b ^= b >>> 15;
+  }
+  return (a >>> 0) * 0x10000 + ((b >>> 16) & 0xffff);
 }
 
 /** The central directory, kept as the bytes it will be (about 100 per entry), in 1 MiB blocks. */
@@ -211,24 +227,32 @@ function readSmallFile(name: string, path: string, pool: BufferPool): { buf: Buf
   }
 }
 
+type Large = Extract<Prepared, { kind: 'large' }>;
+/** An entry's bytes in memory, with the pooled buffers that hold them. */
+interface Loaded {
+  data: Uint8Array;
+  held: Buffer[];
+}
+
+/** Check the name and read the entry (if on disk): its bytes, or what is needed to stream it. */
+function load(ctx: Context, src: ZipSource): Loaded | Large {
+  checkName(ctx, src.name);
+  if (!('path' in src)) return { data: src.data, held: [] };
+  const small = readSmallFile(src.name, src.path, ctx.pool);
+  if (typeof small === 'number') return { kind: 'large', name: src.name, path: src.path, size: small };
+  return { data: small.data, held: [small.buf] };
+}
+
 /** Read (if on disk), checksum, compress and encrypt one small entry in memory. */
 async function prepare(ctx: Context, src: ZipSource): Promise<Prepared> {
-  checkName(ctx, src.name);
-  const held: Buffer[] = [];
+  const loaded = load(ctx, src);
+  if ('kind' in loaded) return loaded;
+  const held = loaded.held;
   const release = (): void => {
     for (const b of held.splice(0)) ctx.pool.release(b);
   };
-  let data: Uint8Array;
-  if ('path' in src) {
-    const small = readSmallFile(src.name, src.path, ctx.pool);
-    if (typeof small === 'number') return { kind: 'large', name: src.name, path: src.path, size: small };
-    held.push(small.buf);
-    data = small.data;
-  } else {
-    data = src.data;
-  }
   try {
-    const { record, payload } = await encodeSmall(ctx, src.name, data, held);
+    const { record, payload } = await encodeSmall(ctx, src.name, loaded.data, held);
     return { kind: 'small', record, payload, release };
   } catch (err) {
     release();
@@ -236,10 +260,17 @@ async function prepare(ctx: Context, src: ZipSource): Promise<Prepared> {
   }
 }
 
-/** Checksum, compress and encrypt an entry held in memory; pooled buffers it takes go to `held`. */
-async function encodeSmall(ctx: Context, name: string, data: Uint8Array, held: Buffer[]): Promise<{ record: EntryRecord; payload: Buffer[] }> {
+/** The record of an entry stored as it is (CRC-32 and sizes of `data`). */
+function storedRecord(ctx: Context, name: string, data: Uint8Array): EntryRecord {
   const record = baseRecord(ctx, name, data.length, ctx.opts.forceZip64 === true);
   record.crc = crc32(data);
+  record.compressedSize = data.length;
+  return record;
+}
+
+/** Checksum, compress and encrypt an entry held in memory; pooled buffers it takes go to `held`. */
+async function encodeSmall(ctx: Context, name: string, data: Uint8Array, held: Buffer[]): Promise<{ record: EntryRecord; payload: Buffer[] }> {
+  const record = storedRecord(ctx, name, data);
   let body: Uint8Array = data;
   if (ctx.opts.level > 0 && data.length > 0) {
     // One output chunk for the whole entry: with zlib's default 16 KiB chunks, every chunk is
@@ -346,9 +377,14 @@ class WriteQueue {
       this.inFlight.shift();
       w.then(ok);
     }
-    this.md5.advance(w.end);
-    if (this.flushEvery > 0 && !this.flushing && w.end - this.flushedTo >= this.flushEvery) {
-      this.flushedTo = w.end;
+    this.wrote(w.end);
+  }
+
+  /** Bytes up to `end` are written (by the queue or directly): the MD5 may read them, the flush may start. */
+  wrote(end: number): void {
+    this.md5.advance(end);
+    if (this.flushEvery > 0 && !this.flushing && end - this.flushedTo >= this.flushEvery) {
+      this.flushedTo = end;
       const f = new Promise<void>((resolve) => fdatasync(this.fd, () => resolve())); // errors: the final fsync reports them
       this.flushing = f.then(() => {
         this.flushing = undefined;
@@ -464,44 +500,89 @@ export async function writeZip(
     opts.onEntry?.(record);
   };
 
-  const flushOne = async (): Promise<void> => {
-    const prepared = await window.shift()!;
-    let record: EntryRecord;
-    let dataStart: number;
-    if (prepared.kind === 'small') {
-      record = prepared.record;
-      record.offset = pos;
-      const buffers = [localHeader(record), ...prepared.payload];
-      const start = pos;
-      dataStart = pos + buffers[0]!.length;
-      md5.range(dataStart, record.method === METHOD_STORE ? record.compressedSize : 0);
-      pos += buffers.reduce((n, b) => n + b.length, 0);
-      const r = record;
-      await writes.push(buffers, start, pos, (ok) => {
-        prepared.release();
-        if (ok) written(r);
-      });
-    } else {
-      // A streamed entry patches its header after its data: everything before it first.
-      await writes.drain();
-      record = await writeLarge(ctx, fd, prepared, pos);
-      dataStart = record.offset + localHeaderLength(record);
-      pos = dataStart + record.compressedSize;
-      md5.range(dataStart, record.method === METHOD_STORE ? record.compressedSize : 0);
-      md5.advance(pos);
-      written(record);
-    }
+  /** Bookkeeping once an entry's place in the file is fixed. */
+  const placed = (record: EntryRecord, dataStart: number): void => {
     central.add(centralRecord(record));
     digest.add(record.name, record.crc, record.uncompressedSize, dataStart, record.method === METHOD_STORE ? record.compressedSize : 0);
     count++;
   };
 
+  /** A streamed entry patches its header after its data: everything before it is written first. */
+  const writeLargeEntry = async (prepared: Large): Promise<void> => {
+    await writes.drain();
+    const record = await writeLarge(ctx, fd, prepared, pos);
+    const dataStart = record.offset + localHeaderLength(record);
+    pos = dataStart + record.compressedSize;
+    md5.range(dataStart, record.method === METHOD_STORE ? record.compressedSize : 0);
+    writes.wrote(pos);
+    written(record);
+    placed(record, dataStart);
+  };
+
+  const flushOne = async (): Promise<void> => {
+    const prepared = await window.shift()!;
+    if (prepared.kind === 'large') return writeLargeEntry(prepared);
+    const record = prepared.record;
+    record.offset = pos;
+    const buffers = [localHeader(record), ...prepared.payload];
+    const start = pos;
+    const dataStart = pos + buffers[0]!.length;
+    md5.range(dataStart, record.method === METHOD_STORE ? record.compressedSize : 0);
+    pos += buffers.reduce((n, b) => n + b.length, 0);
+    placed(record, dataStart);
+    await writes.push(buffers, start, pos, (ok) => {
+      prepared.release();
+      if (ok) written(record);
+    });
+  };
+
+  /**
+   * Stored and not encrypted, an entry needs no work off the main thread: it is read,
+   * checksummed and written in one synchronous step, with no promise, no pool round trip and
+   * no read-ahead window. Measured with the synchronous stage listing and the batched MD5
+   * messages (1,000 x 134 KB): process CPU 0.65 -> 0.55 s, wall 0.46 -> 0.42 s (medians of 7).
+   */
+  const writeDirect = (src: ZipSource): Promise<void> | undefined => {
+    const loaded = load(ctx, src);
+    if ('kind' in loaded) return writeLargeEntry(loaded);
+    try {
+      const record = storedRecord(ctx, src.name, loaded.data);
+      record.offset = pos;
+      const header = localHeader(record);
+      const dataStart = pos + header.length;
+      md5.range(dataStart, record.compressedSize);
+      const data = loaded.data;
+      pos += writeAll(fd, [header, Buffer.from(data.buffer, data.byteOffset, data.length)], pos);
+      placed(record, dataStart);
+      writes.wrote(pos);
+      written(record);
+    } finally {
+      for (const b of loaded.held) ctx.pool.release(b);
+    }
+    return undefined;
+  };
+
+  const direct = opts.level === 0 && opts.password === undefined;
+  const add = (src: ZipSource): Promise<void> | undefined => {
+    if (direct) return writeDirect(src);
+    const p = prepare(ctx, src);
+    p.catch(() => undefined); // awaited in order by flushOne; keep Node from calling it unhandled
+    window.push(p);
+    return window.length >= concurrency ? flushOne() : undefined;
+  };
+
   try {
-    for await (const src of sources) {
-      const p = prepare(ctx, src);
-      p.catch(() => undefined); // awaited in order by flushOne; keep Node from calling it unhandled
-      window.push(p);
-      if (window.length >= concurrency) await flushOne();
+    // A plain iterable (the stage listing) is walked without a promise per entry.
+    if (Symbol.iterator in sources) {
+      for (const src of sources) {
+        const p = add(src);
+        if (p) await p;
+      }
+    } else {
+      for await (const src of sources) {
+        const p = add(src);
+        if (p) await p;
+      }
     }
     while (window.length > 0) await flushOne();
     await writes.drain();

@@ -10,6 +10,7 @@ import { type BatchOutcome, runBatch } from '../lib/deid/batch.js';
 import { type InputUnit, filesOf, stdinUnits } from '../lib/deid/inputs.js';
 import { MappingRecorder } from '../lib/deid/mapping.js';
 import { PROFILE_OPTIONS, PROFILES, optionCliName } from '../lib/deid/options.js';
+import { tuneJitForBatch } from '../lib/deid/jit.js';
 import { createAnonymizerPool, defaultThreads } from '../lib/deid/pool.js';
 import {
   type ProjectRules, defaultProjectRules, finishRules, loadProjectRules, parseDateShift, parseOptions, parseOverride, tagOf,
@@ -109,6 +110,7 @@ async function checkWritable(dir: string, what: string): Promise<void> {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  tuneJitForBatch();
   const program = createProgram(
     'fiona-anonymize',
     'De-identify DICOM instances by the PS3.15 confidentiality profile and a project\'s rules, with keyed, repeatable pseudonyms.',

@@ -63,3 +63,40 @@ export function execText(ssh: SshExec | undefined, command: string, timeoutMs: n
     }
   });
 }
+
+/** Names md5sum prints escaped (a leading backslash): those are hashed one by one instead. */
+const ESCAPED = /[\\\n\r]/;
+const MARK = '--fiona-md5--';
+
+/**
+ * One command that hashes many files: a single `md5sum -- p1 p2 ...` (one process, not one
+ * per file) whose lines are matched by name; names md5sum would escape go through
+ * `md5sum < p`, one line each, after a mark. A file md5sum cannot read has no line.
+ */
+export function md5sumCommand(paths: string[]): string {
+  const plain = paths.filter((p) => !ESCAPED.test(p));
+  const odd = paths.filter((p) => ESCAPED.test(p));
+  const parts: string[] = [];
+  if (plain.length > 0) parts.push(`md5sum -- ${plain.map(shellQuote).join(' ')} 2>/dev/null`);
+  parts.push(`echo ${MARK}`);
+  for (const p of odd) parts.push(`md5sum < ${shellQuote(p)} 2>/dev/null || echo FAILED`);
+  return parts.join('; ');
+}
+
+/** The md5 of each path from md5sumCommand's output, in order; undefined where there is none. */
+export function parseMd5sum(text: string, paths: string[]): Array<string | undefined> {
+  const lines = text.split('\n');
+  const mark = lines.indexOf(MARK);
+  if (mark < 0) return paths.map(() => undefined);
+  const byName = new Map<string, string>();
+  for (const line of lines.slice(0, mark)) {
+    const m = /^([0-9a-f]{32}) [ *](.*)$/.exec(line);
+    if (m) byName.set(m[2]!, m[1]!);
+  }
+  const oddLines = lines.slice(mark + 1);
+  let k = 0;
+  return paths.map((p) => {
+    if (!ESCAPED.test(p)) return byName.get(p);
+    return /^([0-9a-f]{32})\b/.exec(oddLines[k++] ?? '')?.[1];
+  });
+}

@@ -28,7 +28,7 @@ import type { SFTPWrapper } from 'ssh2';
 import SftpClient from 'ssh2-sftp-client';
 import type { SftpDestination } from './destination.js';
 import { LocalHasher } from './md5.js';
-import { execText, shellQuote, sshOf } from './sftp-exec.js';
+import { execText, md5sumCommand, parseMd5sum, shellQuote, sshOf } from './sftp-exec.js';
 import { probeStreamMd5, RemoteStreamMd5, SEGMENT } from './sftp-stream-md5.js';
 import type { BlockHasher } from './sftp-hash.js';
 import { blockLenOf, corkWhileReading, hasherFor, uploadFile } from './sftp-upload.js';
@@ -217,12 +217,10 @@ export class SftpTransport implements Transport {
     const out: Array<string | undefined> = [];
     for (let i = 0; i < paths.length; i += MD5_BATCH) {
       const part = paths.slice(i, i + MD5_BATCH);
-      // One line per file, in order, whatever the name holds: md5sum reads stdin, prints "hex  -".
-      const cmd = part.map((p) => `md5sum < ${shellQuote(p)} 2>/dev/null || echo FAILED`).join('; ');
-      const text = await this.exec(cmd, 60_000 + part.length * 5_000);
+      // One md5sum process for the batch (not a shell and a process per file).
+      const text = await this.exec(md5sumCommand(part), 60_000 + part.length * 5_000);
       if (text === undefined) throw new ConnectionLost('md5sum on the server did not answer');
-      const lines = text.split('\n').filter(Boolean);
-      for (let j = 0; j < part.length; j++) out.push(/^([0-9a-f]{32})\b/.exec(lines[j] ?? '')?.[1]);
+      out.push(...parseMd5sum(text, part));
     }
     return out;
   }

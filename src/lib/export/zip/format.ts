@@ -58,10 +58,34 @@ export function dosDateTime(d: Date): { dosTime: number; dosDate: number } {
   };
 }
 
-function versionNeeded(e: Pick<EntryRecord, 'encrypted' | 'zip64' | 'innerMethod'>): number {
-  if (e.encrypted) return 51;
-  if (e.zip64) return 45;
-  return e.innerMethod === METHOD_DEFLATE ? 20 : 10;
+/*
+ * Little-endian stores as plain byte writes. Buffer's writeUInt16LE/32LE/BigUInt64LE carry
+ * range checks that the optimiser inlines into every header builder (--trace-opt showed
+ * tens of ms of background compile time for the two builders in a 1,000-entry archive, more
+ * than building the headers takes). Callers pass values in range.
+ */
+function put16(b: Uint8Array, at: number, v: number): void {
+  b[at] = v & 0xff;
+  b[at + 1] = (v >>> 8) & 0xff;
+}
+
+function put32(b: Uint8Array, at: number, v: number): void {
+  b[at] = v & 0xff;
+  b[at + 1] = (v >>> 8) & 0xff;
+  b[at + 2] = (v >>> 16) & 0xff;
+  b[at + 3] = (v >>> 24) & 0xff;
+}
+
+/** A non-negative integer below 2^53 as 8 bytes. */
+function put64(b: Uint8Array, at: number, v: number): void {
+  put32(b, at, v >>> 0);
+  put32(b, at + 4, Math.floor(v / 0x100000000) >>> 0);
+}
+
+function versionNeeded(encrypted: boolean, zip64: boolean, innerMethod: number): number {
+  if (encrypted) return 51;
+  if (zip64) return 45;
+  return innerMethod === METHOD_DEFLATE ? 20 : 10;
 }
 
 function flags(e: Pick<EntryRecord, 'encrypted' | 'nameBytes' | 'name'>): number {
@@ -72,13 +96,14 @@ function flags(e: Pick<EntryRecord, 'encrypted' | 'nameBytes' | 'name'>): number
 }
 
 /** The WinZip AES extra field (11 bytes), written at `at`. */
-function writeAesExtra(b: Buffer, at: number, innerMethod: number): void {
-  b.writeUInt16LE(EXTRA_AES, at);
-  b.writeUInt16LE(7, at + 2);
-  b.writeUInt16LE(2, at + 4); // AE-2: the CRC field is 0, the HMAC authenticates the data
-  b.write('AE', at + 6, 'latin1');
-  b.writeUInt8(3, at + 8); // AES-256
-  b.writeUInt16LE(innerMethod, at + 9);
+function writeAesExtra(b: Uint8Array, at: number, innerMethod: number): void {
+  put16(b, at, EXTRA_AES);
+  put16(b, at + 2, 7);
+  put16(b, at + 4, 2); // AE-2: the CRC field is 0, the HMAC authenticates the data
+  b[at + 6] = 0x41; // 'A'
+  b[at + 7] = 0x45; // 'E'
+  b[at + 8] = 3; // AES-256
+  put16(b, at + 9, innerMethod);
 }
 
 /**
@@ -88,23 +113,24 @@ function writeAesExtra(b: Buffer, at: number, innerMethod: number): void {
 export function localHeader(e: EntryRecord): Buffer {
   // One buffer of the exact length, filled in place (a header per entry: no concatenation).
   const h = Buffer.allocUnsafe(localHeaderLength(e));
-  h.writeUInt32LE(SIG_LOCAL, 0);
-  h.writeUInt16LE(versionNeeded(e), 4);
-  h.writeUInt16LE(flags(e), 6);
-  h.writeUInt16LE(e.method, 8);
-  h.writeUInt16LE(e.dosTime, 10);
-  h.writeUInt16LE(e.dosDate, 12);
-  h.writeUInt32LE(e.encrypted ? 0 : e.crc >>> 0, 14);
-  h.writeUInt32LE(e.zip64 ? U32_LIMIT : e.compressedSize, 18);
-  h.writeUInt32LE(e.zip64 ? U32_LIMIT : e.uncompressedSize, 22);
-  h.writeUInt16LE(e.nameBytes.length, 26);
-  h.writeUInt16LE((e.zip64 ? 20 : 0) + (e.encrypted ? 11 : 0), 28);
-  let at = 30 + e.nameBytes.copy(h, 30);
+  put32(h, 0, SIG_LOCAL);
+  put16(h, 4, versionNeeded(e.encrypted, e.zip64, e.innerMethod));
+  put16(h, 6, flags(e));
+  put16(h, 8, e.method);
+  put16(h, 10, e.dosTime);
+  put16(h, 12, e.dosDate);
+  put32(h, 14, e.encrypted ? 0 : e.crc);
+  put32(h, 18, e.zip64 ? U32_LIMIT : e.compressedSize);
+  put32(h, 22, e.zip64 ? U32_LIMIT : e.uncompressedSize);
+  put16(h, 26, e.nameBytes.length);
+  put16(h, 28, (e.zip64 ? 20 : 0) + (e.encrypted ? 11 : 0));
+  h.set(e.nameBytes, 30);
+  let at = 30 + e.nameBytes.length;
   if (e.zip64) {
-    h.writeUInt16LE(EXTRA_ZIP64, at);
-    h.writeUInt16LE(16, at + 2);
-    h.writeBigUInt64LE(BigInt(e.uncompressedSize), at + 4);
-    h.writeBigUInt64LE(BigInt(e.compressedSize), at + 12);
+    put16(h, at, EXTRA_ZIP64);
+    put16(h, at + 2, 16);
+    put64(h, at + 4, e.uncompressedSize);
+    put64(h, at + 12, e.compressedSize);
     at += 20;
   }
   if (e.encrypted) writeAesExtra(h, at, e.innerMethod);
@@ -118,37 +144,45 @@ export function localHeaderLength(e: Pick<EntryRecord, 'zip64' | 'encrypted' | '
 
 /** A central directory record; ZIP64 fields only for the values that overflow (APPNOTE 4.5.3). */
 export function centralRecord(e: EntryRecord): Buffer {
-  const z64: number[] = [];
   const bigSize = e.zip64 || e.uncompressedSize >= U32_LIMIT || e.compressedSize >= U32_LIMIT;
-  if (bigSize) z64.push(e.uncompressedSize, e.compressedSize);
   const bigOffset = e.offset >= U32_LIMIT;
-  if (bigOffset) z64.push(e.offset);
-  const z64Length = z64.length > 0 ? 4 + 8 * z64.length : 0;
+  const z64Count = (bigSize ? 2 : 0) + (bigOffset ? 1 : 0);
+  const z64Length = z64Count > 0 ? 4 + 8 * z64Count : 0;
   const extraLength = z64Length + (e.encrypted ? 11 : 0);
   const h = Buffer.allocUnsafe(46 + e.nameBytes.length + extraLength);
-  h.writeUInt32LE(SIG_CENTRAL, 0);
-  h.writeUInt16LE((3 << 8) | 63, 4); // made by: Unix, APPNOTE 6.3
-  h.writeUInt16LE(versionNeeded({ ...e, zip64: e.zip64 || z64.length > 0 }), 6);
-  h.writeUInt16LE(flags(e), 8);
-  h.writeUInt16LE(e.method, 10);
-  h.writeUInt16LE(e.dosTime, 12);
-  h.writeUInt16LE(e.dosDate, 14);
-  h.writeUInt32LE(e.encrypted ? 0 : e.crc >>> 0, 16);
-  h.writeUInt32LE(bigSize ? U32_LIMIT : e.compressedSize, 20);
-  h.writeUInt32LE(bigSize ? U32_LIMIT : e.uncompressedSize, 24);
-  h.writeUInt16LE(e.nameBytes.length, 28);
-  h.writeUInt16LE(extraLength, 30);
-  h.writeUInt16LE(0, 32); // comment length
-  h.writeUInt16LE(0, 34); // disk number start
-  h.writeUInt16LE(0, 36); // internal attributes
-  h.writeUInt32LE((0o100644 << 16) >>> 0, 38); // regular file, rw-r--r--
-  h.writeUInt32LE(bigOffset ? U32_LIMIT : e.offset, 42);
-  let at = 46 + e.nameBytes.copy(h, 46);
-  if (z64.length > 0) {
-    h.writeUInt16LE(EXTRA_ZIP64, at);
-    h.writeUInt16LE(8 * z64.length, at + 2);
-    z64.forEach((v, i) => h.writeBigUInt64LE(BigInt(v), at + 4 + 8 * i));
-    at += z64Length;
+  put32(h, 0, SIG_CENTRAL);
+  put16(h, 4, (3 << 8) | 63); // made by: Unix, APPNOTE 6.3
+  put16(h, 6, versionNeeded(e.encrypted, e.zip64 || z64Count > 0, e.innerMethod));
+  put16(h, 8, flags(e));
+  put16(h, 10, e.method);
+  put16(h, 12, e.dosTime);
+  put16(h, 14, e.dosDate);
+  put32(h, 16, e.encrypted ? 0 : e.crc);
+  put32(h, 20, bigSize ? U32_LIMIT : e.compressedSize);
+  put32(h, 24, bigSize ? U32_LIMIT : e.uncompressedSize);
+  put16(h, 28, e.nameBytes.length);
+  put16(h, 30, extraLength);
+  put16(h, 32, 0); // comment length
+  put16(h, 34, 0); // disk number start
+  put16(h, 36, 0); // internal attributes
+  put32(h, 38, (0o100644 << 16) >>> 0); // regular file, rw-r--r--
+  put32(h, 42, bigOffset ? U32_LIMIT : e.offset);
+  h.set(e.nameBytes, 46);
+  let at = 46 + e.nameBytes.length;
+  if (z64Count > 0) {
+    // APPNOTE 4.5.3: only the values that overflow, in this order.
+    put16(h, at, EXTRA_ZIP64);
+    put16(h, at + 2, 8 * z64Count);
+    at += 4;
+    if (bigSize) {
+      put64(h, at, e.uncompressedSize);
+      put64(h, at + 8, e.compressedSize);
+      at += 16;
+    }
+    if (bigOffset) {
+      put64(h, at, e.offset);
+      at += 8;
+    }
   }
   if (e.encrypted) writeAesExtra(h, at, e.innerMethod);
   return h;

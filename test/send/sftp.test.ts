@@ -5,10 +5,16 @@
  */
 import { execa } from 'execa';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { closeSync, existsSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { SFTPWrapper } from 'ssh2';
+import SftpClient from 'ssh2-sftp-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { sshOf } from '../../src/lib/transport/sftp-exec.js';
+import { BlockHasher } from '../../src/lib/transport/sftp-hash.js';
+import { probeStreamMd5, RemoteStreamMd5 } from '../../src/lib/transport/sftp-stream-md5.js';
+import { hasherFor, uploadFile } from '../../src/lib/transport/sftp-upload.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import { startSshd, type Sshd } from '../peers/sshd.js';
 import { binPath, filesUnder, parseEvents, send } from './helpers.js';
@@ -178,6 +184,140 @@ describe('refusals', () => {
       expect(parseEvents(back.stdout).find((e) => e.event === 'sent')!.verified).toBe('readback');
     } finally {
       await sftpOnly.stop();
+    }
+  });
+});
+
+describe('files in flight', () => {
+  test('several files at once, one of them failing: the others arrive verified, the one fails alone', async () => {
+    const src = join(tmp.dir, 'src8');
+    const files = await makeFiles(src, 7, 700_000);
+    // Over one 64 MiB segment: verified by the md5sum that runs during the upload.
+    const big = join(src, 'big.bin');
+    await writeFile(big, randomBytes(70 * 1024 * 1024));
+    const remote = join(tmp.dir, 'remote8');
+    // A folder where file-3.bin.part would go: the server cannot open it for writing.
+    await mkdir(join(remote, 'src8', 'file-3.bin.part'), { recursive: true });
+    const r = await send(sftpArgs(sshd, remote, ['--parallel', '4', '--retries', '1', '--retry-delay', '100ms', src]));
+    expect(r.exitCode).toBe(1);
+    const events = parseEvents(r.stdout);
+    const failed = events.filter((e) => e.event === 'send-failed');
+    expect(failed.map((e) => String(e.name).split('/').pop())).toEqual(['file-3.bin']);
+    expect(failed[0]!.attempts).toBe(2);
+    const sent = events.filter((e) => e.event === 'sent');
+    expect(sent).toHaveLength(7);
+    expect(sent.every((e) => e.verified === 'md5sum')).toBe(true);
+    for (const f of [...files.filter((f) => !f.endsWith('file-3.bin')), big]) {
+      const name = f.split('/').pop()!;
+      const there = join(remote, 'src8', name);
+      expect(await md5(there)).toBe(await md5(f));
+      expect(sent.find((e) => String(e.name).endsWith(`/${name}`))!.md5).toBe(await md5(f));
+    }
+    expect((await readdir(join(remote, 'src8'))).sort()).toEqual(
+      ['big.bin', 'file-0.bin', 'file-1.bin', 'file-2.bin', 'file-3.bin.part', 'file-4.bin', 'file-5.bin', 'file-6.bin'],
+    );
+  }, 60_000);
+
+  test('names with quotes, spaces and backslashes are checked by the batched md5sum', async () => {
+    const src = join(tmp.dir, 'src9');
+    await mkdir(src);
+    const names = ["it's a file.bin", 'back\\slash.bin', '-dash.bin', 'new\nline.bin'];
+    for (const n of names) await writeFile(join(src, n), randomBytes(50_000));
+    const remote = join(tmp.dir, 'remote9');
+    const r = await send(sftpArgs(sshd, remote, [src]));
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    const sent = parseEvents(r.stdout).filter((e) => e.event === 'sent');
+    expect(sent.map((e) => e.verified)).toEqual(names.map(() => 'md5sum'));
+    for (const n of names) expect(await md5(join(remote, 'src9', n))).toBe(await md5(join(src, n)));
+  });
+});
+
+describe('upload pieces against the real sshd', () => {
+  let client: SftpClient;
+  let sftp: SFTPWrapper;
+  beforeAll(async () => {
+    client = new SftpClient('test');
+    await client.connect({ host: '127.0.0.1', port: sshd.port, username: sshd.user, privateKey: readFileSync(sshd.identity) });
+    sftp = (client as unknown as { sftp: SFTPWrapper }).sftp;
+  });
+  afterAll(async () => {
+    await client?.end();
+  });
+
+  test('the md5 of the sent bytes comes from the same read; the server file is byte-identical', async () => {
+    const local = join(tmp.dir, 'up1.bin');
+    await writeFile(local, randomBytes(5 * 1024 * 1024 + 12345));
+    const hasher = hasherFor(sftp);
+    const remote = join(tmp.dir, 'up1.remote');
+    const acked: number[] = [];
+    const sum = await uploadFile(sftp, hasher, local, remote, { size: (await stat(local)).size, window: 2 * 1024 * 1024, onAcked: (n) => acked.push(n) });
+    await hasher.close();
+    expect(sum).toBe(await md5(local));
+    expect(await md5(remote)).toBe(sum);
+    expect(acked.at(-1)).toBe((await stat(local)).size);
+    expect(acked.every((n, i) => i === 0 || n > acked[i - 1]!)).toBe(true);
+  });
+
+  test('a local file that shrinks during the upload fails the upload', async () => {
+    const local = join(tmp.dir, 'up2.bin');
+    await writeFile(local, randomBytes(1024 * 1024));
+    const hasher = hasherFor(sftp);
+    await expect(uploadFile(sftp, hasher, local, join(tmp.dir, 'up2.remote'), { size: 3 * 1024 * 1024 })).rejects.toThrow(/shrank/);
+    await hasher.close();
+  });
+
+  test('the hasher gives the md5 of its blocks in order, with its worker or in-process', async () => {
+    const data = randomBytes(10 * 1000 + 7);
+    const want = createHash('md5').update(data).digest('hex');
+    for (const broken of [false, true]) {
+      const h = new BlockHasher(1000, 3);
+      if (broken) await h.close(); // no worker: in-process
+      const id = h.begin();
+      for (let off = 0; off < data.length; off += 1000) {
+        const b = await h.acquire();
+        const n = data.copy(b.buf, 0, off, Math.min(off + 1000, data.length));
+        h.update(id, b, n);
+      }
+      expect(await h.digest(id)).toBe(want);
+      await h.close();
+    }
+  });
+
+  test('the md5sum that runs during the upload sees a byte changed on the server in a segment it has not read yet', async () => {
+    const ssh = sshOf(client)!;
+    expect(await probeStreamMd5(ssh)).toBe(true);
+    const MiB = 1024 * 1024;
+    const local = join(tmp.dir, 'up3.bin');
+    await writeFile(local, randomBytes(6 * MiB + 999));
+    const size = (await stat(local)).size;
+    for (const corrupt of [false, true]) {
+      const remote = join(tmp.dir, `up3-${corrupt}.remote`);
+      const hasher = hasherFor(sftp);
+      const stream = (await RemoteStreamMd5.start(ssh, remote, 2 * MiB))!;
+      let done = false;
+      const sent = await uploadFile(sftp, hasher, local, remote, {
+        size,
+        window: MiB,
+        onAcked: (n) => {
+          // Before the server is asked for the first segment, flip one byte in it (in place, now).
+          if (corrupt && !done && n >= 2 * MiB) {
+            done = true;
+            const fd = openSync(remote, 'r+');
+            const b = Buffer.alloc(1);
+            readSync(fd, b, 0, 1, MiB + 5);
+            b[0] = b[0]! ^ 0xff;
+            writeSync(fd, b, 0, 1, MiB + 5);
+            closeSync(fd);
+          }
+          stream.advance(n);
+        },
+      });
+      const there = await stream.finish(30_000);
+      await hasher.close();
+      expect(sent).toBe(await md5(local));
+      if (corrupt) expect(there).not.toBe(sent);
+      else expect(there).toBe(sent);
+      await rm(remote, { force: true });
     }
   });
 });

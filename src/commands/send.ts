@@ -6,23 +6,17 @@ import { createProgram, parseDuration, parseIntOption } from '../lib/cli/program
 import { createLogger } from '../lib/cli/output.js';
 import { loadConfig } from '../lib/config/config.js';
 import { UsageError } from '../lib/errors.js';
-import { EventWriter, makeEvent, type BaseEvent } from '../lib/events/index.js';
-import {
-  deliver,
-  expandPaths,
-  openTransport,
-  parseDestination,
-  recordDelivery,
-  runOutbox,
-  type DeliverHooks,
-  type FileResult,
-  type RetryPolicy,
-  type SendFile,
-  type Transport,
-  type VerifyMode,
-} from '../lib/transport/index.js';
-import { deliverStream } from '../lib/transport/stream.js';
-import { siteLayout } from '../lib/site/index.js';
+// Modules by name, not the index files: each tool run pays for loading what it imports, and
+// a dicom:// run needs neither the outbox, the SFTP code, the stdin reader nor the site locks.
+import { EventWriter } from '../lib/events/writer.js';
+import { makeEvent, type BaseEvent } from '../lib/events/types.js';
+import { parseDestination } from '../lib/transport/destination.js';
+import { deliver, type DeliverHooks } from '../lib/transport/deliver.js';
+import { expandPaths } from '../lib/transport/files.js';
+import type { RetryPolicy } from '../lib/transport/retry.js';
+import type { FileResult, SendFile, Transport } from '../lib/transport/types.js';
+import type { VerifyMode } from '../lib/transport/sftp.js';
+import { siteLayout } from '../lib/site/layout.js';
 
 const HELP = `
 Destinations:
@@ -105,6 +99,7 @@ export async function main(argv: string[]): Promise<number> {
 
   let transport: Transport;
   if (dest.kind === 'sftp') {
+    const { openTransport } = await import('../lib/transport/index.js');
     if (!o.identity) throw new UsageError('sftp:// needs --identity KEY (key authentication only)');
     if (!existsSync(o.identity)) throw new UsageError(`--identity ${o.identity}: no such file`);
     const knownHosts = o.knownHosts ?? join(homedir(), '.ssh', 'known_hosts');
@@ -113,9 +108,8 @@ export async function main(argv: string[]): Promise<number> {
       sftp: { identity: o.identity, knownHosts, verify: o.verify, md5File: o.md5File, parallel: o.parallel, connectMs: o.timeout },
     });
   } else {
-    transport = openTransport(dest, {
-      dicom: { associations: o.associations, connectMs: Math.min(o.timeout, 15_000), associateMs: o.timeout, idleMs: o.timeout },
-    });
+    const { DicomTransport } = await import('../lib/transport/dicom.js');
+    transport = new DicomTransport(dest, { associations: o.associations, connectMs: Math.min(o.timeout, 15_000), associateMs: o.timeout, idleMs: o.timeout });
   }
 
   const out = new EventWriter(process.stdout);
@@ -170,6 +164,7 @@ export async function main(argv: string[]): Promise<number> {
     if (o.outbox) {
       const outbox = resolve(o.outbox);
       if (!existsSync(outbox)) throw new UsageError(`--outbox ${outbox}: no such folder`);
+      const { runOutbox } = await import('../lib/transport/outbox.js');
       const report = await runOutbox(
         transport,
         {
@@ -208,6 +203,7 @@ export async function main(argv: string[]): Promise<number> {
       await deliver(transport, files, policy, hooks, abort.signal);
     } else {
       if (process.stdin.isTTY) throw new UsageError('nothing to send: give paths, --outbox DIR, or paths/events on stdin');
+      const { deliverStream } = await import('../lib/transport/stream.js');
       await deliverStream(
         process.stdin,
         {
@@ -231,7 +227,8 @@ export async function main(argv: string[]): Promise<number> {
     await transport.close();
   }
 
-  if (site) {
+  if (site && studiesSent.size > 0) {
+    const { recordDelivery } = await import('../lib/transport/records.js');
     for (const [study, files] of studiesSent) {
       await recordDelivery(site, { study, to: transport.url, tool: 'fiona-send', kind: 'sent', files }).catch((err: Error) =>
         log.warn(`could not record the delivery of study ${study}: ${err.message}`),

@@ -23,10 +23,14 @@ export interface UploadOptions {
   window?: number;
 }
 
-/** Bytes per local read: a few WRITE requests each. */
-const BLOCK_WRITES = 4;
+/**
+ * Bytes per local read: 16 WRITE requests (about 4 MiB against OpenSSH). Measured on a 1 GB
+ * file against 4 requests (1 MiB): a quarter of the reads and hashing messages, 0.2-0.3 s
+ * less client CPU per GB (alternating runs; wall time too noisy on the shared 2-core box).
+ */
+const BLOCK_WRITES = 16;
 /** Blocks shared by the uploads of one connection (read, handed to ssh2 and the hasher, free again). */
-const BLOCKS = 16;
+const BLOCKS = 8;
 const DEFAULT_WINDOW = 16 * 1024 * 1024;
 
 /** The block size for a session: BLOCK_WRITES requests of the server's largest write. */

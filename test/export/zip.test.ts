@@ -254,3 +254,43 @@ describe('writeZip + verifyZip', () => {
     await expect(verifyZip(z1, { digest: r1.digest, diskCrcs: c1 })).rejects.toThrow(/a\/b\/two.dcm/);
   });
 });
+
+describe('read-back details', () => {
+  it('every local header is checked while the read-back CRC-32s are still pending; they are compared when they arrive', async () => {
+    const zip = join(tmp.dir, 'pending.zip');
+    const r = await writeZip(zip, sources, { level: 0, keepEntries: true });
+    const crcs = await r.diskCrcs;
+    // a damaged local header fails without waiting for checksums that never come
+    const one = r.entries.find((e) => e.name === 'a/one.dcm')!;
+    const bytes = Buffer.from(await readFile(zip));
+    bytes[one.offset + 30]! ^= 0x20; // first byte of the local name: 'a' -> 'A'
+    await writeFile(join(tmp.dir, 'pending-bad.zip'), bytes);
+    await expect(verifyZip(join(tmp.dir, 'pending-bad.zip'), { digest: r.digest, diskCrcs: new Promise(() => undefined) })).rejects.toThrow(
+      /a\/one.dcm: local header names A\/one.dcm/,
+    );
+    // an intact archive finishes only once the checksums have come, and uses them
+    let release!: (c: Uint32Array) => void;
+    const late = new Promise<Uint32Array>((resolve) => (release = resolve));
+    let done = false;
+    const v = verifyZip(zip, { digest: r.digest, diskCrcs: late }).then((x) => ((done = true), x));
+    await new Promise((res) => setTimeout(res, 50));
+    expect(done).toBe(false);
+    const wrong = Uint32Array.from(crcs);
+    wrong[0]! ^= 0x10;
+    release(wrong);
+    await expect(v).rejects.toThrow(new RegExp(`${r.entries[0]!.name.replace(/[.]/g, '\\.')}: CRC-32 mismatch`));
+  });
+
+  it('duplicate names are refused by their hash, also non-ASCII; 20,000 distinct names are not mistaken for duplicates', async () => {
+    const many: ZipSource[] = [];
+    for (let i = 0; i < 20_000; i++) many.push({ name: `séries ${i % 37}/ø${i}.dcm`, data: Buffer.alloc(0) });
+    const zip = join(tmp.dir, 'names.zip');
+    expect((await writeZip(zip, many, { level: 0 })).count).toBe(20_000);
+    await expect(
+      writeZip(join(tmp.dir, 'dup-u.zip'), [{ name: 'ø/å.dcm', data: Buffer.from('1') }, { name: 'x', data: Buffer.from('2') }, { name: 'ø/å.dcm', data: Buffer.from('3') }], {
+        level: 0,
+      }),
+    ).rejects.toThrow(/duplicate entry name "ø\/å.dcm"/);
+    expect(existsSync(join(tmp.dir, 'dup-u.zip'))).toBe(false);
+  });
+});

@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readSync, rmSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
@@ -14,7 +14,7 @@ import { type Scrubber, createScrubber } from './clean.js';
 import { derivedDateOffset } from './dates.js';
 import { type Identifier, collectIdentifiers, scrubWords } from './identifiers.js';
 import { type Needle, identifierNeedles, uidNeedles } from './leak.js';
-import { BufferPool, DirSyncer, MemorySink, type OpenedTemp, ensureDir, openTemp, publishTemp, tempNameFor, writeOpenedAndPublish } from './output.js';
+import { BufferPool, DirSyncer, MemorySink, ensureDir, publishTemp, tempNameFor, writeAndPublish } from './output.js';
 import {
   DEIDENTIFICATION_METHOD, DEIDENTIFICATION_METHOD_CODE_SEQUENCE, LONGITUDINAL_TEMPORAL_INFORMATION_MODIFIED,
   type MarkingInput, PATIENT_IDENTITY_REMOVED, encodeCodeItems, longitudinalValue, methodCodes, methodText,
@@ -292,37 +292,28 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
     };
     const edits = { visit, set: [...set.values()], meta, fsync: false };
     let bytesOut: number;
-    if (size <= IN_MEMORY_LIMIT) {
-      // Small file: the output is built in memory, checked there, then written once. Its
-      // temp file is created meanwhile, on the thread pool.
-      const opened = openTemp(tmp);
-      let handedOver = false;
-      const sink = new MemorySink(outputBuffers, size);
-      try {
-        await rewrite(input, sink, whole ? { ...edits, source: { bytes: whole, header: h } } : edits);
-        const out = sink.bytes();
-        finishInMemory(out, { needles: needles() });
-        const o = await opened;
-        if ('error' in o) throw o.error;
-        handedOver = true;
-        await writeOpenedAndPublish(o.fd, tmp, target, [out], fsync, dirs);
-        bytesOut = out.length;
-      } catch (err) {
-        if (!handedOver) await discardTemp(opened, tmp);
-        throw err;
-      } finally {
-        sink.release();
-      }
-    } else {
-      try {
+    try {
+      if (size <= IN_MEMORY_LIMIT) {
+        // Small file: the output is built in memory, checked there, then written once.
+        const sink = new MemorySink(outputBuffers, size);
+        try {
+          await rewrite(input, sink, whole ? { ...edits, source: { bytes: whole, header: h } } : edits);
+          const out = sink.bytes();
+          finishInMemory(out, { needles: needles() });
+          await writeAndPublish(tmp, target, [out], fsync, dirs);
+          bytesOut = out.length;
+        } finally {
+          sink.release();
+        }
+      } else {
         const r = await rewrite(input, tmp, edits);
         await finishOnDisk(tmp, { needles: needles() }, fsync);
         await publishTemp(tmp, target, fsync, dirs);
         bytesOut = r.bytesOut;
-      } catch (err) {
-        await rm(tmp, { force: true });
-        throw err;
       }
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
     }
     return {
       status: 'anonymized',
@@ -387,13 +378,6 @@ function readHead(file: string, pool: BufferPool): { bytes: Buffer | undefined; 
   } finally {
     closeSync(fd);
   }
-}
-
-/** A temp file that will not be written: closed (once its create is done) and removed. */
-async function discardTemp(opened: Promise<OpenedTemp>, tmp: string): Promise<void> {
-  const o = await opened;
-  if ('fd' in o) closeSync(o.fd);
-  rmSync(tmp, { force: true });
 }
 
 /** The core's rewrite, with its parse errors turned into a refusal (quarantine) instead of a crash. */

@@ -1,4 +1,4 @@
-import { closeSync, fdatasync, open, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fdatasync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { threadId } from 'node:worker_threads';
@@ -55,44 +55,21 @@ export async function ensureDir(dir: string): Promise<void> {
   madeDirs.add(dir);
 }
 
-/** What openTemp gives: the descriptor, or why the file could not be made (never a rejection). */
-export type OpenedTemp = { fd: number } | { error: Error };
-
-let createChain: Promise<unknown> = Promise.resolve();
-
-function openOnPool(tmp: string): Promise<number> {
-  return new Promise((resolve, reject) => open(tmp, 'w', 0o644, (err, fd) => (err ? reject(err) : resolve(fd))));
-}
-
 /**
- * Create the temp file on the thread pool, while the calling thread goes on building the
- * output. Creating is the costly file call here: ext4 without a journal skips every inode
- * freed in the last minute when it picks one for a new file, and after a batch was
- * deleted that is 0.1-0.9 ms a create (measured with perf: recently_deleted ->
- * find_inode_bit). Creates go one at a time: two at once in one folder scan the same freed
- * inodes twice (measured: more system time, no less wall time).
+ * Write bytes to `tmp` (small files: synchronous writes cost far less than a round trip
+ * through the thread pool each), fsync, and rename to `target`.
  */
-export function openTemp(tmp: string): Promise<OpenedTemp> {
-  const p = createChain.then(async () => {
-    try {
-      return { fd: await openOnPool(tmp) };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      // The folder went away since it was made (another run cleaned up): make it again, once.
-      madeDirs.delete(dirname(tmp));
-      await ensureDir(dirname(tmp));
-      return { fd: await openOnPool(tmp) };
-    }
-  }).catch((err: unknown) => ({ error: err as Error }));
-  createChain = p;
-  return p;
-}
-
-/**
- * Write bytes to a temp file made by openTemp, fsync, close it and rename it to `target`.
- * The descriptor is closed whatever happens; on failure the temp file is removed.
- */
-export async function writeOpenedAndPublish(fd: number, tmp: string, target: string, parts: readonly Uint8Array[], fsync: boolean, dirs?: DirSyncer): Promise<void> {
+export async function writeAndPublish(tmp: string, target: string, parts: readonly Uint8Array[], fsync: boolean, dirs?: DirSyncer): Promise<void> {
+  let fd: number;
+  try {
+    fd = openSync(tmp, 'w', 0o644);
+  } catch (err) {
+    // The folder went away since it was made (another run cleaned up): make it again, once.
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    madeDirs.delete(dirname(tmp));
+    await ensureDir(dirname(tmp));
+    fd = openSync(tmp, 'w', 0o644);
+  }
   try {
     for (const b of parts) {
       let off = 0;

@@ -76,7 +76,7 @@ export async function main(argv: string[]): Promise<number> {
     .addOption(new Option('--verify <mode>', 'sftp check after upload').choices(['auto', 'md5sum', 'size', 'readback']).default('auto'))
     .option('--md5-file', 'sftp: also write <name>.md5 (md5sum format) beside each file')
     .option('--associations <n>', 'dicom: associations in parallel (a PACS may limit them; storescp without --fork takes one at a time)', parseIntOption('--associations', 1, 64), 1)
-    .option('--parallel <n>', 'sftp: files uploaded at the same time', parseIntOption('--parallel', 1, 64), 4)
+    .option('--parallel <n>', 'sftp: files uploaded at the same time over the one connection', parseIntOption('--parallel', 1, 64), 16)
     .option('--retries <n>', 'retries per file after the first attempt', parseIntOption('--retries', 0, 1000), 3)
     .addOption(duration('--retry-delay <duration>', 'wait before the first retry; doubles each time', '2s'))
     .addOption(duration('--max-delay <duration>', 'longest wait between retries', '5m'))

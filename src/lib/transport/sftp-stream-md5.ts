@@ -30,6 +30,8 @@ export class RemoteStreamMd5 {
   private next = 0; // first block not yet asked for
   private ended = false;
   private readonly result: Promise<string | undefined>;
+  /** Settles when the channel has closed (the md5 or nothing). */
+  readonly closed: Promise<unknown>;
 
   private constructor(
     private readonly stream: ExecStream,
@@ -42,6 +44,7 @@ export class RemoteStreamMd5 {
       });
       stream.on('close', () => resolve(/^([0-9a-f]{32})\b/.exec(out)?.[1]));
     });
+    this.closed = this.result;
   }
 
   /** Open the channel (undefined when the server refuses one). */

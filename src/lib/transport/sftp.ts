@@ -56,6 +56,12 @@ export { shellQuote };
 
 /** Files per md5sum exec on the server. */
 const MD5_BATCH = 64;
+/**
+ * md5sum channels that run during uploads, per connection. OpenSSH allows 10 sessions per
+ * connection (MaxSessions): the SFTP session and the batch md5sum need one each; a big file
+ * beyond this many is checked by the batch md5sum after its upload instead.
+ */
+const MAX_STREAMS = 4;
 
 interface LocalFacts {
   size: number;
@@ -89,6 +95,8 @@ export class SftpTransport implements Transport {
   private md5sum: Promise<boolean> = Promise.resolve(false);
   /** Whether it also runs the streaming md5 (sh, dd, md5sum), probed on the first big file. */
   private streamMd5?: Promise<boolean>;
+  /** Streaming md5sum channels open on the current connection. */
+  private streamSlots = { open: 0 };
   private readonly dirsMade = new Map<string, Promise<void>>();
   private readonly facts = new Map<string, LocalFacts>();
   private readonly hasher = new LocalHasher();
@@ -168,6 +176,7 @@ export class SftpTransport implements Transport {
     this.lost = undefined;
     this.dirsMade.clear();
     this.streamMd5 = undefined;
+    this.streamSlots = { open: 0 };
     const mode = this.opts.verify ?? 'auto';
     // Probed while the first uploads run; verification waits for the answer.
     this.md5sum = mode === 'auto' || mode === 'md5sum' ? this.probeMd5sum() : Promise.resolve(false);
@@ -340,15 +349,24 @@ export class SftpTransport implements Transport {
             // channel opens while the upload already runs (acks seen before are passed on).
             let acked = 0;
             let hashing: RemoteStreamMd5 | undefined;
-            if (size > SEGMENT) {
+            const slots = this.streamSlots;
+            if (size > SEGMENT && slots.open < MAX_STREAMS) {
+              slots.open++;
+              let held = true;
+              const release = (): void => {
+                if (held) slots.open--;
+                held = false;
+              };
               stream = this.streaming().then(async (ok) => {
                 const ssh = sshOf(client);
                 const r = ok && ssh ? await RemoteStreamMd5.start(ssh, part) : undefined;
+                if (!r) release();
+                r?.closed.then(release, release);
                 r?.advance(acked);
                 hashing = r;
                 return r;
               });
-              stream.catch(() => undefined);
+              stream.catch(release);
             }
             const sftp = sftpOf(client);
             const md5 = await uploadFile(sftp, this.blocksFor(sftp), file.path, part, {

@@ -6,7 +6,7 @@
 import { execa } from 'execa';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
-import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SFTPWrapper } from 'ssh2';
 import SftpClient from 'ssh2-sftp-client';
@@ -230,6 +230,32 @@ describe('files in flight', () => {
     expect(sent.map((e) => e.verified)).toEqual(names.map(() => 'md5sum'));
     for (const n of names) expect(await md5(join(remote, 'src9', n))).toBe(await md5(join(src, n)));
   });
+});
+
+describe('a server without dd', () => {
+  test('a big file is verified by md5sum after its upload instead of during it', async () => {
+    // PATH with sh and md5sum but no dd: the streaming probe fails, the batch md5sum runs.
+    const bin = join(tmp.dir, 'nodd-bin');
+    await mkdir(bin);
+    for (const tool of ['sh', 'md5sum']) {
+      const where = (await execa('sh', ['-c', `command -v ${tool}`])).stdout.trim();
+      await symlink(where, join(bin, tool));
+    }
+    const noDd = await startSshd({ extraConfig: [`SetEnv PATH=${bin}`] });
+    try {
+      const src = join(tmp.dir, 'src10');
+      await mkdir(src);
+      const big = join(src, 'big.bin');
+      await writeFile(big, randomBytes(66 * 1024 * 1024));
+      const remote = join(tmp.dir, 'remote10');
+      const r = await send(sftpArgs(noDd, remote, [big]));
+      expect(r.exitCode, String(r.stderr)).toBe(0);
+      expect(parseEvents(r.stdout).find((e) => e.event === 'sent')!.verified).toBe('md5sum');
+      expect(await md5(join(remote, 'big.bin'))).toBe(await md5(big));
+    } finally {
+      await noDd.stop();
+    }
+  }, 60_000);
 });
 
 describe('upload pieces against the real sshd', () => {

@@ -21,8 +21,22 @@ export const SEGMENT = 64 * DD_BLOCK;
 
 const EMPTY_MD5 = 'd41d8cd98f00b204e9800998ecf8427e';
 
+/**
+ * A dd that fails (missing, unreadable file) says FAILED on the channel through fd 3, beside
+ * md5sum's line: md5sum alone would print the md5 of the bytes it got, which for a dd that
+ * never ran is the valid-looking md5 of nothing.
+ */
 export function streamMd5Command(path: string): string {
-  return `f=${shellQuote(path)}; while read s c; do dd if="$f" bs=${DD_BLOCK} skip=$s \${c:+count=$c} 2>/dev/null || exit 1; done | md5sum`;
+  return (
+    `f=${shellQuote(path)}; { while read s c; do dd if="$f" bs=${DD_BLOCK} skip=$s \${c:+count=$c} 2>/dev/null ` +
+    `|| { echo FAILED >&3; exit 1; }; done | md5sum; } 3>&1`
+  );
+}
+
+/** md5sum's digest from the channel's output; undefined when a dd failed or there is none. */
+export function parseStreamMd5(out: string): string | undefined {
+  if (/^FAILED$/m.test(out)) return undefined;
+  return /^([0-9a-f]{32}) {2}-$/m.exec(out)?.[1];
 }
 
 /** A running remote md5sum over a file that is still being written. */
@@ -42,7 +56,7 @@ export class RemoteStreamMd5 {
       stream.on('data', (d: Buffer) => {
         out += d.toString('latin1');
       });
-      stream.on('close', () => resolve(/^([0-9a-f]{32})\b/.exec(out)?.[1]));
+      stream.on('close', () => resolve(parseStreamMd5(out)));
     });
     this.closed = this.result;
   }

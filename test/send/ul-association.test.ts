@@ -9,10 +9,11 @@ import { writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { encodePDataTf, encodeResponse, parseCommand } from '../../src/lib/net/scp/command.js';
+import { CommandField, encodeCommand, encodePDataTf, encodeResponse, parseCommand } from '../../src/lib/net/scp/command.js';
+import { parseResponse } from '../../src/lib/net/dimse-response.js';
 import { PduReader, PduType } from '../../src/lib/net/scp/pdu-reader.js';
 import { storeInstances, type StoreInstance } from '../../src/lib/net/scu/store.js';
-import { encodeAssociateRq, parseAssociateAc } from '../../src/lib/net/ul-association.js';
+import { encodeAssociateRq, parseAssociateAc, responseHead } from '../../src/lib/net/ul-association.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 const MR = '1.2.840.10008.5.1.4.1.1.4';
@@ -23,6 +24,31 @@ interface Received {
   messageId: number;
   sop: string;
   data: Buffer;
+  /** The command set as it came over the wire. */
+  command: Buffer;
+}
+
+/**
+ * How the acceptor puts a response on the wire: one write; the 12 bytes of PDU and PDV header
+ * first and the command set a moment later (as DCMTK's storescp does); cut inside the command
+ * set (the reader must keep the first part across socket reads); or the command set in two
+ * PDV fragments, each in its own PDU and write.
+ */
+type ResponseShape = 'whole' | 'split-header' | 'split-value' | 'two-fragments';
+
+function sendResponse(socket: Socket, pcId: number, rsp: Buffer, shape: ResponseShape): void {
+  if (shape === 'whole') {
+    socket.write(encodePDataTf(pcId, rsp, true));
+  } else if (shape === 'split-header' || shape === 'split-value') {
+    const pdu = encodePDataTf(pcId, rsp, true);
+    const cut = shape === 'split-header' ? 12 : 12 + 30;
+    socket.write(pdu.subarray(0, cut));
+    setTimeout(() => socket.write(pdu.subarray(cut)), 5);
+  } else {
+    const cut = 10; // inside the first element: the reader must join the fragments
+    socket.write(encodePDataTf(pcId, rsp.subarray(0, cut), true, false));
+    setTimeout(() => socket.write(encodePDataTf(pcId, rsp.subarray(cut), true, true)), 5);
+  }
 }
 
 /** The A-ASSOCIATE-AC for an RQ: every context accepted in its first transfer syntax. */
@@ -57,7 +83,11 @@ function acceptFor(rq: Buffer, maxPdu: number): Buffer {
  * A scripted acceptor: records every C-STORE (association number, message ID, data set
  * bytes); `onStore` decides per request: answer a status, or abort the association.
  */
-async function startAcceptor(onStore: (r: Received) => number | 'abort', maxPdu = 16384): Promise<{ server: Server; port: number; received: Received[] }> {
+async function startAcceptor(
+  onStore: (r: Received) => number | 'abort',
+  maxPdu = 16384,
+  shape: ResponseShape = 'whole',
+): Promise<{ server: Server; port: number; received: Received[] }> {
   const received: Received[] = [];
   let associations = 0;
   const server = createServer((socket: Socket) => {
@@ -68,6 +98,7 @@ async function startAcceptor(onStore: (r: Received) => number | 'abort', maxPdu 
     let last = false;
     let pcId = 1;
     let command: ReturnType<typeof parseCommand> | undefined;
+    let commandBytes = Buffer.alloc(0);
     const reader = new PduReader(
       {
         onControlPdu: (type, pdu) => {
@@ -86,17 +117,18 @@ async function startAcceptor(onStore: (r: Received) => number | 'abort', maxPdu 
         },
         onPdvEnd: () => {
           if (isCommand && last) {
-            command = parseCommand(Buffer.concat(cmd));
+            commandBytes = Buffer.concat(cmd);
+            command = parseCommand(commandBytes);
             cmd = [];
           } else if (!isCommand && last && command) {
-            const r: Received = { association, messageId: command.messageId, sop: command.affectedSopInstanceUid ?? '', data: Buffer.concat(data) };
+            const r: Received = { association, messageId: command.messageId, sop: command.affectedSopInstanceUid ?? '', data: Buffer.concat(data), command: commandBytes };
             data = [];
             received.push(r);
             const what = onStore(r);
             if (what === 'abort') {
               socket.end(Buffer.from([PduType.Abort, 0, 0, 0, 0, 4, 0, 0, 2, 0]));
             } else {
-              socket.write(encodePDataTf(pcId, encodeResponse(command, what), true));
+              sendResponse(socket, pcId, encodeResponse(command, what), shape);
             }
             command = undefined;
           }
@@ -197,5 +229,67 @@ describe('UL association (scripted acceptor)', () => {
       ['1.2.3.3', 'ok', 0],
     ]);
     expect(new Set(peer.received.map((r) => r.association))).toEqual(new Set([1]));
+  });
+
+  test('the C-STORE-RQ command set is byte for byte what the command encoder makes (odd and even UIDs)', async () => {
+    const peer = await startAcceptor(() => 0x0000);
+    cleanups.push(async () => void peer.server.close());
+    const { list } = await instances([1000, 1000]);
+    list[1]!.sopInstanceUid = '1.2.3.45'; // even length: no padding
+    const outcomes = await storeInstances({ host: '127.0.0.1', port: peer.port, calledAet: 'PACS', callingAet: 'FIONA' }, list);
+    expect(outcomes.map((o) => o.state)).toEqual(['ok', 'ok']);
+    peer.received.forEach((r, i) => {
+      const expected = encodeCommand([
+        { tag: 0x0002, kind: 'UI', value: MR },
+        { tag: 0x0100, kind: 'US', value: CommandField.CStoreRq },
+        { tag: 0x0110, kind: 'US', value: i + 1 },
+        { tag: 0x0700, kind: 'US', value: 0 },
+        { tag: 0x0800, kind: 'US', value: 0x0000 },
+        { tag: 0x1000, kind: 'UI', value: list[i]!.sopInstanceUid },
+      ]);
+      expect(r.command.toString('hex')).toBe(expected.toString('hex'));
+    });
+  });
+
+  test.each<ResponseShape>(['split-header', 'split-value', 'two-fragments'])('responses that arrive in pieces (%s) are joined; statuses are read right', async (shape) => {
+    const peer = await startAcceptor((r) => (r.sop === '1.2.3.2' ? 0xb000 : r.sop === '1.2.3.3' ? 0xa700 : 0x0000), 16384, shape);
+    cleanups.push(async () => void peer.server.close());
+    const { list, bytes } = await instances([70_000, 3000, 3000, 50_000]);
+    const outcomes = await storeInstances({ host: '127.0.0.1', port: peer.port, calledAet: 'PACS', callingAet: 'FIONA' }, list);
+    expect(outcomes.map((o) => [o.instance.sopInstanceUid, o.state, o.status])).toEqual([
+      ['1.2.3.1', 'ok', 0],
+      ['1.2.3.2', 'warning', 0xb000],
+      ['1.2.3.3', 'failed', 0xa700],
+      ['1.2.3.4', 'ok', 0],
+    ]);
+    peer.received.forEach((r, i) => expect(r.data.equals(bytes[i]!)).toBe(true));
+  });
+
+  test('responseHead reads what parseResponse reads, and refuses what it refuses', () => {
+    const request = { commandField: CommandField.CStoreRq, messageId: 77, affectedSopClassUid: MR, affectedSopInstanceUid: '1.2.3.4', hasDataset: true };
+    for (const status of [0x0000, 0xb000, 0xa700, 0xff00]) {
+      const rsp = encodeResponse(request, status, 'disk full');
+      const full = parseResponse(rsp)!;
+      expect(responseHead(rsp)).toEqual({ commandField: full.commandField, messageId: full.messageIdBeingRespondedTo, status: full.status });
+    }
+    const good = encodeResponse(request, 0);
+    // Cut inside an element, a length that overruns, an element outside group 0000, a request (not a response), no status.
+    const overrun = Buffer.from(good);
+    overrun.writeUInt32LE(0xfff0, 16);
+    const group = Buffer.from(good);
+    group.writeUInt16LE(0x0008, 12);
+    const notResponse = encodeCommand([
+      { tag: 0x0100, kind: 'US', value: CommandField.CStoreRq },
+      { tag: 0x0120, kind: 'US', value: 1 },
+      { tag: 0x0900, kind: 'US', value: 0 },
+    ]);
+    const noStatus = encodeCommand([
+      { tag: 0x0100, kind: 'US', value: 0x8001 },
+      { tag: 0x0120, kind: 'US', value: 1 },
+    ]);
+    for (const bad of [good.subarray(0, good.length - 3), overrun, group, notResponse, noStatus]) {
+      expect(responseHead(bad)).toBeUndefined();
+      expect(parseResponse(bad)).toBeUndefined();
+    }
   });
 });

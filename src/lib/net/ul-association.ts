@@ -10,7 +10,7 @@
  * as the peer takes, several PDUs gathered per socket write. One request at a time; a
  * request that ends without its response is a NoResponseError.
  */
-import { openSync, closeSync, readSync } from 'node:fs';
+import { openSync, closeSync, readvSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { CommandField, encodeCommand } from './scp/command.js';
 import { PduReader, PduType, ProtocolError } from './scp/pdu-reader.js';
@@ -35,6 +35,8 @@ const OUR_MAX_PDU = 256 * 1024;
 const MAX_PDU_CAP = 4 * 1024 * 1024;
 /** Dataset bytes gathered into one socket write (several PDUs): fewer syscalls. */
 const WRITE_BLOCK = 1024 * 1024;
+/** Socket reads land here; responses are a few hundred bytes, control PDUs a few KiB. */
+const READ_BUFFER = 64 * 1024;
 
 const RESULT_TEXT: Record<number, string> = {
   0: 'accepted',
@@ -173,6 +175,8 @@ export class UlAssociation {
   /** Requests waiting for the outstanding one's response (see request()). */
   private readonly queue: Pending[] = [];
   private command: Buffer[] = [];
+  /** The command bytes of the current read, not yet copied (a slice of the read buffer). */
+  private commandSlice?: Buffer;
   private inCommand = false;
   private messageId = 0;
   private idleTimer?: NodeJS.Timeout;
@@ -187,7 +191,7 @@ export class UlAssociation {
   private constructor(
     readonly peer: DicomPeer,
     private readonly socket: Socket,
-    private readonly proposals: ContextProposal[],
+    readonly proposals: ContextProposal[],
     private readonly idleMs: number,
   ) {
     this.where = `${peer.calledAet}@${peer.host}:${peer.port}`;
@@ -204,16 +208,28 @@ export class UlAssociation {
           lastFragment = isLast;
         },
         onPdvData: (data) => {
-          // Slices of the socket's chunk: copied (a response is a few hundred bytes).
-          if (this.inCommand) this.command.push(Buffer.from(data));
+          // A slice of the read buffer. A response PDV normally arrives whole within one read:
+          // it is then parsed in place (onPdvEnd) and never copied; onData copies what a read
+          // leaves unfinished, before the buffer is reused.
+          if (!this.inCommand) return true;
+          if (this.commandSlice) this.command.push(Buffer.from(this.commandSlice));
+          this.commandSlice = data;
           return true;
         },
         onPdvEnd: () => {
-          if (this.inCommand && lastFragment) {
-            const cmd = Buffer.concat(this.command);
-            this.command = [];
-            this.onCommand(cmd);
+          if (!this.inCommand) return true;
+          if (!lastFragment) {
+            // A command in several fragments: keep this one (a copy) and wait for the last.
+            if (this.commandSlice) this.command.push(Buffer.from(this.commandSlice));
+            this.commandSlice = undefined;
+            return true;
           }
+          let cmd: Buffer;
+          if (this.command.length === 0) cmd = this.commandSlice ?? Buffer.alloc(0);
+          else cmd = Buffer.concat(this.commandSlice ? [...this.command, this.commandSlice] : this.command);
+          this.command = [];
+          this.commandSlice = undefined;
+          this.onCommand(cmd);
           return true;
         },
       },
@@ -228,8 +244,24 @@ export class UlAssociation {
     if (proposals.length > 128) throw new Error(`at most 128 presentation contexts per association, got ${proposals.length}`);
     const connectMs = opts.connectMs ?? 15_000;
     const associateMs = opts.associateMs ?? 30_000;
-    const socket = connect({ host: peer.host, port: peer.port, noDelay: true });
-    const a = new UlAssociation(peer, socket, proposals, opts.idleMs ?? 120_000);
+    // Incoming bytes land in one buffer of ours and go straight to the PDU reader, without the
+    // stream's 'data' machinery (a Buffer and an event per chunk): the response to the
+    // outstanding request is on the critical path of every instance. Nothing keeps a reference
+    // to that buffer after onData returns (see onPdvData).
+    let a: UlAssociation | undefined;
+    const socket = connect({
+      host: peer.host,
+      port: peer.port,
+      noDelay: true,
+      onread: { buffer: Buffer.allocUnsafe(READ_BUFFER), callback: (n: number, buf: Uint8Array) => a!.onData(buf, n) },
+    });
+    a = new UlAssociation(peer, socket, proposals, opts.idleMs ?? 120_000);
+    return UlAssociation.negotiate(a, socket, connectMs, associateMs);
+  }
+
+  private static negotiate(a: UlAssociation, socket: Socket, connectMs: number, associateMs: number): Promise<UlAssociation> {
+    const peer = a.peer;
+    const proposals = a.proposals;
     return new Promise<UlAssociation>((resolve, reject) => {
       let timer = setTimeout(() => a.fail(new AssociationError(`${a.where}: could not connect within ${connectMs} ms`, 'timeout')), connectMs);
       a.onAssociate = (err) => {
@@ -246,14 +278,6 @@ export class UlAssociation {
         );
         socket.write(encodeAssociateRq(peer, proposals));
       });
-      socket.on('data', (chunk: Buffer) => {
-        a.touch();
-        try {
-          a.reader.push(chunk);
-        } catch (err) {
-          a.abortWith(new AssociationError(`${a.where}: protocol error: ${(err as Error).message}`, 'protocol'));
-        }
-      });
       socket.on('error', (err: NodeJS.ErrnoException) => a.fail(a.networkError(err)));
       socket.on('close', () => {
         a.fail(new AssociationError(`${a.where}: connection closed`, 'closed'));
@@ -262,6 +286,22 @@ export class UlAssociation {
         for (const w of a.closeWaiters.splice(0)) w();
       });
     });
+  }
+
+  /** Bytes from the socket (n of them at the start of the read buffer, reused for the next read). */
+  private onData(buf: Uint8Array, n: number): boolean {
+    this.touch();
+    try {
+      this.reader.push(Buffer.from(buf.buffer, buf.byteOffset, n));
+    } catch (err) {
+      this.abortWith(new AssociationError(`${this.where}: protocol error: ${(err as Error).message}`, 'protocol'));
+    }
+    // A command PDV cut by the end of this read: keep its bytes before the buffer is reused.
+    if (this.commandSlice) {
+      this.command.push(Buffer.from(this.commandSlice));
+      this.commandSlice = undefined;
+    }
+    return true;
   }
 
   /** The contexts as the peer answered them. */
@@ -301,18 +341,11 @@ export class UlAssociation {
     const ctx = this.acceptedContext(sopClassUid, transferSyntaxUid);
     if (!ctx) return Promise.reject(new NoResponseError('no response: the request could not be sent in an accepted presentation context/transfer syntax'));
     const id = this.nextMessageId();
-    const cmd = encodeCommand([
-      { tag: 0x0002, kind: 'UI', value: sopClassUid },
-      { tag: 0x0100, kind: 'US', value: CommandField.CStoreRq },
-      { tag: 0x0110, kind: 'US', value: id },
-      { tag: 0x0700, kind: 'US', value: 0 },
-      { tag: 0x0800, kind: 'US', value: 0x0000 },
-      { tag: 0x1000, kind: 'UI', value: sopInstanceUid },
-    ]);
+    const cmd: StoreCommand = { sopClassUid, messageId: id, sopInstanceUid };
     const fragment = this.fragmentLength();
     if (data.length + 1 <= WRITE_BLOCK) {
       // Small: read and framed now, while the previous request waits for its response.
-      const buffer = this.takeBuffer(requestSize(cmd, data, fragment));
+      const buffer = this.takeBuffer(requestSize(cmd, data.length, fragment));
       let prepared: Buffer;
       try {
         prepared = buildRequest(buffer, ctx.id, cmd, data, fragment);
@@ -387,7 +420,7 @@ export class UlAssociation {
   }
 
   /** Command PDU, then the dataset in PDVs of the peer's size, gathered into ~1 MiB writes. */
-  private async sendDataset(pcId: number, cmd: Buffer, data: FileRange, fragment: number): Promise<void> {
+  private async sendDataset(pcId: number, cmd: StoreCommand, data: FileRange, fragment: number): Promise<void> {
     const perBlock = Math.max(1, Math.floor(WRITE_BLOCK / fragment));
     // A deflated data set is padded to even length after the deflate stream (PS3.5 A.5).
     const pad = data.length % 2;
@@ -398,32 +431,14 @@ export class UlAssociation {
     try {
       let pos = data.offset;
       let first = true;
-      while (pos < end || first) {
+      for (;;) {
         const want = Math.min(perBlock * fragment, end - pos);
         const lastBlock = pos + want >= end;
         const total = want + (lastBlock ? pad : 0);
-        const pdus = Math.max(1, Math.ceil(total / fragment));
-        const cmdBytes = first ? 12 + cmd.length : 0;
-        const out = Buffer.allocUnsafe(cmdBytes + total + pdus * 12);
-        if (first) writePdataHeader(out, 0, pcId, cmd.length, 0x03), cmd.copy(out, 12);
-        // Read behind the room for the PDU headers, then move each fragment to its place.
-        const base = cmdBytes + pdus * 12;
-        let got = 0;
-        while (got < want) {
-          const n = readSync(fd, out, base + got, want - got, pos + got);
-          if (n === 0) throw new Error(`${data.path}: file shrank while sending (ended at byte ${pos + got}, expected ${end})`);
-          got += n;
-        }
-        if (lastBlock && pad) out[base + want] = 0;
-        let at = cmdBytes;
-        for (let i = 0; i < pdus; i++) {
-          const from = base + i * fragment;
-          const len = Math.min(fragment, total - i * fragment);
-          const isLast = lastBlock && i === pdus - 1;
-          at = writePdataHeader(out, at, pcId, len, isLast ? 0x02 : 0x00);
-          if (from !== at) out.copy(out, at, from, from + len);
-          at += len;
-        }
+        const cmdBytes = first ? 12 + storeCommandLength(cmd) : 0;
+        const out = Buffer.allocUnsafe(cmdBytes + total + Math.max(1, Math.ceil(total / fragment)) * 12);
+        if (first) writePdataHeader(out, 0, pcId, cmdBytes - 12, 0x03), writeStoreCommand(out, 12, cmd);
+        const at = frameFromFile(out, cmdBytes, { fd, path: data.path, position: pos, length: want, pad: lastBlock ? pad : 0 }, pcId, fragment, lastBlock);
         pos += want;
         first = false;
         await this.write(out.subarray(0, at));
@@ -500,22 +515,30 @@ export class UlAssociation {
     this.idleTimer = undefined;
   }
 
+  /**
+   * A response command set. Its message ID and status are read first, without decoding any
+   * text; once they say the outstanding request is answered, the next request goes on the
+   * wire, and only then is the whole response decoded (UIDs, error comment) for the caller.
+   * The first read checks the command set's structure as parseResponse does.
+   */
   private onCommand(buf: Buffer): void {
-    const rsp = parseResponse(buf);
+    const head = responseHead(buf);
     const p = this.pending;
-    if (!rsp) {
+    if (!head) {
       this.abortWith(new AssociationError(`${this.where}: unreadable DIMSE response (${buf.length} bytes)`, 'protocol'));
       return;
     }
-    if (!p || rsp.messageIdBeingRespondedTo !== p.messageId) {
-      this.abortWith(new AssociationError(`${this.where}: response to message ${rsp.messageIdBeingRespondedTo}, which is not outstanding`, 'protocol'));
+    if (!p || head.messageId !== p.messageId) {
+      this.abortWith(new AssociationError(`${this.where}: response to message ${head.messageId}, which is not outstanding`, 'protocol'));
       return;
     }
-    if (rsp.status === 0xff00 || rsp.status === 0xff01) return; // pending: the final one follows
+    if (head.status === 0xff00 || head.status === 0xff01) return; // pending: the final one follows
     this.pending = undefined;
     this.recycle(p);
     this.startNext();
-    p.resolve(rsp);
+    const rsp = parseResponse(buf);
+    if (rsp) p.resolve(rsp);
+    else p.reject(new NoResponseError(`no response: unreadable DIMSE response (${buf.length} bytes)`));
   }
 
   private onControl(type: number, pdu: Buffer): void {
@@ -605,6 +628,33 @@ export class UlAssociation {
   }
 }
 
+/**
+ * Command field, message ID being responded to and status of a response command set, or
+ * undefined when the bytes are not one (an element outside group 0000, a length that
+ * overruns, stray bytes, a field missing, not a response): the checks of parseResponse.
+ */
+export function responseHead(buf: Buffer): { commandField: number; messageId: number; status: number } | undefined {
+  let commandField = -1;
+  let messageId = -1;
+  let status = -1;
+  let off = 0;
+  while (off + 8 <= buf.length) {
+    if (buf.readUInt16LE(off) !== 0x0000) return undefined;
+    const element = buf.readUInt16LE(off + 2);
+    const length = buf.readUInt32LE(off + 4);
+    const start = off + 8;
+    if (length === 0xffffffff || start + length > buf.length) return undefined;
+    if (length === 2) {
+      if (element === 0x0100) commandField = buf.readUInt16LE(start);
+      else if (element === 0x0120) messageId = buf.readUInt16LE(start);
+      else if (element === 0x0900) status = buf.readUInt16LE(start);
+    }
+    off = start + length;
+  }
+  if (off !== buf.length || commandField < 0 || messageId < 0 || status < 0 || (commandField & 0x8000) === 0) return undefined;
+  return { commandField, messageId, status };
+}
+
 function writePdataHeader(buf: Buffer, at: number, pcId: number, dataLength: number, control: number): number {
   buf.writeUInt8(0x04, at);
   buf.writeUInt8(0, at + 1);
@@ -622,44 +672,134 @@ function pdataHead(pcId: number, length: number, control: number, value: Buffer)
   return out;
 }
 
+/** The fields of a C-STORE-RQ command set that vary. */
+interface StoreCommand {
+  sopClassUid: string;
+  messageId: number;
+  sopInstanceUid: string;
+}
+
+/** A UI value's length on the wire: padded with NUL to even length. */
+function uiLength(uid: string): number {
+  return uid.length + (uid.length & 1);
+}
+
+/** Bytes of the C-STORE-RQ command set: group length, then six elements (see writeStoreCommand). */
+function storeCommandLength(cmd: StoreCommand): number {
+  return 12 + 8 + uiLength(cmd.sopClassUid) + 4 * (8 + 2) + 8 + uiLength(cmd.sopInstanceUid);
+}
+
+/**
+ * The C-STORE-RQ command set (PS3.7 9.3.1.1; Implicit VR Little Endian), written in place:
+ * the same bytes scp/command.ts encodeCommand makes, without its per-element buffers (one
+ * request per instance, built while the previous one is answered). Returns the end offset.
+ */
+function writeStoreCommand(out: Buffer, at: number, cmd: StoreCommand): number {
+  const us = (element: number, value: number): void => {
+    out.writeUInt32LE(element << 16, at); // group 0000, then the element: (0000,eeee) little endian
+    out.writeUInt32LE(2, at + 4);
+    out.writeUInt16LE(value, at + 8);
+    at += 10;
+  };
+  const ui = (element: number, uid: string): void => {
+    const len = uiLength(uid);
+    out.writeUInt32LE(element << 16, at);
+    out.writeUInt32LE(len, at + 4);
+    out.write(uid, at + 8, uid.length, 'latin1');
+    if (len > uid.length) out[at + 8 + uid.length] = 0;
+    at += 8 + len;
+  };
+  out.writeUInt32LE(0, at); // (0000,0000) CommandGroupLength, UL
+  out.writeUInt32LE(4, at + 4);
+  out.writeUInt32LE(storeCommandLength(cmd) - 12, at + 8);
+  at += 12;
+  ui(0x0002, cmd.sopClassUid);
+  us(0x0100, CommandField.CStoreRq);
+  us(0x0110, cmd.messageId);
+  us(0x0700, 0); // priority: medium
+  us(0x0800, 0x0000); // a data set follows
+  ui(0x1000, cmd.sopInstanceUid);
+  return at;
+}
+
+/** An open file and the byte range of it to frame. */
+interface FileSpan {
+  fd: number;
+  path: string;
+  position: number;
+  length: number;
+  /** 1: a zero byte after the range (an odd deflated data set is padded, PS3.5 A.5). */
+  pad: number;
+}
+
+/**
+ * The span as P-DATA-TF PDUs of one PDV each (`fragment` value bytes at most) from `at` in
+ * `out`: the PDU headers are written first, then one readv reads the file straight into the
+ * gaps between them (no copy, one syscall). The last PDV is marked last when `lastBlock`.
+ * Returns the end offset. Throws when the file is shorter than described.
+ */
+function frameFromFile(out: Buffer, at: number, span: FileSpan, pcId: number, fragment: number, lastBlock: boolean): number {
+  const total = span.length + span.pad;
+  const pdus = Math.max(1, Math.ceil(total / fragment));
+  const slots: Buffer[] = [];
+  for (let i = 0; i < pdus; i++) {
+    const len = Math.min(fragment, total - i * fragment);
+    at = writePdataHeader(out, at, pcId, len, lastBlock && i === pdus - 1 ? 0x02 : 0x00);
+    slots.push(out.subarray(at, at + len));
+    at += len;
+  }
+  if (span.pad) {
+    const tail = slots[slots.length - 1]!;
+    tail[tail.length - 1] = 0;
+    slots[slots.length - 1] = tail.subarray(0, tail.length - 1);
+  }
+  readFully(span, slots);
+  return at;
+}
+
+/** readv until every slot is full; a short file is an error naming where it ended. */
+function readFully(span: FileSpan, slots: Buffer[]): void {
+  let got = 0;
+  let first = 0;
+  while (got < span.length) {
+    const n = readvSync(span.fd, first === 0 ? slots : slots.slice(first), span.position + got);
+    if (n === 0) throw new Error(`${span.path}: file shrank while sending (ended at byte ${span.position + got}, expected ${span.position + span.length})`);
+    got += n;
+    // A short read (rare for a regular file): drop the filled slots, trim the one read into.
+    let left = n;
+    while (left > 0 && first < slots.length) {
+      const slot = slots[first]!;
+      if (left >= slot.length) {
+        left -= slot.length;
+        first++;
+      } else {
+        slots[first] = slot.subarray(left);
+        left = 0;
+      }
+    }
+    while (first < slots.length && slots[first]!.length === 0) first++;
+  }
+}
+
 /**
  * A whole C-STORE request as bytes: the command PDU, then the data set in PDVs of `fragment`
  * bytes, one PDU each. Throws when the file cannot be read or is shorter than described.
  */
-function buildRequest(out: Buffer, pcId: number, cmd: Buffer, data: FileRange, fragment: number): Buffer {
-  // A deflated data set is padded to even length after the deflate stream (PS3.5 A.5).
-  const total = data.length + (data.length % 2);
-  const pdus = Math.max(1, Math.ceil(total / fragment));
-  const cmdBytes = 12 + cmd.length;
-  writePdataHeader(out, 0, pcId, cmd.length, 0x03);
-  cmd.copy(out, 12);
-  // Read behind the room for the PDV headers, then move each fragment forward to its place.
-  const base = cmdBytes + pdus * 12;
+function buildRequest(out: Buffer, pcId: number, cmd: StoreCommand, data: FileRange, fragment: number): Buffer {
+  const cmdLength = storeCommandLength(cmd);
+  writePdataHeader(out, 0, pcId, cmdLength, 0x03);
+  writeStoreCommand(out, 12, cmd);
   const fd = openSync(data.path, 'r');
   try {
-    let got = 0;
-    while (got < data.length) {
-      const n = readSync(fd, out, base + got, data.length - got, data.offset + got);
-      if (n === 0) throw new Error(`${data.path}: file shrank (ended at byte ${data.offset + got}, expected ${data.offset + data.length})`);
-      got += n;
-    }
+    const end = frameFromFile(out, 12 + cmdLength, { fd, path: data.path, position: data.offset, length: data.length, pad: data.length % 2 }, pcId, fragment, true);
+    return out.subarray(0, end);
   } finally {
     closeSync(fd);
   }
-  if (total > data.length) out[base + data.length] = 0;
-  let at = cmdBytes;
-  for (let i = 0; i < pdus; i++) {
-    const from = base + i * fragment;
-    const len = Math.min(fragment, total - i * fragment);
-    at = writePdataHeader(out, at, pcId, len, i === pdus - 1 ? 0x02 : 0x00);
-    if (from !== at) out.copy(out, at, from, from + len);
-    at += len;
-  }
-  return out.subarray(0, at);
 }
 
 /** Bytes buildRequest needs: command PDU, data set (even), a PDU header per fragment. */
-function requestSize(cmd: Buffer, data: FileRange, fragment: number): number {
-  const total = data.length + (data.length % 2);
-  return 12 + cmd.length + total + Math.max(1, Math.ceil(total / fragment)) * 12;
+function requestSize(cmd: StoreCommand, length: number, fragment: number): number {
+  const total = length + (length % 2);
+  return 12 + storeCommandLength(cmd) + total + Math.max(1, Math.ceil(total / fragment)) * 12;
 }

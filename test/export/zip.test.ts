@@ -281,6 +281,18 @@ describe('read-back details', () => {
     await expect(v).rejects.toThrow(new RegExp(`${r.entries[0]!.name.replace(/[.]/g, '\\.')}: CRC-32 mismatch`));
   });
 
+  it('a long stored run gives the event loop a turn now and then (queued work is not held up to the end)', async () => {
+    const list: ZipSource[] = [];
+    for (let i = 0; i < 300; i++) list.push({ name: `f${i}.bin`, data: Buffer.alloc(1000, i) });
+    let turned = -1;
+    let n = 0;
+    setImmediate(() => (turned = n));
+    const r = await writeZip(join(tmp.dir, 'turns.zip'), list, { level: 0, onEntry: () => void n++ });
+    expect(r.count).toBe(300);
+    expect(turned).toBeGreaterThan(0);
+    expect(turned).toBeLessThan(300);
+  });
+
   it('duplicate names are refused by their hash, also non-ASCII; 20,000 distinct names are not mistaken for duplicates', async () => {
     const many: ZipSource[] = [];
     for (let i = 0; i < 20_000; i++) many.push({ name: `séries ${i % 37}/ø${i}.dcm`, data: Buffer.alloc(0) });

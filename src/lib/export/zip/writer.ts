@@ -85,6 +85,8 @@ const STREAM_CHUNK = 1024 * 1024;
 const MAX_WRITES = 3;
 /** Bytes written between background flushes to disk (when the caller syncs at the end). */
 const FLUSH_EVERY = 32 * 1024 * 1024;
+/** Entries written synchronously between two turns of the event loop. */
+const YIELD_EVERY = 64;
 /** An entry whose input is this close to 4 GiB gets ZIP64 headers (deflate can grow data slightly). */
 const ZIP64_THRESHOLD = U32_LIMIT - 64 * 1024 * 1024;
 
@@ -559,8 +561,15 @@ export async function writeZip(
     } finally {
       for (const b of loaded.held) ctx.pool.release(b);
     }
+    // Back to the event loop now and then, so that a long synchronous run does not hold up
+    // what else the process does meanwhile (events queued on a pipe, the MD5 thread's messages).
+    if (++sinceYield >= YIELD_EVERY) {
+      sinceYield = 0;
+      return new Promise<void>((resolve) => setImmediate(resolve));
+    }
     return undefined;
   };
+  let sinceYield = 0;
 
   const direct = opts.level === 0 && opts.password === undefined;
   const add = (src: ZipSource): Promise<void> | undefined => {

@@ -91,6 +91,33 @@ describe('storescp (bit-preserving)', () => {
     }
   });
 
+  test('a header longer than the first read (30 KB of text before the Study UID): described right, sent byte for byte', async () => {
+    // The sender reads 16 KiB of each file's head first and grows the read for a longer header.
+    const long = join(tmp.dir, 'long-header.dcm');
+    await copyFile(study[0]!, long);
+    const text = (c: string): string => c.repeat(10_000);
+    await dcmodify(long, ['-nrc', '-i', `(0008,4000)=${text('a')}`, '-i', `(0010,4000)=${text('b')}`, '-i', `(0010,21B0)=${text('c')}`, '-m', '(0008,0018)=2.25.5151515151']);
+    const head = await execa('dcmdump', ['+P', '0020,000d', '-s', long]);
+    const studyUid = /\[([0-9.]+)\]/.exec(head.stdout)![1]!;
+    const outDir = join(tmp.dir, 'scp-long');
+    await mkdir(outDir);
+    const scp = await startStorescp(outDir, { aet: 'PACS', args: ['+xa', '+B'] });
+    try {
+      const r = await send(['--to', `dicom://PACS@127.0.0.1:${scp.port}?calling=FIONA`, long]);
+      expect(r.exitCode, String(r.stderr)).toBe(0);
+      const sent = parseEvents(r.stdout).filter((e) => e.event === 'sent');
+      expect(sent).toHaveLength(1);
+      expect(sent[0]).toMatchObject({ sop: '2.25.5151515151', study: studyUid, status: 'ok' });
+      const sentSet = await datasetOf(long);
+      expect(sentSet.indexOf(studyUid)).toBeGreaterThan(30_000);
+      const stored = await filesUnder(outDir);
+      expect(stored).toHaveLength(1);
+      expect((await datasetOf(stored[0]!)).equals(sentSet)).toBe(true);
+    } finally {
+      await stopProc(scp.proc);
+    }
+  });
+
   test('a SOP class the peer does not accept fails with the reason; the rest arrive; exit 1', async () => {
     const outDir = join(tmp.dir, 'scp2');
     await mkdir(outDir);

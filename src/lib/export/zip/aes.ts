@@ -49,6 +49,32 @@ export async function deriveKeys(password: Buffer, salt: Buffer = randomBytes(AE
   return keys;
 }
 
+/**
+ * Keys for the next entries, derived ahead on the libuv pool: PBKDF2 is the largest cost of
+ * an AES archive (about 0.9 ms of CPU per entry here), and started only when an entry is
+ * read it runs at most as many at a time as entries are read ahead. Each key has its own
+ * fresh salt (never reused: a salt and key used twice would repeat the CTR keystream); the
+ * few derived past the last entry are dropped.
+ */
+export class KeySupply {
+  private readonly queue: Array<Promise<AesKeys>> = [];
+  constructor(
+    private readonly password: Buffer,
+    private readonly cache?: KeyCache,
+    private readonly ahead = 8,
+  ) {}
+
+  /** Keys for the next entry (each call: another salt). */
+  next(): Promise<AesKeys> {
+    while (this.queue.length <= this.ahead) {
+      const p = deriveKeys(this.password, undefined, this.cache);
+      p.catch(() => undefined); // taken in order by next(); a failure is thrown there
+      this.queue.push(p);
+    }
+    return this.queue.shift()!;
+  }
+}
+
 /** The WinZip CTR keystream: AES-ECB of little-endian 128-bit counters 1, 2, 3, ... */
 class Keystream {
   private readonly ecb: Cipher;

@@ -2,7 +2,7 @@ import { closeSync, createReadStream, fdatasync, fstatSync, fsyncSync, openSync,
 import { rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { crc32, createDeflateRaw, deflateRaw } from 'node:zlib';
-import { AesEncryptor, deriveKeys, type KeyCache } from './aes.js';
+import { AesEncryptor, KeySupply, type KeyCache } from './aes.js';
 import { EntryDigest } from './digest.js';
 import { Md5Follower } from './md5.js';
 import {
@@ -100,6 +100,8 @@ interface Context {
   /** 48-bit hashes of the names so far: duplicates are refused without keeping every name. */
   names: Set<number>;
   pool: BufferPool;
+  /** AES keys, derived ahead (with a password only). */
+  keys?: KeySupply;
 }
 
 /**
@@ -287,7 +289,7 @@ async function encodeSmall(ctx: Context, name: string, data: Uint8Array, held: B
   record.method = record.innerMethod;
   let payload: Buffer[] = [Buffer.from(body.buffer, body.byteOffset, body.length)];
   if (ctx.opts.password) {
-    const enc = new AesEncryptor(await deriveKeys(ctx.opts.password, undefined, ctx.opts.keyCache));
+    const enc = new AesEncryptor(await ctx.keys!.next());
     const out = ctx.pool.acquire(body.length);
     held.push(out);
     payload = [enc.header(), enc.update(body, out.subarray(0, body.length)), enc.final()];
@@ -423,7 +425,7 @@ async function writeLarge(ctx: Context, fd: number, p: Extract<Prepared, { kind:
   record.method = ctx.opts.password ? METHOD_AES : record.innerMethod;
   const headerLength = localHeaderLength(record);
   let pos = offset + headerLength;
-  const enc = ctx.opts.password ? new AesEncryptor(await deriveKeys(ctx.opts.password, undefined, ctx.opts.keyCache)) : undefined;
+  const enc = ctx.keys ? new AesEncryptor(await ctx.keys.next()) : undefined;
   if (enc) pos += writeAll(fd, [enc.header()], pos);
 
   let crc = 0;
@@ -486,6 +488,7 @@ export async function writeZip(
   if (opts.password !== undefined && opts.password.length === 0) throw new ZipWriteError('empty password');
   const concurrency = Math.max(1, opts.concurrency ?? 4);
   const ctx: Context = { opts, dos: dosDateTime(opts.time ?? new Date()), names: new Set<number>(), pool: new BufferPool(2 * concurrency + 2) };
+  if (opts.password) ctx.keys = new KeySupply(opts.password, opts.keyCache);
   const entries: EntryRecord[] = [];
   const central = new CentralDirectory();
   const digest = new EntryDigest();

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ZipReader, Uint8ArrayReader, Uint8ArrayWriter, configure } from '@zip.js/zip.js';
 import { md5sumLine, verifyZip, writeZip, ZipVerifyError, ZipWriteError, type ZipSource } from '../../src/lib/export/zip/index.js';
+import { localHeaderLength } from '../../src/lib/export/zip/format.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import { requireProgram } from '../peers/process.js';
 
@@ -291,6 +292,17 @@ describe('read-back details', () => {
     expect(r.count).toBe(300);
     expect(turned).toBeGreaterThan(0);
     expect(turned).toBeLessThan(300);
+  });
+
+  it('AES: every entry has its own salt (keys are derived ahead; a salt used twice would repeat the keystream)', async () => {
+    const list: ZipSource[] = [];
+    for (let i = 0; i < 60; i++) list.push({ name: `e${i}.bin`, data: Buffer.alloc(100, i) });
+    const zip = join(tmp.dir, 'salts.zip');
+    const r = await writeZip(zip, list, { level: 0, password: Buffer.from('pw'), keepEntries: true });
+    const raw = await readFile(zip);
+    const salts = new Set(r.entries.map((e) => raw.subarray(e.offset + localHeaderLength(e), e.offset + localHeaderLength(e) + 16).toString('hex')));
+    expect(salts.size).toBe(60);
+    expect((await execa('7z', ['t', '-ppw', zip])).stdout).toContain('Everything is Ok');
   });
 
   it('duplicate names are refused by their hash, also non-ASCII; 20,000 distinct names are not mistaken for duplicates', async () => {

@@ -19,8 +19,39 @@ export interface UploadOptions {
   size: number;
   /** Called with the length of the prefix the server has acknowledged, each time it grows. */
   onAcked?: (bytes: number) => void;
-  /** Unacknowledged bytes allowed in flight (default 16 MiB). */
+  /** Unacknowledged bytes allowed in flight for this file (default 16 MiB). */
   window?: number;
+  /** Shared by the uploads of one connection: their unacknowledged bytes together. */
+  budget?: InFlightBudget;
+}
+
+/**
+ * Unacknowledged bytes of all uploads on one connection. ssh2 keeps a copy of every request
+ * the SSH channel window does not let out yet, so without a common bound 16 files in flight
+ * would hold 16 x 16 MiB in memory. A file with nothing in flight may always start one block.
+ */
+export class InFlightBudget {
+  private used = 0;
+  private waiters: Array<() => void> = [];
+
+  constructor(readonly limit = 32 * 1024 * 1024) {}
+
+  /** Take n bytes if they fit (or if the caller has nothing in flight); else wake `retry` later. */
+  take(n: number, own: number, retry: () => void): boolean {
+    if (own > 0 && this.used + n > this.limit) {
+      this.waiters.push(retry);
+      return false;
+    }
+    this.used += n;
+    return true;
+  }
+
+  give(n: number): void {
+    this.used -= n;
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
 }
 
 /**
@@ -109,6 +140,7 @@ export async function uploadFile(sftp: SFTPWrapper, hasher: BlockHasher, local: 
   const blockLen = hasher.blockLen;
   if (blockLen % writeLen !== 0) throw new Error(`block of ${blockLen} bytes is no multiple of the ${writeLen}-byte write`);
   const window = Math.max(blockLen, opts.window ?? DEFAULT_WINDOW);
+  const budget = opts.budget;
   const sock = socketOf(sftp);
   const md5 = hasher.begin();
   let digested = false;
@@ -132,6 +164,9 @@ export async function uploadFile(sftp: SFTPWrapper, hasher: BlockHasher, local: 
         reject(err);
       };
       const onWritten = (req: { end: number; done: boolean }, len: number) => (err?: Error | null): void => {
+        // Every request is answered (ssh2 answers the pending ones with an error when the
+        // channel closes), so the shared budget gets every byte back, even after a failure.
+        budget?.give(len);
         if (failed) return;
         if (err) return fail(err);
         req.done = true;
@@ -147,9 +182,10 @@ export async function uploadFile(sftp: SFTPWrapper, hasher: BlockHasher, local: 
       };
       const pump = (): void => {
         if (failed || reading || readPos >= size || inFlight + blockLen > window) return;
-        reading = true;
         const at = readPos;
         const len = Math.min(blockLen, size - at);
+        if (budget && !budget.take(len, inFlight, pump)) return;
+        reading = true;
         let held: Block | undefined;
         hasher
           .acquire()
@@ -162,6 +198,7 @@ export async function uploadFile(sftp: SFTPWrapper, hasher: BlockHasher, local: 
               reading = false;
               const block = held!;
               if (failed || bytesRead !== len || !channelOpen(sftp)) {
+                budget?.give(len);
                 hasher.release(block);
                 if (bytesRead !== len) fail(new Error(`${local} shrank while it was sent (read ${at + bytesRead} of ${size} bytes)`));
                 else fail(closedError());
@@ -186,6 +223,7 @@ export async function uploadFile(sftp: SFTPWrapper, hasher: BlockHasher, local: 
             },
             (err: Error) => {
               reading = false;
+              budget?.give(len);
               if (held) hasher.release(held);
               fail(err);
             },

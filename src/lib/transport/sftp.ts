@@ -31,7 +31,7 @@ import { LocalHasher } from './md5.js';
 import { execText, md5sumCommand, parseMd5sum, shellQuote, sshOf } from './sftp-exec.js';
 import { probeStreamMd5, RemoteStreamMd5, SEGMENT } from './sftp-stream-md5.js';
 import type { BlockHasher } from './sftp-hash.js';
-import { blockLenOf, corkWhileReading, hasherFor, uploadFile } from './sftp-upload.js';
+import { blockLenOf, corkWhileReading, hasherFor, InFlightBudget, uploadFile } from './sftp-upload.js';
 import { checkHostKey, hostKeyAlgorithms, knownKeysFor, readKnownHosts, type KnownKey } from './known-hosts.js';
 import type { AttemptResult, SendFile, Transport } from './types.js';
 
@@ -97,6 +97,8 @@ export class SftpTransport implements Transport {
   private streamMd5?: Promise<boolean>;
   /** Streaming md5sum channels open on the current connection. */
   private streamSlots = { open: 0 };
+  /** Unacknowledged upload bytes on the current connection, all files together. */
+  private budget = new InFlightBudget();
   private readonly dirsMade = new Map<string, Promise<void>>();
   private readonly facts = new Map<string, LocalFacts>();
   private readonly hasher = new LocalHasher();
@@ -177,6 +179,7 @@ export class SftpTransport implements Transport {
     this.dirsMade.clear();
     this.streamMd5 = undefined;
     this.streamSlots = { open: 0 };
+    this.budget = new InFlightBudget();
     const mode = this.opts.verify ?? 'auto';
     // Probed while the first uploads run; verification waits for the answer.
     this.md5sum = mode === 'auto' || mode === 'md5sum' ? this.probeMd5sum() : Promise.resolve(false);
@@ -371,6 +374,7 @@ export class SftpTransport implements Transport {
             const sftp = sftpOf(client);
             const md5 = await uploadFile(sftp, this.blocksFor(sftp), file.path, part, {
               size,
+              budget: this.budget,
               onAcked: (n: number) => {
                 acked = n;
                 hashing?.advance(n);

@@ -140,7 +140,7 @@ function timed(cmd, args, env = {}) {
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const [rss, user, sys] = (r.stderr ?? '').trim().split('\n').at(-1).split(' ').map(Number);
   if (r.status !== 0) throw new Error(`${cmd} failed (${r.status}): ${r.stderr}`);
-  return { seconds, rssMb: rss / 1024, cpu: user + sys };
+  return { seconds, rssMb: rss / 1024, cpu: user + sys, user, sys };
 }
 
 try {
@@ -173,7 +173,9 @@ try {
       const produced = countFiles(out);
       if (produced !== n) throw new Error(`${name} wrote ${produced} of ${n} files`);
       results[name].push(m);
-      console.log(`round ${r + 1} ${name.padEnd(18)} ${(n / m.seconds).toFixed(0).padStart(6)} files/s  ${m.seconds.toFixed(2)} s  CPU ${m.cpu.toFixed(2)} s  peak RSS ${m.rssMb.toFixed(0)} MB`);
+      // User and system CPU apart: creating the output files is system time for every tool, and
+      // on a busy ext4 without a journal it can be most of the run (see docs/fiona-anonymize.md).
+      console.log(`round ${r + 1} ${name.padEnd(18)} ${(n / m.seconds).toFixed(0).padStart(6)} files/s  ${m.seconds.toFixed(2)} s  CPU ${m.cpu.toFixed(2)} s (user ${m.user.toFixed(2)}, system ${m.sys.toFixed(2)})  peak RSS ${m.rssMb.toFixed(0)} MB`);
       rmSync(out, { recursive: true, force: true });
     }
   }
@@ -182,7 +184,8 @@ try {
   console.log('');
   // CPU time is the work done, whatever else shares the machine (fiona's is spread over the cores).
   const cpu = (name) => median(results[name].map((m) => m.cpu));
-  for (const name of order) console.log(`${name.padEnd(18)} ${rate(name).toFixed(0).padStart(6)} files/s (median of ${results[name].length}), CPU ${cpu(name).toFixed(2)} s`);
+  const part = (name, k) => median(results[name].map((m) => m[k]));
+  for (const name of order) console.log(`${name.padEnd(18)} ${rate(name).toFixed(0).padStart(6)} files/s (median of ${results[name].length}), CPU ${cpu(name).toFixed(2)} s (user ${part(name, 'user').toFixed(2)}, system ${part(name, 'sys').toFixed(2)})`);
   const peak = Math.max(...results.fiona.map((m) => m.rssMb));
   // The ratio of each round's pair (run back to back) is steadier on a shared machine than
   // the ratio of medians; both are printed.

@@ -14,7 +14,11 @@ import { parseResponse } from '../../src/lib/net/dimse-response.js';
 import { PduReader, PduType } from '../../src/lib/net/scp/pdu-reader.js';
 import { storeInstances, type StoreInstance } from '../../src/lib/net/scu/store.js';
 import { encodeAssociateRq, parseAssociateAc, responseHead } from '../../src/lib/net/ul-association.js';
+import { DicomTransport } from '../../src/lib/transport/dicom.js';
+import { parseDestination } from '../../src/lib/transport/destination.js';
+import type { AttemptResult } from '../../src/lib/transport/types.js';
 import { makeTempDir } from '../helpers/tmp.js';
+import { datasetOf, sopOf, synthStudy } from './helpers.js';
 
 const MR = '1.2.840.10008.5.1.4.1.1.4';
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
@@ -290,6 +294,33 @@ describe('UL association (scripted acceptor)', () => {
     for (const bad of [good.subarray(0, good.length - 3), overrun, group, notResponse, noStatus]) {
       expect(responseHead(bad)).toBeUndefined();
       expect(parseResponse(bad)).toBeUndefined();
+    }
+  });
+
+  test('two associations, one aborted: the requests queued behind its lost one go out again on another association, each with its own bytes', async () => {
+    // A request framed but never sent (its association was aborted) is framed again from its
+    // file on a later association, while the other association keeps reading and sending.
+    const { dir, cleanup } = await makeTempDir('fiona-ul-files-');
+    cleanups.push(cleanup);
+    const files = await synthStudy(join(dir, 'study'), { series: 1, instances: 12, rows: 64, seed: 'pool' });
+    const peer = await startAcceptor((r) => (r.association === 1 ? 'abort' : 0x0000));
+    cleanups.push(async () => void peer.server.close());
+    const dest = parseDestination(`dicom://PACS@127.0.0.1:${peer.port}?calling=FIONA`);
+    if (dest.kind !== 'dicom') throw new Error('not a dicom destination');
+    const transport = new DicomTransport(dest, { associations: 2 });
+    const results: AttemptResult[] = [];
+    await transport.attempt(files.map((path) => ({ path, name: path })), (r) => results.push(r));
+    expect(results).toHaveLength(files.length);
+    const failed = results.filter((r) => !r.ok);
+    expect(failed).toHaveLength(1); // the one the association was aborted on
+    expect(String(failed[0]!.reason)).toMatch(/no response/);
+    const bySop = new Map(peer.received.filter((r) => r.association > 1).map((r) => [r.sop, r.data]));
+    expect(bySop.size).toBe(files.length - 1);
+    for (const f of files) {
+      if (f === failed[0]!.file.path) continue;
+      const got = bySop.get(await sopOf(f));
+      expect(got, `${f} was not received`).toBeDefined();
+      expect(got!.equals(await datasetOf(f)), `data set of ${f}`).toBe(true);
     }
   });
 });

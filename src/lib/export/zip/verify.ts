@@ -1,7 +1,6 @@
 import { readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { promisify } from 'node:util';
-import { crc32, createInflateRaw, inflateRaw } from 'node:zlib';
+import { crc32, createInflateRaw, inflateRawSync } from 'node:zlib';
 import { AesDecryptor, deriveKeys, type KeyCache } from './aes.js';
 import {
   AES_MAC_LENGTH,
@@ -23,7 +22,6 @@ import {
 import { md5File } from './md5.js';
 import { namesHasher, type EntryDigest } from './digest.js';
 
-const inflateRawAsync = promisify(inflateRaw);
 
 /**
  * Read an archive back as an unzipper would, independently of what the writer remembers:
@@ -287,6 +285,19 @@ function badData(e: CentralEntry, err: Error): never {
   throw new ZipVerifyError(`${e.name}: compressed data are damaged (${err.message})`, e.name);
 }
 
+function chunkSize(e: CentralEntry): number {
+  return Math.max(64 * 1024, e.uncompressedSize + 1024);
+}
+
+/** Inflate a whole entry; data that would inflate past the size the directory gives fail as damaged (bounded memory). */
+function inflateOrFail(e: CentralEntry, data: Buffer, size: number): Buffer {
+  try {
+    return inflateRawSync(data, { chunkSize: size, maxOutputLength: e.uncompressedSize + 1 });
+  } catch (err) {
+    return badData(e, err as Error);
+  }
+}
+
 /** Check an entry whose stored data are in memory. */
 async function checkWhole(e: CentralEntry, stored: Buffer, password?: Buffer, cache?: KeyCache): Promise<Check> {
   checkMethods(e);
@@ -303,9 +314,11 @@ async function checkWhole(e: CentralEntry, stored: Buffer, password?: Buffer, ca
       }
     }
     const check = new Check();
-    // One output chunk for the whole entry (see the writer): the size is known.
-    const chunkSize = Math.max(64 * 1024, e.uncompressedSize + 1024);
-    check.add(e.innerMethod === METHOD_DEFLATE ? await inflateRawAsync(data, { chunkSize }).catch((err: Error) => badData(e, err)) : data);
+    // One output chunk for the whole entry (see the writer): the size is known. Inflated on
+    // this thread: the asynchronous form builds a zlib stream per entry, which cost more CPU
+    // than it won back by running on the pool (1,000 x 134 KB at level 1, alternating runs:
+    // 2.89 -> 2.78 and 2.93 -> 2.74 s CPU for the archive stage, wall 1.81 -> 1.88 and 1.94 -> 1.94 s).
+    check.add(e.innerMethod === METHOD_DEFLATE ? inflateOrFail(e, data, chunkSize(e)) : data);
     return check;
   } finally {
     if (pooled && plainPool.length < PARALLEL + 1) plainPool.push(pooled);

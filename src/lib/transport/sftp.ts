@@ -29,6 +29,7 @@ import SftpClient from 'ssh2-sftp-client';
 import type { SftpDestination } from './destination.js';
 import { LocalHasher } from './md5.js';
 import { execText, md5sumCommand, parseMd5sum, shellQuote, sshOf } from './sftp-exec.js';
+import { RemoteMd5Service } from './sftp-md5-service.js';
 import { probeStreamMd5, RemoteStreamMd5, SEGMENT } from './sftp-stream-md5.js';
 import type { BlockHasher } from './sftp-hash.js';
 import { blockLenOf, corkWhileReading, hasherFor, InFlightBudget, uploadFile } from './sftp-upload.js';
@@ -97,6 +98,8 @@ export class SftpTransport implements Transport {
   private md5sum: Promise<boolean> = Promise.resolve(false);
   /** Whether it also runs the streaming md5 (sh, dd, md5sum), probed on the first big file. */
   private streamMd5?: Promise<boolean>;
+  /** The md5sum channel of the current connection (batches of files, one login shell). */
+  private md5ServiceP?: Promise<RemoteMd5Service | undefined>;
   /** Streaming md5sum channels open on the current connection. */
   private streamSlots = { open: 0 };
   /** Unacknowledged upload bytes on the current connection, all files together. */
@@ -189,6 +192,9 @@ export class SftpTransport implements Transport {
   }
 
   private async drop(): Promise<void> {
+    const service = this.md5ServiceP;
+    this.md5ServiceP = undefined;
+    void service?.then((s) => s?.close());
     const c = this.client;
     this.client = undefined;
     if (c) await c.end().catch(() => undefined);
@@ -231,12 +237,31 @@ export class SftpTransport implements Transport {
     const out: Array<string | undefined> = [];
     for (let i = 0; i < paths.length; i += MD5_BATCH) {
       const part = paths.slice(i, i + MD5_BATCH);
-      // One md5sum process for the batch (not a shell and a process per file).
-      const text = await this.exec(md5sumCommand(part), 60_000 + part.length * 5_000);
-      if (text === undefined) throw new ConnectionLost('md5sum on the server did not answer');
-      out.push(...parseMd5sum(text, part));
+      const timeoutMs = 60_000 + part.length * 5_000;
+      // One md5sum process per batch, down the connection's one md5sum channel.
+      const service = await this.md5Service();
+      const sums = (service?.usable ? await service.hash(part, timeoutMs) : undefined) ?? part.map(() => undefined);
+      // Names the channel cannot carry, files it found no sum for, or no channel: one exec.
+      const missing = part.flatMap((_, j) => (sums[j] === undefined ? [j] : []));
+      if (missing.length > 0) {
+        const paths = missing.map((j) => part[j]!);
+        const text = await this.exec(md5sumCommand(paths), timeoutMs);
+        if (text === undefined) throw new ConnectionLost('md5sum on the server did not answer');
+        parseMd5sum(text, paths).forEach((v, k) => {
+          sums[missing[k]!] = v;
+        });
+      }
+      out.push(...sums);
     }
     return out;
+  }
+
+  /** The connection's md5sum channel, opened on first use (undefined: the server refused it). */
+  private md5Service(): Promise<RemoteMd5Service | undefined> {
+    const ssh = sshOf(this.client);
+    if (!ssh) return Promise.resolve(undefined);
+    this.md5ServiceP ??= RemoteMd5Service.open(ssh);
+    return this.md5ServiceP;
   }
 
   private async readbackMd5(client: SftpClient, path: string): Promise<string> {

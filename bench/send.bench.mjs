@@ -97,6 +97,20 @@ async function startSshd(dir) {
   return { port, user, identity: join(dir, 'id'), knownHosts: join(dir, 'known_hosts'), stop: () => proc.kill('SIGTERM') };
 }
 
+/** CPU seconds the whole machine spent (all processes: client, sshd, md5sum; others' load too). */
+function machineCpu() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].split(/\s+/).slice(1).map(Number);
+  return (f[0] + f[1] + f[2] + f[5] + f[6]) / 100;
+}
+
+/** Wall seconds of a run, and the machine's CPU seconds during it pushed onto `cpu`. */
+async function timedCpu(cpu, runIt) {
+  const c0 = machineCpu();
+  const s = await runIt();
+  cpu.push(machineCpu() - c0);
+  return s;
+}
+
 async function benchSftp(work) {
   const sshd = await startSshd(mkdtempSync(join(work, 'sshd-')));
   try {
@@ -119,25 +133,29 @@ async function benchSftp(work) {
       const f = [];
       const s = [];
       const o = [];
+      const cpu = { f: [], s: [], o: [] };
       const fiona = (dst, extra) => ['-q', ...extra, '--to', url(dst), '--identity', sshd.identity, '--known-hosts', sshd.knownHosts, src];
       for (let r = 0; r < ROUNDS; r++) {
         // fiona-send as it runs by default: md5 of every file on both sides, compared, then renamed.
         const d1 = join(work, `dst-fiona-${r}`);
         mkdirSync(d1);
-        f.push(await run(SEND, fiona(d1, [])));
+        f.push(await timedCpu(cpu.f, () => run(SEND, fiona(d1, []))));
         rmSync(d1, { recursive: true, force: true });
         const d2 = join(work, `dst-sftp-${r}`);
         mkdirSync(d2);
-        o.push(await run('sftp', sftpArgs, { input: `${batch(d2)}\n` }));
+        o.push(await timedCpu(cpu.o, () => run('sftp', sftpArgs, { input: `${batch(d2)}\n` })));
         rmSync(d2, { recursive: true, force: true });
         // Like for like with sftp -b, which checks nothing: remote size only (still .part + rename).
         const d3 = join(work, `dst-size-${r}`);
         mkdirSync(d3);
-        s.push(await run(SEND, fiona(d3, ['--verify', 'size'])));
+        s.push(await timedCpu(cpu.s, () => run(SEND, fiona(d3, ['--verify', 'size']))));
         rmSync(d3, { recursive: true, force: true });
       }
       report(label, bytes, f, o, 'sftp -b');
       report(`${label} (like for like: fiona --verify size, no remote md5)`, bytes, s, o, 'sftp -b');
+      // On 2 cores the verified run is bound by CPU: the local and the server's md5 (~1.5 s each
+      // per GB) come on top of the transfer. Whole-machine CPU, so other load shows up here too.
+      console.log(`${label}: machine CPU s (median): fiona-send ${median(cpu.f).toFixed(2)}, fiona-send --verify size ${median(cpu.s).toFixed(2)}, sftp -b ${median(cpu.o).toFixed(2)}`);
     }
   } finally {
     sshd.stop();

@@ -13,6 +13,7 @@ import SftpClient from 'ssh2-sftp-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { sshOf } from '../../src/lib/transport/sftp-exec.js';
 import { BlockHasher } from '../../src/lib/transport/sftp-hash.js';
+import { RemoteMd5Service } from '../../src/lib/transport/sftp-md5-service.js';
 import { probeStreamMd5, RemoteStreamMd5 } from '../../src/lib/transport/sftp-stream-md5.js';
 import { hasherFor, uploadFile } from '../../src/lib/transport/sftp-upload.js';
 import { makeTempDir } from '../helpers/tmp.js';
@@ -290,6 +291,22 @@ describe('upload pieces against the real sshd', () => {
     const hasher = hasherFor(sftp);
     await expect(uploadFile(sftp, hasher, local, join(tmp.dir, 'up2.remote'), { size: 3 * 1024 * 1024 })).rejects.toThrow(/shrank/);
     await hasher.close();
+  });
+
+  test('the md5sum channel answers batch after batch; a missing file or a name it cannot carry has no sum', async () => {
+    const dir = join(tmp.dir, 'svc');
+    await mkdir(dir);
+    const a = join(dir, 'a b.bin');
+    const b = join(dir, '--fiona-md5--');
+    await writeFile(a, randomBytes(1000));
+    await writeFile(b, randomBytes(2000));
+    const service = (await RemoteMd5Service.open(sshOf(client)!))!;
+    const first = await service.hash([a, join(dir, 'missing'), b], 10_000);
+    expect(first).toEqual([await md5(a), undefined, await md5(b)]);
+    const second = await service.hash([b, join(dir, 'back\\slash'), a], 10_000);
+    expect(second).toEqual([await md5(b), undefined, await md5(a)]);
+    service.close();
+    expect(await service.hash([a], 1000)).toBeUndefined();
   });
 
   test('the hasher gives the md5 of its blocks in order, with its worker or in-process', async () => {

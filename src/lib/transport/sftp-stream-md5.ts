@@ -9,8 +9,9 @@
  * once, and after the upload only the last segment is left to hash. The command string
  * holds nothing but the quoted path; the numbers travel on stdin and are ours.
  *
- * POSIX sh, dd and md5sum are needed; probeStreamMd5 checks the whole construct once per
- * connection (a server without it is verified by a whole-file md5sum after the upload).
+ * POSIX sh, dd and md5sum are needed. Where one is missing the answer is FAILED (or no md5
+ * at all), and the caller checks the file by a whole-file md5sum after the upload instead.
+ * probeStreamMd5 tries the construct on /dev/null.
  */
 import { shellQuote, type SshExec, type ExecStream } from './sftp-exec.js';
 

@@ -30,7 +30,7 @@ import type { SftpDestination } from './destination.js';
 import { LocalHasher } from './md5.js';
 import { execText, md5sumCommand, parseMd5sum, shellQuote, sshOf } from './sftp-exec.js';
 import { RemoteMd5Service } from './sftp-md5-service.js';
-import { probeStreamMd5, RemoteStreamMd5, SEGMENT } from './sftp-stream-md5.js';
+import { RemoteStreamMd5, SEGMENT } from './sftp-stream-md5.js';
 import type { BlockHasher } from './sftp-hash.js';
 import { blockLenOf, corkWhileReading, hasherFor, InFlightBudget, uploadFile } from './sftp-upload.js';
 import { checkHostKey, hostKeyAlgorithms, knownKeysFor, readKnownHosts, type KnownKey } from './known-hosts.js';
@@ -97,7 +97,7 @@ export class SftpTransport implements Transport {
   /** Whether the server runs md5sum over an exec channel, probed once per connection. */
   private md5sum: Promise<boolean> = Promise.resolve(false);
   /** Whether it also runs the streaming md5 (sh, dd, md5sum), probed on the first big file. */
-  private streamMd5?: Promise<boolean>;
+  private streamBroken = false;
   /** The md5sum channel of the current connection (batches of files, one login shell). */
   private md5ServiceP?: Promise<RemoteMd5Service | undefined>;
   /** Streaming md5sum channels open on the current connection. */
@@ -182,7 +182,7 @@ export class SftpTransport implements Transport {
     this.client = client;
     this.lost = undefined;
     this.dirsMade.clear();
-    this.streamMd5 = undefined;
+    this.streamBroken = false;
     this.streamSlots = { open: 0 };
     this.budget = new InFlightBudget();
     const mode = this.opts.verify ?? 'auto';
@@ -220,11 +220,10 @@ export class SftpTransport implements Transport {
 
   /** Whether big files get their md5 on the server while they go up. */
   private async streaming(): Promise<boolean> {
-    if ((await this.verification()) !== 'md5sum') return false;
-    const ssh = sshOf(this.client);
-    if (!ssh) return false;
-    this.streamMd5 ??= probeStreamMd5(ssh);
-    return this.streamMd5;
+    // No probe of its own (an exec costs the server a login shell): a stream that fails
+    // (no dd, no POSIX sh) says so, its file is checked by the batch md5sum, and the rest of
+    // the connection's big files go that way too.
+    return !this.streamBroken && (await this.verification()) === 'md5sum';
   }
 
   private async probeMd5sum(): Promise<boolean> {
@@ -407,7 +406,11 @@ export class SftpTransport implements Transport {
                 hashing?.advance(n);
               },
             });
-            const remoteMd5 = stream?.then((r) => r?.finish(60_000 + size / 50_000));
+            const remoteMd5 = stream?.then(async (r) => {
+              const sum = await r?.finish(60_000 + size / 50_000);
+              if (r && sum === undefined && !this.lost) this.streamBroken = true;
+              return sum;
+            });
             remoteMd5?.catch(() => undefined);
             ready.push({ file, md5, remoteMd5 });
             notify();

@@ -1,8 +1,9 @@
 /**
- * Local MD5 of the files being sent, computed beside the upload rather than on the event
- * loop that also runs the SSH crypto: files are hashed by `md5sum` child processes, a few
- * dozen per process, in the order they were asked for. Where `md5sum` is missing, or a
- * name would need md5sum's escaping, the file is hashed in-process.
+ * Local MD5 of files that are not being uploaded: those the already-there check compares
+ * with a copy on the server (an upload hashes the bytes it sends itself, see sftp-hash.ts).
+ * Files are hashed by `md5sum` child processes, a few dozen per process, in the order they
+ * were asked for, so the event loop that runs the SSH crypto stays free. Where `md5sum` is
+ * missing, or a name would need md5sum's escaping, the file is hashed in-process.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';

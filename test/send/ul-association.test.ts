@@ -274,7 +274,7 @@ describe('UL association (scripted acceptor)', () => {
     for (const status of [0x0000, 0xb000, 0xa700, 0xff00]) {
       const rsp = encodeResponse(request, status, 'disk full');
       const full = parseResponse(rsp)!;
-      expect(responseHead(rsp)).toEqual({ commandField: full.commandField, messageId: full.messageIdBeingRespondedTo, status: full.status });
+      expect(responseHead(rsp)).toEqual({ commandField: full.commandField, messageId: full.messageIdBeingRespondedTo, status: full.status, hasDataset: full.hasDataset });
     }
     const good = encodeResponse(request, 0);
     // Cut inside an element, a length that overruns, an element outside group 0000, a request (not a response), no status.

@@ -536,7 +536,12 @@ export class UlAssociation {
     this.pending = undefined;
     this.recycle(p);
     this.startNext();
-    const rsp = parseResponse(buf);
+    // Success (nearly every response) says all there is to say in its status; the rest (UIDs,
+    // error comment) is decoded only for a warning or failure, where the caller reports it.
+    const rsp: DimseResponse | undefined =
+      head.status === 0x0000
+        ? { commandField: head.commandField, messageIdBeingRespondedTo: head.messageId, status: 0x0000, hasDataset: head.hasDataset }
+        : parseResponse(buf);
     if (rsp) p.resolve(rsp);
     else p.reject(new NoResponseError(`no response: unreadable DIMSE response (${buf.length} bytes)`));
   }
@@ -629,14 +634,16 @@ export class UlAssociation {
 }
 
 /**
- * Command field, message ID being responded to and status of a response command set, or
- * undefined when the bytes are not one (an element outside group 0000, a length that
- * overruns, stray bytes, a field missing, not a response): the checks of parseResponse.
+ * Command field, message ID being responded to, status and whether a data set follows, of a
+ * response command set; undefined when the bytes are not one (an element outside group 0000,
+ * a length that overruns, stray bytes, a field missing, not a response): the checks of
+ * parseResponse, without decoding any text.
  */
-export function responseHead(buf: Buffer): { commandField: number; messageId: number; status: number } | undefined {
+export function responseHead(buf: Buffer): { commandField: number; messageId: number; status: number; hasDataset: boolean } | undefined {
   let commandField = -1;
   let messageId = -1;
   let status = -1;
+  let dataSetType = -1;
   let off = 0;
   while (off + 8 <= buf.length) {
     if (buf.readUInt16LE(off) !== 0x0000) return undefined;
@@ -648,11 +655,13 @@ export function responseHead(buf: Buffer): { commandField: number; messageId: nu
       if (element === 0x0100) commandField = buf.readUInt16LE(start);
       else if (element === 0x0120) messageId = buf.readUInt16LE(start);
       else if (element === 0x0900) status = buf.readUInt16LE(start);
+      else if (element === 0x0800) dataSetType = buf.readUInt16LE(start);
     }
     off = start + length;
   }
   if (off !== buf.length || commandField < 0 || messageId < 0 || status < 0 || (commandField & 0x8000) === 0) return undefined;
-  return { commandField, messageId, status };
+  // As parseResponse: a data set follows when (0000,0800) is present and not 0101H.
+  return { commandField, messageId, status, hasDataset: dataSetType >= 0 && dataSetType !== 0x0101 };
 }
 
 function writePdataHeader(buf: Buffer, at: number, pcId: number, dataLength: number, control: number): number {

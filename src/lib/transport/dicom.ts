@@ -5,7 +5,7 @@
  */
 import { stat } from 'node:fs/promises';
 // Modules by name, not dicom/index.js: the send path loads only the header reader.
-import { readHeaderFull } from '../dicom/read.js';
+import { walkFile, withFile } from '../dicom/read.js';
 import { isValidUid } from '../dicom/uid.js';
 import { storeInstances, type InstanceSource, type StoreInstance, type StoreOutcome } from '../net/scu/store.js';
 import type { AssociationTimeouts } from '../net/scu-common.js';
@@ -27,10 +27,22 @@ const STUDY_INSTANCE_UID = 0x0020000d;
 
 type Described = { ok: true; instance: StoreInstance; study?: string } | { ok: false; reason: string };
 
+/**
+ * The first read of a file's head. The header up to the pixel data is a few KiB in most files
+ * (MR/CT with vendor private groups: up to ~20 KiB), so 16 KiB covers nearly all of them in one
+ * read and a longer one grows the read; the data set itself is read again when it is sent.
+ * Measured (CPU profiles of 1,000 x 130 KB, two runs each): the head reads took 180-276 ms with
+ * readHeaderFull's 64 KiB first read, 29-31 ms with 16 KiB. Total CPU time on this shared
+ * machine was too noisy to show it (5 alternating runs: 0.68 vs 0.67 s).
+ */
+const HEAD_READ = 16 * 1024;
+
 /** What C-STORE needs to know of a file, from its header. */
 export async function describeDicomFile(path: string): Promise<Described> {
   try {
-    const header = await readHeaderFull(path);
+    const header = await withFile(path, (fd) =>
+      walkFile(fd, undefined, path, { stopBeforePixels: true, keepLimit: 1024 * 1024, firstRead: HEAD_READ, readSize: 64 * 1024, growRead: true }),
+    );
     // Tags by number: a keyword would load the whole dictionary (half a second) for nothing.
     const sopClassUid = header.string(SOP_CLASS_UID) ?? header.string(MEDIA_SOP_CLASS_UID);
     const sopInstanceUid = header.string(SOP_INSTANCE_UID) ?? header.string(MEDIA_SOP_INSTANCE_UID);

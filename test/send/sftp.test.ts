@@ -219,6 +219,18 @@ describe('files in flight', () => {
     );
   }, 60_000);
 
+  test('40 small files at the default parallelism: all verified, no warning on stderr', async () => {
+    const src = join(tmp.dir, 'src11');
+    const files = await makeFiles(src, 40, 20_000);
+    const remote = join(tmp.dir, 'remote11');
+    const r = await send(sftpArgs(sshd, remote, [src]));
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    expect(String(r.stderr)).not.toMatch(/Warning|leak/i);
+    const sent = parseEvents(r.stdout).filter((e) => e.event === 'sent');
+    expect(sent).toHaveLength(40);
+    for (const f of files) expect(await md5(join(remote, 'src11', f.split('/').pop()!))).toBe(await md5(f));
+  });
+
   test('names with quotes, spaces and backslashes are checked by the batched md5sum', async () => {
     const src = join(tmp.dir, 'src9');
     await mkdir(src);

@@ -116,6 +116,25 @@ function channelOpen(sftp: SFTPWrapper): boolean {
 
 const closedError = (): Error => new Error('No SFTP connection: the channel closed');
 
+/** Uploads to tell when a session's channel ends: one listener per session, not one per upload. */
+const watchers = new WeakMap<SFTPWrapper, Set<() => void>>();
+
+function onChannelGone(sftp: SFTPWrapper, fn: () => void): () => void {
+  let set = watchers.get(sftp);
+  if (!set) {
+    const all = new Set<() => void>();
+    const gone = (): void => {
+      for (const f of [...all]) f();
+    };
+    sftp.once('close', gone);
+    sftp.once('end', gone);
+    watchers.set(sftp, all);
+    set = all;
+  }
+  set.add(fn);
+  return () => set.delete(fn);
+}
+
 function openRemote(sftp: SFTPWrapper, path: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     if (!channelOpen(sftp)) return reject(closedError());
@@ -149,7 +168,7 @@ export async function uploadFile(sftp: SFTPWrapper, hasher: BlockHasher, local: 
   try {
     handle = await openRemote(sftp, remote);
     const h = handle;
-    let onClose: (() => void) | undefined;
+    let unwatch: (() => void) | undefined;
     await new Promise<void>((resolve, reject) => {
       let failed = false;
       let readPos = 0; // next byte to read
@@ -231,16 +250,9 @@ export async function uploadFile(sftp: SFTPWrapper, hasher: BlockHasher, local: 
       };
       if (size === 0) return resolve();
       // The channel may close while nothing is being asked (a read in progress): fail then too.
-      onClose = () => fail(closedError());
-      sftp.once('close', onClose);
-      sftp.once('end', onClose);
+      unwatch = onChannelGone(sftp, () => fail(closedError()));
       pump();
-    }).finally(() => {
-      if (onClose) {
-        sftp.removeListener('close', onClose);
-        sftp.removeListener('end', onClose);
-      }
-    });
+    }).finally(() => unwatch?.());
     handle = undefined;
     await closeRemote(sftp, h);
     digested = true;

@@ -226,9 +226,20 @@ export class SftpTransport implements Transport {
     return !this.streamBroken && (await this.verification()) === 'md5sum';
   }
 
+  /**
+   * The connection's md5sum channel hashes /dev/null: that is the probe (one login shell
+   * less than a probe of its own). A server that forces internal-sftp reads the request as
+   * an oversized SFTP packet and ends the channel at once; a server whose shell cannot run
+   * the loop gets the plain probe.
+   */
   private async probeMd5sum(): Promise<boolean> {
+    const empty = 'd41d8cd98f00b204e9800998ecf8427e';
+    const service = await this.md5Service();
+    const sums = service?.usable ? await service.hash(['/dev/null'], 10_000) : undefined;
+    if (sums?.[0] === empty) return true;
+    service?.close();
     const out = await this.exec('md5sum < /dev/null', 10_000);
-    return out?.includes('d41d8cd98f00b204e9800998ecf8427e') ?? false;
+    return out?.includes(empty) ?? false;
   }
 
   /** md5 of remote files, in order; undefined for a file md5sum could not read. */

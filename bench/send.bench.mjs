@@ -162,6 +162,18 @@ async function benchSftp(work) {
   }
 }
 
+/** CPU seconds (user + system) of this process's reaped children so far: a child's CPU is the delta around its run. */
+function childrenCpu() {
+  const f = readFileSync('/proc/self/stat', 'utf8').replace(/^.*\) /, '').split(' ');
+  return (Number(f[13]) + Number(f[14])) / 100; // cutime, cstime (fields 16, 17)
+}
+
+/** CPU seconds (user + system) of a running process. */
+function processCpu(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime (fields 14, 15)
+}
+
 async function benchDicom(work) {
   const data = join(work, 'dicom');
   const perSeries = Math.ceil(DICOM_N / 4);
@@ -173,19 +185,34 @@ async function benchDicom(work) {
   const out = join(work, 'storescp');
   mkdirSync(out);
   const scp = spawn('storescp', ['-aet', 'PACS', '-od', out, '+xa', String(port)], { env: ENV, stdio: 'ignore' });
+  // Wall time of a client run; its CPU seconds and storescp's during it are pushed onto `cpu`.
+  // storescp is single-threaded and the same for both clients: on 2 shared cores, every CPU
+  // second a client spends is one storescp may wait for.
+  const timed = async (cpu, cmd, args) => {
+    const c0 = childrenCpu();
+    const s0 = processCpu(scp.pid);
+    const s = await run(cmd, args);
+    cpu.push({ client: childrenCpu() - c0, scp: processCpu(scp.pid) - s0 });
+    return s;
+  };
   try {
     await waitForPort(port);
     const f = [];
     const o = [];
+    const cf = [];
+    const co = [];
     for (let r = 0; r < ROUNDS + 1; r++) {
-      f.push(await run(SEND, ['-q', '--to', `dicom://PACS@127.0.0.1:${port}?calling=FIONA`, data]));
+      f.push(await timed(cf, SEND, ['-q', '--to', `dicom://PACS@127.0.0.1:${port}?calling=FIONA`, data]));
       rmSync(out, { recursive: true, force: true });
       mkdirSync(out);
-      o.push(await run('storescu', ['-aec', 'PACS', '-aet', 'STORESCU', '+sd', '+r', '127.0.0.1', String(port), data]));
+      o.push(await timed(co, 'storescu', ['-aec', 'PACS', '-aet', 'STORESCU', '+sd', '+r', '127.0.0.1', String(port), data]));
       rmSync(out, { recursive: true, force: true });
       mkdirSync(out);
     }
-    report(`dicom ${files.length} instances`, bytes, f, o, 'storescu');
+    const label = `dicom ${files.length} instances`;
+    report(label, bytes, f, o, 'storescu');
+    const cpuLine = (xs) => `${median(xs.map((x) => x.client)).toFixed(2)} s (storescp meanwhile ${median(xs.map((x) => x.scp)).toFixed(2)} s)`;
+    console.log(`${label}: CPU (user+sys, medians): fiona-send ${cpuLine(cf)}, storescu ${cpuLine(co)}`);
     // Fixed cost (start-up, one association, one instance): what the 1,000-instance line
     // carries on top of the per-instance turnaround. Not a bar, a diagnosis.
     const one = join(data, files[0]);

@@ -16,7 +16,6 @@ import { expandPaths } from '../lib/transport/files.js';
 import type { RetryPolicy } from '../lib/transport/retry.js';
 import type { FileResult, SendFile, Transport } from '../lib/transport/types.js';
 import type { VerifyMode } from '../lib/transport/sftp.js';
-import { siteLayout } from '../lib/site/layout.js';
 
 const HELP = `
 Destinations:
@@ -96,6 +95,8 @@ export async function main(argv: string[]): Promise<number> {
   const dest = parseDestination(o.to, { callingAet: o.calling ?? config.aet });
   if (o.outbox && paths.length > 0) throw new UsageError('give either paths or --outbox, not both');
   const site = o.site ?? config.site;
+  // The site's archive folder, for recording deliveries: loaded only when there is a site.
+  const archive = site ? (await import('../lib/site/layout.js')).siteLayout(site).archive : undefined;
 
   let transport: Transport;
   if (dest.kind === 'sftp') {
@@ -134,7 +135,7 @@ export async function main(argv: string[]): Promise<number> {
         tally.bytes += r.bytes ?? 0;
         if (r.warning) tally.warnings++;
         if (r.details.alreadyThere) tally.alreadyThere++;
-        const study = studyForRecord(r, sourceOf.get(r.file), site);
+        const study = studyForRecord(r, sourceOf.get(r.file), archive);
         if (study) studiesSent.set(study, (studiesSent.get(study) ?? 0) + 1);
         out.write(makeEvent('sent', {
           path: r.file.path,
@@ -242,10 +243,10 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 /** The site study a delivered file belongs to: from its event's sourceStudy, or its own StudyInstanceUID when the site archives it. */
-function studyForRecord(r: FileResult, source: BaseEvent | undefined, site: string | undefined): string | undefined {
-  if (!site) return undefined;
+function studyForRecord(r: FileResult, source: BaseEvent | undefined, archive: string | undefined): string | undefined {
+  if (!archive) return undefined;
   if (typeof source?.sourceStudy === 'string') return source.sourceStudy;
   const study = r.details.study;
-  if (typeof study === 'string' && /^[0-9.]{1,64}$/.test(study) && existsSync(join(siteLayout(site).archive, study))) return study;
+  if (typeof study === 'string' && /^[0-9.]{1,64}$/.test(study) && existsSync(join(archive, study))) return study;
   return undefined;
 }

@@ -1,4 +1,4 @@
-import chalk, { Chalk, type ChalkInstance } from 'chalk';
+import type { ChalkInstance } from 'chalk';
 
 /**
  * Human output goes to stderr, machine output (NDJSON events, --json reports) to stdout.
@@ -10,8 +10,22 @@ export function colourEnabled(stream: NodeJS.WriteStream = process.stderr): bool
   return Boolean(stream.isTTY);
 }
 
-export function makeColour(stream: NodeJS.WriteStream = process.stderr): ChalkInstance {
-  return colourEnabled(stream) ? chalk : new Chalk({ level: 0 });
+/** The styles the tools use; plain text when colour is off. */
+type Style = (text: string) => string;
+export interface Colour {
+  dim: Style;
+  yellow: Style;
+  red: Style;
+}
+
+const plain: Colour = { dim: (t) => t, yellow: (t) => t, red: (t) => t };
+
+// chalk is loaded only when stderr is a terminal that takes colour: in pipelines and cron
+// (nearly every run) it would be ~8 ms of start-up for nothing.
+const chalk: ChalkInstance | undefined = colourEnabled() ? (await import('chalk')).default : undefined;
+
+export function makeColour(stream: NodeJS.WriteStream = process.stderr): Colour {
+  return chalk && colourEnabled(stream) ? chalk : plain;
 }
 
 export interface Logger {

@@ -109,6 +109,11 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
       `AllowUsers ${user}`,
       'Subsystem sftp internal-sftp',
       'LogLevel ERROR',
+      // Commands over exec (md5sum, dd) run without the login user's ~/.bashrc: bash reads it
+      // for sshd only in a top-level shell (SHLVL < 2). Keeps the peer the same on every
+      // machine: here root's .bashrc runs `pyenv init`, whose stale lock once held every exec
+      // for 60 s.
+      'SetEnv SHLVL=1',
       ...(opts.extraConfig ?? []),
       '',
     ].join('\n'),

@@ -198,7 +198,7 @@ async function main() {
     const [b, a] = [dump(before), dump(after)];
     for (let i = 0; i < keys.length; i++) step(`${keys[i].padEnd(17)} ${String(b[i] ?? '').padEnd(46)} -> ${a[i] ?? ''}`);
 
-    say('5. A manual research export: fiona-zip-export (anonymized with the same keys, ZIP verified, MD5)');
+    say('5. A manual research export: fiona-zip-export (same keys and pseudonym as the transfer, ZIP verified, MD5)');
     const exp = run('zip-export', ['--study', complete.study, '--site', site, '--project', project.rulesFile, '--out', join(work, 'exports')]);
     const exported = events(exp.stdout).find((e) => e.event === 'exported');
     if (!exported) throw new Error('fiona-zip-export reported no archive');

@@ -11,6 +11,7 @@ import { buildRules, makeAnonymizer, type DeidSettings } from '../lib/export/dei
 import { ExportQueue } from '../lib/export/queue/state.js';
 import { newToken, processQueue } from '../lib/export/queue/process.js';
 import { ExportError, runExport } from '../lib/export/run.js';
+import { routedPseudonym } from '../lib/export/participant.js';
 import { isValidUid } from '../lib/dicom/uid.js';
 import type { ExportSource } from '../lib/export/source.js';
 import type { MailSettings } from '../lib/export/mail.js';
@@ -105,7 +106,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--folder <dir>', 'one-off: export every DICOM file under this folder')
     .option('--project <name|file>', 'project rules, as fiona-anonymize finds them (one-off: required)')
     .option('--secret-file <file>', 'the project secret for keyed pseudonyms (as fiona-anonymize)')
-    .option('--patient-id <id>', 'pseudonym for PatientID (queue: a job\'s patientid wins)')
+    .option('--patient-id <id>', 'pseudonym for PatientID (queue: a job\'s patientid wins; one-off from a site: default the pseudonym fiona-route gave the study)')
     .option('--patient-name <name>', 'pseudonym for PatientName (default: the patient id)')
     .option('--option <name>', 'PS3.15 profile option, repeatable (as fiona-anonymize)', collect, [])
     .option('--date-shift <days|auto>', 'date shift (as fiona-anonymize)')
@@ -240,7 +241,14 @@ export async function main(argv: string[]): Promise<number> {
   } else {
     throw new UsageError('say what to export: --jobs FILE, --study UID (with --site or --from), or --folder DIR');
   }
-  const rules = buildRules({ ...deid, project: o.project }, config.raw);
+  let rules = buildRules({ ...deid, project: o.project }, config.raw);
+  if (deid.patientId === undefined && source.kind === 'site' && o.study) {
+    const routed = await routedPseudonym(source.site, o.study, rules.name);
+    if (routed !== undefined) {
+      rules = buildRules({ ...deid, patientId: routed, project: o.project }, config.raw);
+      log.info(`PatientID ${routed}: the pseudonym fiona-route gave this study in ${rules.name} (--patient-id to choose another)`);
+    }
+  }
   const ctx = makeAnonymizer(rules, { version });
   const token = newToken();
   const name = `${rules.name}_${token}`;

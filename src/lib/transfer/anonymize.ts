@@ -39,7 +39,7 @@ export interface AnonymizeStepResult {
 }
 
 /** A project name as deid wants it (used in keyed hashes); plain names stay as they are. */
-function deidName(project: string): string {
+export function deidName(project: string): string {
   return /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(project) ? project : sanitizePathPart(project, 'project', 64);
 }
 

@@ -1,0 +1,17 @@
+import { UsageError } from '../errors.js';
+import { knownPseudonyms } from '../transfer/known-pseudonyms.js';
+
+/**
+ * The pseudonym an export of a site's study takes when none is given: the one fiona-route
+ * gave the study in this project (so the ZIP and the research PACS name the participant
+ * alike), or undefined when the study was never routed to the project (the project's rules
+ * then decide: derived, table, ...). Two different ones are refused: only a person can say
+ * which is right.
+ */
+export async function routedPseudonym(site: string, study: string, project: string): Promise<string | undefined> {
+  const known = await knownPseudonyms(site, study, project);
+  if (known.length > 1) {
+    throw new UsageError(`study ${study} was routed to project ${project} under ${known.length} pseudonyms (${known.join(', ')}): say which with --patient-id`);
+  }
+  return known[0];
+}

@@ -106,7 +106,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--folder <dir>', 'one-off: export every DICOM file under this folder')
     .option('--project <name|file>', 'project rules, as fiona-anonymize finds them (one-off: required)')
     .option('--secret-file <file>', 'the project secret for keyed pseudonyms (as fiona-anonymize)')
-    .option('--patient-id <id>', 'pseudonym for PatientID (queue: a job\'s patientid wins; one-off from a site: default the pseudonym fiona-route gave the study)')
+    .option('--patient-id <id>', 'pseudonym for PatientID (queue: a job\'s patientid wins; from a site, default: the pseudonym fiona-route gave the study)')
     .option('--patient-name <name>', 'pseudonym for PatientName (default: the patient id)')
     .option('--option <name>', 'PS3.15 profile option, repeatable (as fiona-anonymize)', collect, [])
     .option('--date-shift <days|auto>', 'date shift (as fiona-anonymize)')

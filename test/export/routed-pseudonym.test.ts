@@ -3,6 +3,7 @@
  * that pseudonym (the ZIP and the research PACS name the participant alike); --patient-id
  * still wins; two different routed pseudonyms are refused with both named.
  */
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { siteLayout } from '../../src/lib/site/index.js';
@@ -78,5 +79,31 @@ describe('fiona-zip-export: the pseudonym fiona-route gave the study', () => {
     expect(r.exitCode).toBe(2);
     expect(String(r.stderr)).toMatch(/under 2 pseudonyms \(NT0042, NT0043\): say which with --patient-id/);
     expect(parseEvents(r.stdout).some((e) => e.event === 'exported')).toBe(false);
+  });
+});
+
+describe('fiona-zip-export queue: a job without patientid', () => {
+  it('takes the pseudonym fiona-route gave the study; a job with patientid keeps its own', async () => {
+    const projects = join(tmp.dir, 'projects');
+    await mkdir(projects, { recursive: true });
+    await projectRules(projects, 'QUEUEP');
+    await routeAs('QP0007', 'QUEUEP');
+    const jobs = join(tmp.dir, 'jobs.jsonl');
+    const line = (f: Record<string, unknown>): string => `${JSON.stringify({ project: 'QUEUEP', studyinstanceuid: study.studyUid, exportType: 'DICOM', ...f })}\n`;
+    await writeFile(jobs, line({}) + line({ patientid: 'FROMJOB1', event: 'second' }));
+    const out = join(tmp.dir, 'out-queue');
+    const r = await runTool('fiona-zip-export', ['--jobs', jobs, '--state', join(tmp.dir, 'qstate'), '--site', study.site, '--out', out], {
+      env: { FIONA_PROJECTS_DIR: projects },
+    });
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    const zips = parseEvents(r.stdout).filter((e) => e.event === 'exported').map((e) => String(e.path));
+    expect(zips.length).toBe(2);
+    const ids: string[] = [];
+    for (const [k, zip] of zips.entries()) {
+      const dir = await extract(zip, join(tmp.dir, `xq-${k}`));
+      const first = (await filesUnder(dir)).find((f) => f.endsWith('.dcm'))!;
+      ids.push(String((await runTool('fiona-dump', ['--tag', 'PatientID', '--no-filename', first])).stdout).trim());
+    }
+    expect(ids.sort()).toEqual(['FROMJOB1', 'QP0007']);
   });
 });

@@ -5,6 +5,8 @@ import { makeEvent } from '../../events/types.js';
 import { archivePaths, removePartial } from '../archive.js';
 import { buildRules, makeAnonymizer, type DeidSettings } from '../deid.js';
 import { sendLinkMail, sendPasswordMail, type MailSettings } from '../mail.js';
+import { routedPseudonym } from '../participant.js';
+import type { ProjectRules } from '../../deid/project.js';
 import { recordMeasurement } from '../measurements.js';
 import { ExportError, runExport } from '../run.js';
 import type { ExportSource } from '../source.js';
@@ -102,6 +104,26 @@ async function notify(claim: Claim, job: ExportJob, o: QueueRunOptions, password
   }
 }
 
+/**
+ * The job's de-identification rules. The pseudonym is the job's patientid, else the
+ * command's --patient-id, else (a study from the site) the one fiona-route gave the study
+ * in the project, so the archive and the research PACS name the participant alike.
+ */
+async function jobRules(job: ExportJob, o: QueueRunOptions): Promise<ProjectRules> {
+  const given = job.patientid ?? o.deid.patientId;
+  const rules = buildRules({ ...o.deid, project: job.project, patientId: given }, o.configRaw);
+  if (given !== undefined) return rules;
+  let source: ExportSource;
+  try {
+    source = o.sourceFor(job);
+  } catch {
+    return rules; // no source: the export itself fails with the reason
+  }
+  if (source.kind !== 'site' || job.studyinstanceuid === undefined) return rules;
+  const routed = await routedPseudonym(source.site, job.studyinstanceuid, rules.name);
+  return routed === undefined ? rules : buildRules({ ...o.deid, project: job.project, patientId: routed }, o.configRaw);
+}
+
 /** Work on one claimed job to its end (or to a retry). */
 async function processClaim(claim: Claim, o: QueueRunOptions): Promise<'done' | 'failed' | 'retry'> {
   const { entry } = claim;
@@ -132,9 +154,7 @@ async function processClaim(claim: Claim, o: QueueRunOptions): Promise<'done' | 
     o.emit(makeEvent('export-started', { job: entry.id, line: entry.line, project: job.project, attempt: claim.state.attempts }));
     let deid;
     try {
-      deid = makeAnonymizer(buildRules({ ...o.deid, project: job.project, patientId: job.patientid ?? o.deid.patientId }, o.configRaw), {
-        version: o.fionaVersion,
-      });
+      deid = makeAnonymizer(await jobRules(job, o), { version: o.fionaVersion });
     } catch (err) {
       await fail(claim, o, `project ${job.project}: ${(err as Error).message}`);
       return 'failed';

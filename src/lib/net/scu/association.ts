@@ -13,6 +13,7 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 // The shared typed wrapper (it also silences dcmjs-dimse's logger, which writes to stdout).
 import {
   Dataset,
@@ -49,9 +50,23 @@ type DimseRequest = InstanceType<typeof dimseRequests.CEchoRequest> & {
 export type DimseResponse = InstanceType<typeof dimseResponses.CEchoResponse>;
 
 
+/**
+ * dcmjs-dimse's Network hooks for the data set of an incoming C-STORE (not in its typings):
+ * where its bytes go while they arrive, and what stands for the data set once they have.
+ */
+export interface StoreStreamHooks {
+  createStoreWritableStream(pc: DimseContext, request: unknown): Writable;
+  createDatasetFromStoreWritableStream(w: Writable, pc: DimseContext, callback: (ds: unknown) => void): void;
+}
+
 export interface OpenOptions extends AssociationTimeouts {
   /** Called for C-STORE requests the peer sends us (C-GET). Return the status to answer. */
   onStoreRequest?: (request: unknown) => Promise<number> | number;
+  /**
+   * Stream the data sets of incoming C-STOREs (C-GET) instead of dcmjs-dimse's default,
+   * which holds each in memory and decodes it (dropping private tags).
+   */
+  storeStream?: StoreStreamHooks;
 }
 
 
@@ -370,6 +385,9 @@ export class ScuAssociation {
   static open(peer: DicomPeer, proposals: ContextProposal[], opts: OpenOptions = {}): Promise<ScuAssociation> {
     if (proposals.length === 0) throw new Error('an association needs at least one presentation context');
     if (proposals.length > 128) throw new Error(`at most 128 presentation contexts per association, got ${proposals.length}`);
+    if (opts.storeStream && typeof (NetworkBase.prototype as Partial<StoreStreamHooks>).createStoreWritableStream !== 'function') {
+      throw new Error('dcmjs-dimse internals changed (createStoreWritableStream missing): fiona needs dcmjs-dimse 0.3.3');
+    }
     const association = new AssociationClass(peer.callingAet, peer.calledAet);
     for (const p of proposals) {
       const id = association.addPresentationContext(p.abstractSyntax);
@@ -391,6 +409,7 @@ export class ScuAssociation {
       associationTimeout: associateMs,
       pduTimeout: idleMs,
     });
+    if (opts.storeStream) Object.assign(network, opts.storeStream);
     const scu = new ScuAssociation(peer, network, socket, association);
     const where = `${peer.calledAet}@${peer.host}:${peer.port}`;
 

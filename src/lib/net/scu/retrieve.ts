@@ -11,7 +11,7 @@
  * says why; the counters of the final response (completed, failed, warning) are returned.
  */
 import { Writable } from 'node:stream';
-import { Dataset, requests, type PresentationContext } from '../dcmjs-dimse.js';
+import { Dataset, requests } from '../dcmjs-dimse.js';
 import type { DimseCommand } from '../scp/command.js';
 import type { StoreHandler, StoreSink } from '../scp/types.js';
 import {
@@ -23,6 +23,7 @@ import {
   type ContextProposal,
   type DicomPeer,
   type DimseResponse,
+  type StoreStreamHooks,
 } from './association.js';
 
 export const STUDY_ROOT_MOVE = '1.2.840.10008.5.1.4.1.2.2.2';
@@ -160,12 +161,6 @@ export async function moveStudy(peer: DicomPeer, destinationAet: string, studyUi
   }
 }
 
-/** dcmjs-dimse's Network hooks for the data set of an incoming C-STORE (not in its typings). */
-interface StoreStreamHooks {
-  createStoreWritableStream(pc: PresentationContext, request: unknown): Writable;
-  createDatasetFromStoreWritableStream(w: Writable, pc: PresentationContext, callback: (ds: unknown) => void): void;
-}
-
 type StoreRq = {
   getAffectedSopClassUid(): string;
   getAffectedSopInstanceUid(): string;
@@ -219,60 +214,55 @@ export async function getStudy(
 ): Promise<RetrieveCounts> {
   let current: { sink: StoreSink; done: boolean } | undefined;
   let seq = 0;
+  // The data sets stream to the store as they arrive (not held in memory and decoded).
+  const hooks: StoreStreamHooks = {
+    createStoreWritableStream(pc, request) {
+      const rq = request as StoreRq;
+      const command: DimseCommand = {
+        commandField: 0x0001,
+        messageId: rq.getMessageId(),
+        affectedSopClassUid: rq.getAffectedSopClassUid(),
+        affectedSopInstanceUid: rq.getAffectedSopInstanceUid(),
+        priority: rq.getPriority?.(),
+        hasDataset: true,
+      };
+      const sink = store.begin({
+        association: { id: `get-${process.pid.toString(36)}-${++seq}`, callingAet: peer.calledAet, calledAet: peer.callingAet, peer: peer.host, peerPort: peer.port },
+        pcId: pc.getPresentationContextId(),
+        abstractSyntax: pc.getAbstractSyntaxUid(),
+        transferSyntax: pc.getAcceptedTransferSyntaxUid() ?? '',
+        command,
+      });
+      current = { sink, done: false };
+      return new SinkWritable(sink);
+    },
+    createDatasetFromStoreWritableStream(w, pc, callback) {
+      const sink = (w as SinkWritable).sink;
+      const ts = pc.getAcceptedTransferSyntaxUid() ?? '1.2.840.10008.1.2';
+      const finish = async (): Promise<number> => {
+        if (!w.writableFinished) await new Promise<void>((resolve, reject) => w.once('finish', resolve).once('error', reject));
+        const reply = await sink.end();
+        return reply.status;
+      };
+      finish()
+        .catch(() => 0x0110)
+        .then((status) => {
+          if (current?.sink === sink) current.done = true;
+          callback(new StoredDataset(status, ts));
+        });
+    },
+  };
   const assoc = await ScuAssociation.open(peer, getContexts(sopClasses), {
     ...timeouts,
     onStoreRequest: (request) => {
       const ds = (request as StoreRq).getDataset();
       return ds instanceof StoredDataset ? ds.status : 0x0110;
     },
+    storeStream: hooks,
   });
   try {
     const ctx = assoc.acceptedContext(STUDY_ROOT_GET);
     if (!ctx) throw new RetrieveError(`${peer.calledAet} does not accept Study Root C-GET`, 'refused');
-    // dcmjs-dimse's default keeps each data set in memory and decodes it (dropping private
-    // tags); these two hooks on this association's network object stream it to the store.
-    const network = (assoc as unknown as { network?: Partial<StoreStreamHooks> }).network;
-    if (!network || typeof network.createStoreWritableStream !== 'function') {
-      throw new Error('dcmjs-dimse internals changed (createStoreWritableStream missing): fiona needs dcmjs-dimse 0.3.3');
-    }
-    const hooks: StoreStreamHooks = {
-      createStoreWritableStream(pc, request) {
-        const rq = request as StoreRq;
-        const command: DimseCommand = {
-          commandField: 0x0001,
-          messageId: rq.getMessageId(),
-          affectedSopClassUid: rq.getAffectedSopClassUid(),
-          affectedSopInstanceUid: rq.getAffectedSopInstanceUid(),
-          priority: rq.getPriority?.(),
-          hasDataset: true,
-        };
-        const sink = store.begin({
-          association: { id: `get-${process.pid.toString(36)}-${++seq}`, callingAet: peer.calledAet, calledAet: peer.callingAet, peer: peer.host, peerPort: peer.port },
-          pcId: pc.getPresentationContextId(),
-          abstractSyntax: pc.getAbstractSyntaxUid(),
-          transferSyntax: pc.getAcceptedTransferSyntaxUid() ?? '',
-          command,
-        });
-        current = { sink, done: false };
-        return new SinkWritable(sink);
-      },
-      createDatasetFromStoreWritableStream(w, pc, callback) {
-        const sink = (w as SinkWritable).sink;
-        const ts = pc.getAcceptedTransferSyntaxUid() ?? '1.2.840.10008.1.2';
-        const finish = async (): Promise<number> => {
-          if (!w.writableFinished) await new Promise<void>((resolve, reject) => w.once('finish', resolve).once('error', reject));
-          const reply = await sink.end();
-          return reply.status;
-        };
-        finish()
-          .catch(() => 0x0110)
-          .then((status) => {
-            if (current?.sink === sink) current.done = true;
-            callback(new StoredDataset(status, ts));
-          });
-      },
-    };
-    Object.assign(network, hooks);
     const request = requests.CGetRequest.createStudyGetRequest(studyUid);
     request.getDataset()?.setTransferSyntaxUid(ctx.transferSyntax!);
     return await run(assoc, request, 'C-GET');

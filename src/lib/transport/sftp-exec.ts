@@ -30,6 +30,17 @@ export function sshOf(client: unknown): SshExec | undefined {
   return (client as { client?: SshExec } | undefined)?.client;
 }
 
+/** Open an exec channel for `command`; undefined when the server refuses or the connection is gone. */
+export function openExec(ssh: SshExec, command: string): Promise<ExecStream | undefined> {
+  return new Promise((resolve) => {
+    try {
+      ssh.exec(command, (err, stream) => resolve(err ? undefined : stream));
+    } catch {
+      resolve(undefined);
+    }
+  });
+}
+
 /**
  * Run a command with no input; its stdout, or undefined when the server refuses, the command
  * fails with no output, or nothing comes back within the time limit.
@@ -65,8 +76,11 @@ export function execText(ssh: SshExec | undefined, command: string, timeoutMs: n
 }
 
 /** Names md5sum prints escaped (a leading backslash): those are hashed one by one instead. */
-const ESCAPED = /[\\\n\r]/;
-const MARK = '--fiona-md5--';
+export const ESCAPED = /[\\\n\r]/;
+/** Ends the plain md5sum lines of an answer (md5sumCommand, and each answer of RemoteMd5Service). */
+export const MD5_MARK = '--fiona-md5--';
+/** md5 of no bytes: what a probe over /dev/null answers. */
+export const EMPTY_MD5 = 'd41d8cd98f00b204e9800998ecf8427e';
 
 /**
  * One command that hashes many files: a single `md5sum -- p1 p2 ...` (one process, not one
@@ -78,7 +92,7 @@ export function md5sumCommand(paths: string[]): string {
   const odd = paths.filter((p) => ESCAPED.test(p));
   const parts: string[] = [];
   if (plain.length > 0) parts.push(`md5sum -- ${plain.map(shellQuote).join(' ')} 2>/dev/null`);
-  parts.push(`echo ${MARK}`);
+  parts.push(`echo ${MD5_MARK}`);
   for (const p of odd) parts.push(`md5sum < ${shellQuote(p)} 2>/dev/null || echo FAILED`);
   return parts.join('; ');
 }
@@ -86,7 +100,7 @@ export function md5sumCommand(paths: string[]): string {
 /** The md5 of each path from md5sumCommand's output, in order; undefined where there is none. */
 export function parseMd5sum(text: string, paths: string[]): Array<string | undefined> {
   const lines = text.split('\n');
-  const mark = lines.indexOf(MARK);
+  const mark = lines.indexOf(MD5_MARK);
   if (mark < 0) return paths.map(() => undefined);
   const byName = new Map<string, string>();
   for (const line of lines.slice(0, mark)) {

@@ -9,16 +9,15 @@
  * escaped (backslash, newline, carriage return) cannot travel line by line: the caller
  * hashes those by a separate exec (md5sumCommand).
  */
-import { parseMd5sum, type ExecStream, type SshExec } from './sftp-exec.js';
+import { ESCAPED, MD5_MARK as MARK, openExec, parseMd5sum, type ExecStream, type SshExec } from './sftp-exec.js';
 
-const MARK = '--fiona-md5--';
 const LOOP =
   `while read -r n; do set --; i=0; while [ "$i" -lt "$n" ]; do IFS= read -r p || exit 1; set -- "$@" "$p"; i=$((i+1)); done; ` +
   `md5sum -- "$@" 2>/dev/null; echo ${MARK}; done`;
 
 /** Whether a path can be sent to the service (one line, printed unescaped by md5sum). */
 export function servicePath(p: string): boolean {
-  return !/[\\\n\r]/.test(p) && p !== '-';
+  return !ESCAPED.test(p) && p !== '-';
 }
 
 interface Request {
@@ -39,14 +38,9 @@ export class RemoteMd5Service {
   }
 
   /** Open the channel; undefined when the server refuses. */
-  static open(ssh: SshExec): Promise<RemoteMd5Service | undefined> {
-    return new Promise((resolve) => {
-      try {
-        ssh.exec(LOOP, (err, stream) => resolve(err ? undefined : new RemoteMd5Service(stream)));
-      } catch {
-        resolve(undefined);
-      }
-    });
+  static async open(ssh: SshExec): Promise<RemoteMd5Service | undefined> {
+    const stream = await openExec(ssh, LOOP);
+    return stream && new RemoteMd5Service(stream);
   }
 
   get usable(): boolean {

@@ -13,14 +13,12 @@
  * at all), and the caller checks the file by a whole-file md5sum after the upload instead.
  * probeStreamMd5 tries the construct on /dev/null.
  */
-import { shellQuote, type SshExec, type ExecStream } from './sftp-exec.js';
+import { EMPTY_MD5, openExec, shellQuote, type SshExec, type ExecStream } from './sftp-exec.js';
 
 /** dd block: every segment starts on one. */
 export const DD_BLOCK = 1024 * 1024;
 /** Bytes the server may hash before the upload ends, per request (a multiple of DD_BLOCK). */
 export const SEGMENT = 64 * DD_BLOCK;
-
-const EMPTY_MD5 = 'd41d8cd98f00b204e9800998ecf8427e';
 
 /**
  * A dd that fails (missing, unreadable file) says FAILED on the channel through fd 3, beside
@@ -65,13 +63,7 @@ export class RemoteStreamMd5 {
   /** Open the channel (undefined when the server refuses one). */
   static start(ssh: SshExec, path: string, segment = SEGMENT): Promise<RemoteStreamMd5 | undefined> {
     if (segment % DD_BLOCK !== 0 || segment <= 0) throw new Error(`segment ${segment} is not a whole number of ${DD_BLOCK}-byte blocks`);
-    return new Promise((resolve) => {
-      try {
-        ssh.exec(streamMd5Command(path), (err, stream) => resolve(err ? undefined : new RemoteStreamMd5(stream, segment)));
-      } catch {
-        resolve(undefined);
-      }
-    });
+    return openExec(ssh, streamMd5Command(path)).then((stream) => stream && new RemoteStreamMd5(stream, segment));
   }
 
   /** The server holds the first `acked` bytes: ask for every whole segment among them. */

@@ -28,7 +28,7 @@ import type { SFTPWrapper } from 'ssh2';
 import SftpClient from 'ssh2-sftp-client';
 import type { SftpDestination } from './destination.js';
 import { LocalHasher } from './md5.js';
-import { execText, md5sumCommand, parseMd5sum, shellQuote, sshOf } from './sftp-exec.js';
+import { EMPTY_MD5, execText, md5sumCommand, parseMd5sum, shellQuote, sshOf } from './sftp-exec.js';
 import { RemoteMd5Service } from './sftp-md5-service.js';
 import { RemoteStreamMd5, SEGMENT } from './sftp-stream-md5.js';
 import type { BlockHasher } from './sftp-hash.js';
@@ -233,13 +233,12 @@ export class SftpTransport implements Transport {
    * the loop gets the plain probe.
    */
   private async probeMd5sum(): Promise<boolean> {
-    const empty = 'd41d8cd98f00b204e9800998ecf8427e';
     const service = await this.md5Service();
     const sums = service?.usable ? await service.hash(['/dev/null'], 10_000) : undefined;
-    if (sums?.[0] === empty) return true;
+    if (sums?.[0] === EMPTY_MD5) return true;
     service?.close();
     const out = await this.exec('md5sum < /dev/null', 10_000);
-    return out?.includes(empty) ?? false;
+    return out?.includes(EMPTY_MD5) ?? false;
   }
 
   /** md5 of remote files, in order; undefined for a file md5sum could not read. */

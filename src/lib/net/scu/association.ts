@@ -5,13 +5,12 @@
  * for every request and transcodes (through dcmjs, which drops private tags) when the peer
  * picks the other one; it also holds every dataset in memory and gives no way to tell a
  * request that never got a response from one that did. Here the caller names exactly which
- * presentation contexts to propose, each request resolves with its responses or fails with
- * the reason, and C-STORE datasets can be streamed from a file (see FileDataset).
+ * presentation contexts to propose and each request resolves with its responses or fails
+ * with the reason.
  *
- * Used by store.ts and echo.ts (C-STORE, C-ECHO) and by query.ts / retrieve.ts (C-FIND,
- * C-MOVE, C-GET: `onStoreRequest` receives the C-STOREs of a C-GET).
+ * Used by query.ts / retrieve.ts (C-FIND, C-MOVE, C-GET: `onStoreRequest` receives the
+ * C-STOREs of a C-GET). C-STORE and C-ECHO go through ../ul-association.ts.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 // The shared typed wrapper (it also silences dcmjs-dimse's logger, which writes to stdout).
@@ -71,30 +70,9 @@ export interface OpenOptions extends AssociationTimeouts {
 
 
 
-/** A dataset whose bytes are a byte range of a file, sent as they are (see ScuNetwork). */
-export class FileDataset extends Dataset {
-  constructor(
-    readonly path: string,
-    readonly offset: number,
-    readonly length: number,
-    transferSyntaxUid: string,
-    sopClassUid: string,
-    sopInstanceUid: string,
-  ) {
-    super({ SOPClassUID: sopClassUid, SOPInstanceUID: sopInstanceUid }, transferSyntaxUid);
-  }
-
-  // Never re-encoded: dcmjs-dimse must not be able to produce other bytes for this dataset.
-  override getDenaturalizedDataset(): Buffer {
-    throw new Error('FileDataset is streamed from its file, never re-encoded');
-  }
-}
-
 interface NetworkLike {
   socket: Socket;
   association?: DimseAssociation;
-  lastPduTime?: number;
-  statistics: { addBytesSent(n: number): void };
   sendAssociationRequest(a: DimseAssociation): void;
   sendAssociationReleaseRequest(): void;
   sendAssociationReleaseResponse(): void;
@@ -103,7 +81,6 @@ interface NetworkLike {
   sendResponse(request: unknown, response: unknown): void;
   on(event: string, fn: (...args: never[]) => void): void;
   emit(event: string, ...args: unknown[]): void;
-  _sendPDataTF(command: CommandLike, pcId: number, maxPduLength: number): void;
   _sendDimse(dimse: { command: CommandLike; context: DimseContext }): void;
   _processPDataTf(pdu: PDataTfLike): Promise<void>;
   _performDimse(context: DimseContext, dimse: unknown): void;
@@ -127,11 +104,6 @@ type NetworkCtor = new (socket: Socket, opts: Record<string, unknown>) => Networ
 
 // dcmjs-dimse exports its Network class only as the base of Scp.
 const NetworkBase = Object.getPrototypeOf(Scp) as NetworkCtor;
-
-/** How much file data one socket.write carries: several PDUs per write keeps syscalls down. */
-const WRITE_BLOCK = 1024 * 1024;
-/** dcmjs-dimse's own cap on PDU size when the peer says "unlimited" (0). */
-const MAX_PDU_CAP = 4 * 1024 * 1024;
 
 /** Command elements of the responses we parse ourselves (PS3.7 E.1), keyword and VR. */
 const COMMAND_ELEMENTS: Record<number, [string, 'UI' | 'US' | 'LO']> = {
@@ -185,61 +157,9 @@ export function parseSimpleResponse(buf: Buffer): Record<string, string | number
   return out;
 }
 
-/** One implicit VR little endian element of a command set. */
-function commandElement(element: number, value: Buffer): Buffer {
-  const b = Buffer.allocUnsafe(8 + value.length);
-  b.writeUInt16LE(0x0000, 0);
-  b.writeUInt16LE(element, 2);
-  b.writeUInt32LE(value.length, 4);
-  value.copy(b, 8);
-  return b;
-}
-
-function us(n: number): Buffer {
-  const b = Buffer.allocUnsafe(2);
-  b.writeUInt16LE(n & 0xffff, 0);
-  return b;
-}
-
-/** A UID value: ASCII, padded with NUL to even length. */
-function ui(uid: string): Buffer {
-  const b = Buffer.from(uid, 'latin1');
-  return b.length % 2 ? Buffer.concat([b, Buffer.from([0])]) : b;
-}
-
 /**
- * The C-STORE-RQ command set (PS3.7 9.3.1.1), written here rather than through dcmjs
- * (denaturalize + write per request was a measurable share of the CPU on small instances).
- */
-export function encodeStoreCommand(e: Record<string, unknown>): Buffer {
-  const body = Buffer.concat([
-    commandElement(0x0002, ui(String(e.AffectedSOPClassUID ?? ''))),
-    commandElement(0x0100, us(0x0001)),
-    commandElement(0x0110, us(Number(e.MessageID))),
-    commandElement(0x0700, us(Number(e.Priority ?? 0))),
-    commandElement(0x0800, us(0x0000)), // a data set follows (any value but 0x0101)
-    commandElement(0x1000, ui(String(e.AffectedSOPInstanceUID ?? ''))),
-  ]);
-  const length = Buffer.allocUnsafe(4);
-  length.writeUInt32LE(body.length, 0);
-  return Buffer.concat([commandElement(0x0000, length), body]);
-}
-
-/** P-DATA-TF PDU header + PDV header, PS3.8 9.3.5 / E.2. */
-function writePduHeader(buf: Buffer, at: number, pcId: number, dataLength: number, control: number): number {
-  buf.writeUInt8(0x04, at); // P-DATA-TF
-  buf.writeUInt8(0, at + 1);
-  buf.writeUInt32BE(dataLength + 6, at + 2); // PDU length: one PDV item (4 length + 2 header + data)
-  buf.writeUInt32BE(dataLength + 2, at + 6); // PDV item length
-  buf.writeUInt8(pcId, at + 10);
-  buf.writeUInt8(control, at + 11); // bit 0: command, bit 1: last fragment
-  return at + 12;
-}
-
-/**
- * dcmjs-dimse's Network with two changes: a FileDataset is streamed from its file in
- * PDU-sized fragments with backpressure (memory bounded, bytes untouched), and a dataset
- * is never transcoded: a transfer syntax mismatch fails the request instead.
+ * dcmjs-dimse's Network with two changes: simple responses are read without dcmjs, and a
+ * dataset is never transcoded: a transfer syntax mismatch fails the request instead.
  */
 class ScuNetwork extends NetworkBase {
   override async _processPDataTf(pdu: PDataTfLike): Promise<void> {
@@ -271,96 +191,7 @@ class ScuNetwork extends NetworkBase {
     }
     super._sendDimse(d);
   }
-
-  override _sendPDataTF(command: CommandLike, pcId: number, maxPduLength: number): void {
-    const dataset = command.getDataset();
-    if (!(dataset instanceof FileDataset)) {
-      super._sendPDataTF(command, pcId, maxPduLength);
-      return;
-    }
-    const commandBytes = encodeStoreCommand(command.getCommandDataset().getElements());
-    const head = Buffer.allocUnsafe(12 + commandBytes.length);
-    writePduHeader(head, 0, pcId, commandBytes.length, 0x03);
-    commandBytes.copy(head, 12);
-    this.socket.write(head);
-    this.statistics.addBytesSent(head.length);
-    const max = maxPduLength === 0 ? MAX_PDU_CAP : Math.min(maxPduLength, MAX_PDU_CAP);
-    // Fragments of even length (DCMTK refuses odd ones, PS3.8 E.2 / PS3.5 7.1).
-    this.streamFile(dataset, pcId, (max - 6) & ~1).catch((err: Error) => {
-      // The PDV sequence cannot be completed: the association is unusable.
-      this.emit('streamError', err);
-    });
-  }
-
-  /**
-   * Reads are synchronous on purpose: a block comes from the page cache in microseconds, and
-   * the thread-pool round trip of each async read and open cost more than the reads (measured
-   * under load: a third of the CPU on 1,000 small instances). Writes to the socket stay async.
-   */
-  private async streamFile(ds: FileDataset, pcId: number, fragment: number): Promise<void> {
-    const fd = openSync(ds.path, 'r');
-    try {
-      const perBlock = Math.max(1, Math.floor(WRITE_BLOCK / fragment));
-      let pos = ds.offset;
-      const end = ds.offset + ds.length;
-      // A deflated data set is padded to even length with one NUL after the deflate stream
-      // (PS3.5 A.5); files written without that pad get it on the wire.
-      const pad = ds.length % 2;
-      while (pos < end) {
-        const want = Math.min(perBlock * fragment, end - pos);
-        const lastBlock = pos + want >= end;
-        const total = want + (lastBlock ? pad : 0);
-        const pdus = Math.ceil(total / fragment);
-        // One buffer per block: the data is read behind the room for the PDU headers, then
-        // each fragment is moved forward to its place (no second buffer, less garbage).
-        const out = Buffer.allocUnsafe(total + pdus * 12);
-        const base = pdus * 12;
-        let got = 0;
-        while (got < want) {
-          const bytesRead = readSync(fd, out, base + got, want - got, pos + got);
-          if (bytesRead === 0) throw new Error(`${ds.path}: file shrank while sending (ended at byte ${pos + got}, expected ${end})`);
-          got += bytesRead;
-        }
-        if (lastBlock && pad) out[base + want] = 0;
-        let at = 0;
-        for (let i = 0; i < pdus; i++) {
-          const from = base + i * fragment;
-          const len = Math.min(fragment, total - i * fragment);
-          const last = lastBlock && i === pdus - 1;
-          // Headers go in front of fragment i; the fragment moves forward by (pdus - 1 - i) * 12.
-          out.copyWithin(at + 12, from, from + len);
-          writePduHeader(out, at, pcId, len, last ? 0x02 : 0x00);
-          at += 12 + len;
-        }
-        pos += want;
-        if (this.socket.destroyed) throw new Error('connection closed while sending');
-        const flushed = this.socket.write(out);
-        this.statistics.addBytesSent(out.length);
-        // Sending is progress: the idle timer must not fire while a large file goes out.
-        this.lastPduTime = Date.now();
-        if (!flushed) await waitDrain(this.socket);
-      }
-    } finally {
-      closeSync(fd);
-    }
-  }
 }
-
-function waitDrain(socket: Socket): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const done = (err?: Error): void => {
-      socket.off('drain', onDrain);
-      socket.off('close', onClose);
-      if (err) reject(err);
-      else resolve();
-    };
-    const onDrain = (): void => done();
-    const onClose = (): void => done(new Error('connection closed while sending'));
-    socket.on('drain', onDrain);
-    socket.on('close', onClose);
-  });
-}
-
 
 /**
  * An open association. Requests are sent one after another (dcmjs-dimse's network sends
@@ -456,10 +287,6 @@ export class ScuAssociation {
       });
       network.on('associationReleaseResponse', () => {
         socket.end();
-      });
-      network.on('streamError', (err: Error) => {
-        network.sendAbort();
-        fail(new AssociationError(`${where}: ${err.message}`, 'aborted', { cause: err }));
       });
       network.on('networkError', (err: Error) => {
         fail(classifyNetworkError(where, err, socket));

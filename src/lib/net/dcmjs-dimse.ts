@@ -41,11 +41,8 @@ dimse.log.setLevel('silent');
   };
 }
 
-/**
- * fiona's Implementation Class UID (PS3.7 D.3.3.2), sent in A-ASSOCIATE-AC/RQ and written
- * into the File Meta (0002,0012) of the files fiona creates. A 2.25 UUID-derived root, fixed.
- */
-export const FIONA_IMPLEMENTATION_CLASS_UID = '2.25.65314933880070569962470804345611468111';
+// fiona's Implementation Class UID lives in scu-common.ts (free of dcmjs-dimse); one value.
+export { FIONA_IMPLEMENTATION_CLASS_UID } from './scu-common.js';
 
 /** Implementation Version Name (0002,0013): "FIONA_" + package version, at most 16 chars. */
 export function fionaImplementationVersion(): string {

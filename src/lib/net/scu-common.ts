@@ -4,7 +4,10 @@
  * path (src/lib/net/ul-association.ts) loads without it.
  */
 
-/** fiona's Implementation Class UID (PS3.7 D.3.3.2); the same value as in dcmjs-dimse.ts. */
+/**
+ * fiona's Implementation Class UID (PS3.7 D.3.3.2), sent in A-ASSOCIATE-AC/RQ and written
+ * into the File Meta (0002,0012) of the files fiona creates. A 2.25 UUID-derived root, fixed.
+ */
 export const FIONA_IMPLEMENTATION_CLASS_UID = '2.25.65314933880070569962470804345611468111';
 
 /** Where to connect: the peer's address and the two AE titles. */

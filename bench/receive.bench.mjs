@@ -123,12 +123,8 @@ function peakRssMb(pid) {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-async function startFiona(site, extra = []) {
-  const port = await freePort();
-  const p = spawn(process.execPath, [join(ROOT, 'bin/fiona-receive'), '--site', site, '--port', String(port), '--host', '127.0.0.1', '--aet', 'FIONA', '-q', ...extra], {
-    env: ENV,
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+/** A server process started on `port`: tracked for cleanup, returned once the port answers. */
+async function listening(p, port) {
   children.add(p);
   p.on('exit', () => children.delete(p));
   await waitForPort(port);
@@ -143,22 +139,20 @@ async function startFiona(site, extra = []) {
   };
 }
 
+async function startFiona(site, extra = []) {
+  const port = await freePort();
+  const p = spawn(process.execPath, [join(ROOT, 'bin/fiona-receive'), '--site', site, '--port', String(port), '--host', '127.0.0.1', '--aet', 'FIONA', '-q', ...extra], {
+    env: ENV,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  return listening(p, port);
+}
+
 async function startStorescp(dir) {
   const port = await freePort();
   execFileSync('mkdir', ['-p', dir]);
   const p = spawn('storescp', ['-aet', 'FIONA', '-od', dir, String(port)], { env: ENV, stdio: 'ignore' });
-  children.add(p);
-  p.on('exit', () => children.delete(p));
-  await waitForPort(port);
-  return {
-    port,
-    pid: p.pid,
-    stop: () =>
-      new Promise((resolve) => {
-        p.on('exit', resolve);
-        p.kill('SIGTERM');
-      }),
-  };
+  return listening(p, port);
 }
 
 async function send(port, paths, extra = []) {

@@ -43,12 +43,6 @@ async function countFiles(dir: string): Promise<number> {
   return n;
 }
 
-export async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const f of walkFiles(dir)) out.push(f);
-  return out;
-}
-
 /**
  * For the manifest: where the data came from, without paths (a site's folders are named
  * after UIDs and a user's folder may be named after the patient).

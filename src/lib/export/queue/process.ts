@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { BaseEvent } from '../../events/types.js';
 import { makeEvent } from '../../events/types.js';
-import { archivePaths, removePartial } from '../archive.js';
+import { removePartial } from '../archive.js';
 import { buildRules, makeAnonymizer, type DeidSettings } from '../deid.js';
 import { sendLinkMail, sendPasswordMail, type MailSettings } from '../mail.js';
 import { routedPseudonym } from '../participant.js';
@@ -253,5 +253,3 @@ export async function processQueue(o: QueueRunOptions): Promise<QueueSummary> {
 export function newToken(): string {
   return randomBytes(8).toString('hex');
 }
-
-export { archivePaths };

@@ -2,4 +2,3 @@ export { writeZip, ZipWriteError, type ZipSource, type ZipOptions, type ZipResul
 export { verifyZip, ZipVerifyError, type ExpectedEntry, type VerifyOptions, type VerifyResult } from './verify.js';
 export { md5File, md5sumLine } from './md5.js';
 export type { EntryRecord } from './format.js';
-export { EntryDigest } from './digest.js';

@@ -163,7 +163,7 @@ function checkName(ctx: Context, name: string): void {
  * duplicates without keeping every name. Computed in JS: a crypto hash object per name
  * (the former SHA-1) costs an OpenSSL context for a few dozen bytes.
  */
-export function nameKey(name: string): number {
+function nameKey(name: string): number {
   let a = 0x811c9dc5;
   let b = 0x01000193 ^ name.length;
   for (let i = 0; i < name.length; i++) {

@@ -28,7 +28,7 @@ import type { SFTPWrapper } from 'ssh2';
 import SftpClient from 'ssh2-sftp-client';
 import type { SftpDestination } from './destination.js';
 import { LocalHasher } from './md5.js';
-import { EMPTY_MD5, execText, md5sumCommand, parseMd5sum, shellQuote, sshOf } from './sftp-exec.js';
+import { EMPTY_MD5, execText, md5sumCommand, parseMd5sum, sshOf } from './sftp-exec.js';
 import { RemoteMd5Service } from './sftp-md5-service.js';
 import { RemoteStreamMd5, SEGMENT } from './sftp-stream-md5.js';
 import type { BlockHasher } from './sftp-hash.js';
@@ -52,8 +52,6 @@ export interface SftpTransportOptions {
   /** SSH handshake and authentication (ms). */
   connectMs?: number;
 }
-
-export { shellQuote };
 
 /** Files per md5sum exec on the server. */
 const MD5_BATCH = 64;
@@ -96,7 +94,7 @@ export class SftpTransport implements Transport {
   private lost?: string;
   /** Whether the server runs md5sum over an exec channel, probed once per connection. */
   private md5sum: Promise<boolean> = Promise.resolve(false);
-  /** Whether it also runs the streaming md5 (sh, dd, md5sum), probed on the first big file. */
+  /** Set when a streaming md5 (sh, dd, md5sum) failed on this connection: its later big files go to the batch md5sum. */
   private streamBroken = false;
   /** The md5sum channel of the current connection (batches of files, one login shell). */
   private md5ServiceP?: Promise<RemoteMd5Service | undefined>;

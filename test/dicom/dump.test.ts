@@ -1,28 +1,16 @@
 import { execa } from 'execa';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runTool as run } from '../helpers/cli.js';
-import { makeTempDir } from '../helpers/tmp.js';
 import { requireProgram } from '../peers/process.js';
 import { dcmdumpText, diffFlat, parseDcmdump } from './compare.js';
-import { makeFixtures } from './fixtures.js';
+import { useFixtures } from './fixtures.js';
 
 /** fiona-dump's stdout exactly as written (execa strips the final newline by default). */
 const runTool = (tool: string, args: string[]) => run(tool, args, { stripFinalNewline: false });
 
-let dir: string;
-let cleanup: () => Promise<void>;
-let fx: Record<string, string>;
-
-beforeAll(async () => {
-  ({ dir, cleanup } = await makeTempDir('fiona-dump-'));
-  fx = await makeFixtures(dir);
-}, 120_000);
-
-afterAll(async () => {
-  await cleanup();
-});
+const { fx, dir } = useFixtures('fiona-dump-');
 
 type Json = Record<string, { vr: string; Value?: unknown[]; InlineBinary?: string; BulkDataURI?: string }>;
 
@@ -108,9 +96,9 @@ describe('fiona-dump --tag', () => {
 
 describe('fiona-dump with bad files', () => {
   it('reports each bad file with offset and tag, prints the good ones, exits 1', async () => {
-    const notDicom = join(dir, 'readme.txt');
+    const notDicom = join(dir(), 'readme.txt');
     await writeFile(notDicom, 'plain text, not DICOM at all\n'.repeat(20));
-    const r = await runTool('fiona-dump', ['--tag', 'PatientID', notDicom, fx.odd!, join(dir, 'missing.dcm')]);
+    const r = await runTool('fiona-dump', ['--tag', 'PatientID', notDicom, fx.odd!, join(dir(), 'missing.dcm')]);
     expect(r.exitCode).toBe(1);
     expect(String(r.stdout)).toBe(`${fx.odd}\tPAT-001\n`);
     expect(String(r.stderr)).toMatch(/readme\.txt: not a DICOM file.*at offset \d+/);

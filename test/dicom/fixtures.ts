@@ -2,7 +2,9 @@ import { execa } from 'execa';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readdirSync, statSync } from 'node:fs';
+import { afterAll, beforeAll } from 'vitest';
 import { binPath } from '../helpers/cli.js';
+import { makeTempDir } from '../helpers/tmp.js';
 import { requireProgram } from '../peers/process.js';
 
 /**
@@ -255,6 +257,24 @@ export async function makeFixtures(dir: string): Promise<Record<string, string>>
     f[`charset-${name}`] = await dump2dcm(dir, `charset-${name}`, charsetDump(ex.charset, ex.bytes));
   }
   return f;
+}
+
+/**
+ * For a test file: makeFixtures in a private folder made before all its tests and removed
+ * after. `fx` is filled in place by then; `dir()` is the folder, for a test's own files.
+ */
+export function useFixtures(prefix: string): { fx: Record<string, string>; dir: () => string } {
+  const fx: Record<string, string> = {};
+  let dir = '';
+  let cleanup: () => Promise<void>;
+  beforeAll(async () => {
+    ({ dir, cleanup } = await makeTempDir(prefix));
+    Object.assign(fx, await makeFixtures(dir));
+  }, 120_000);
+  afterAll(async () => {
+    await cleanup();
+  });
+  return { fx, dir: () => dir };
 }
 
 export { readFile };

@@ -1,7 +1,7 @@
 import { execa } from 'execa';
 import { open, readFile, stat, truncate, writeFile, copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   DicomParseError,
   lookupKeyword,
@@ -17,22 +17,10 @@ import {
 } from '../../src/lib/dicom/index.js';
 import { PassThrough } from 'node:stream';
 import type { Header } from '../../src/lib/dicom/header.js';
-import { makeTempDir } from '../helpers/tmp.js';
-import { CHARSET_EXAMPLES, makeFixtures } from './fixtures.js';
+import { CHARSET_EXAMPLES, useFixtures } from './fixtures.js';
 import { dcmdumpText, diffFlat, ourFlat, parseDcmdump } from './compare.js';
 
-let dir: string;
-let cleanup: () => Promise<void>;
-let fx: Record<string, string>;
-
-beforeAll(async () => {
-  ({ dir, cleanup } = await makeTempDir('fiona-dicom-read-'));
-  fx = await makeFixtures(dir);
-}, 120_000);
-
-afterAll(async () => {
-  await cleanup();
-});
+const { fx, dir } = useFixtures('fiona-dicom-read-');
 
 const COMPARED = [
   'synth', 'synthImplicit', 'synthBig', 'synthDeflated', 'synthRle', 'synthJpeg', 'synthJpegLs',
@@ -211,7 +199,7 @@ describe('character sets', () => {
 
 describe('reading only the head', () => {
   it('stops before pixel data and reads only the first window of a large file', async () => {
-    const big = join(dir, 'big.dcm');
+    const big = join(dir(), 'big.dcm');
     await copyFile(fx.synth!, big);
     // Grow the file: a 200 MB pixel data element after the header (sparse, never read).
     const h0 = await verifyDicomFile(big);
@@ -247,7 +235,7 @@ describe('reading only the head', () => {
       'latin1',
     );
     const { dump2dcm } = await import('./fixtures.js');
-    const f = await dump2dcm(dir, 'long-header', dump);
+    const f = await dump2dcm(dir(), 'long-header', dump);
     expect((await stat(f)).size).toBeGreaterThan(120_000);
     const h = await readHeader(f);
     expect(h.string('PatientName')).toBe('Late^Name');
@@ -273,7 +261,7 @@ describe('bad input', () => {
   }
 
   it('a truncated file: names the pixel data and its offset', async () => {
-    const f = join(dir, 'trunc.dcm');
+    const f = join(dir(), 'trunc.dcm');
     await copyFile(fx.synth!, f);
     const size = (await stat(f)).size;
     await truncate(f, size - 100);
@@ -284,7 +272,7 @@ describe('bad input', () => {
   });
 
   it('a file cut inside a sequence of undefined length', async () => {
-    const f = join(dir, 'trunc-seq.dcm');
+    const f = join(dir(), 'trunc-seq.dcm');
     const bytes = await readFile(fx.oddUndefined!);
     const h = parseDicom(bytes);
     const seq = h.element('ReferencedImageSequence')!;
@@ -294,7 +282,7 @@ describe('bad input', () => {
   });
 
   it('a wrong length inside an item', async () => {
-    const f = join(dir, 'wrong-length.dcm');
+    const f = join(dir(), 'wrong-length.dcm');
     const bytes = Buffer.from(await readFile(fx.odd!));
     const h = parseDicom(bytes);
     const seq = h.element('ReferencedImageSequence')!;
@@ -305,14 +293,14 @@ describe('bad input', () => {
   });
 
   it('not DICOM at all', async () => {
-    const f = join(dir, 'notes.txt');
+    const f = join(dir(), 'notes.txt');
     await writeFile(f, 'These are not the images you are looking for.\n'.repeat(10));
     await expectParseError(f, { reason: /not a DICOM file/ });
     await expect(readHeader(f)).rejects.toThrow(/notes\.txt: not a DICOM file/);
   });
 
   it('a file that ends inside the File Meta', async () => {
-    const f = join(dir, 'meta-cut.dcm');
+    const f = join(dir(), 'meta-cut.dcm');
     await writeFile(f, (await readFile(fx.synth!)).subarray(0, 150));
     await expectParseError(f, { reason: /truncated/ });
   });

@@ -2,27 +2,15 @@ import { execa } from 'execa';
 import { open, readFile, stat, writeFile } from 'node:fs/promises';
 import { PassThrough, Writable } from 'node:stream';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { indexFile, parseDicom, readHeader, rewriteDicom, type DicomElement } from '../../src/lib/dicom/index.js';
 import type { Header } from '../../src/lib/dicom/header.js';
 import { ROOT } from '../helpers/cli.js';
-import { makeTempDir } from '../helpers/tmp.js';
 import { requireProgram } from '../peers/process.js';
 import { dcmdumpText, diffFlat, ourFlat, parseDcmdump, type Flat } from './compare.js';
-import { makeFixtures, synth } from './fixtures.js';
+import { synth, useFixtures } from './fixtures.js';
 
-let dir: string;
-let cleanup: () => Promise<void>;
-let fx: Record<string, string>;
-
-beforeAll(async () => {
-  ({ dir, cleanup } = await makeTempDir('fiona-dicom-rewrite-'));
-  fx = await makeFixtures(dir);
-}, 120_000);
-
-afterAll(async () => {
-  await cleanup();
-});
+const { fx, dir } = useFixtures('fiona-dicom-rewrite-');
 
 const ALL = [
   'synth', 'synthImplicit', 'synthBig', 'synthDeflated', 'synthRle', 'synthJpeg', 'synthJpegLs',
@@ -33,7 +21,7 @@ const ALL = [
 const PATIENT_NAME = 0x00100010;
 
 function out(name: string): string {
-  return join(dir, `${name}.out.dcm`);
+  return join(dir(), `${name}.out.dcm`);
 }
 
 /** Every leaf element (not a sequence) with its path, as raw bytes of the whole element. */
@@ -211,7 +199,7 @@ describe('edits at depth', () => {
     const output = out('odd-gl');
     await rewriteDicom(fx.oddGroupLength!, output, { visit: (c) => (c.tag === PATIENT_NAME ? { op: 'replace', value: 'A-much-longer^Patient^Name' } : undefined) });
     // Let DCMTK recompute the group lengths of our output: they must come out the same.
-    const check = join(dir, 'odd-gl-dcmtk.dcm');
+    const check = join(dir(), 'odd-gl-dcmtk.dcm');
     await execa(requireProgram('dcmconv', 'dcmtk'), ['+te', '+g', output, check]);
     const ours = await readHeader(output);
     const dcmtk = await readHeader(check);
@@ -329,7 +317,7 @@ describe('set, meta and encodings', () => {
       ].join('\n').replace(/\\x([0-9a-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))) + '\n',
       'latin1',
     );
-    const f = await dump2dcm(dir, 'item-charset', dump);
+    const f = await dump2dcm(dir(), 'item-charset', dump);
     const seen: string[] = [];
     const output = out('item-charset');
     await rewriteDicom(f, output, {
@@ -364,8 +352,8 @@ describe('set, meta and encodings', () => {
   it('stream chunks stay valid after the rewrite returns (a reader may keep them)', async () => {
     // A value of 128 KiB is handed to the stream as one chunk; it must not be a view of a
     // block the next rewrite reads into.
-    const [a] = await synth(join(dir, 'keep-chunks'), { rows: 256 });
-    const b = join(dir, 'keep-chunks-b.dcm');
+    const [a] = await synth(join(dir(), 'keep-chunks'), { rows: 256 });
+    const b = join(dir(), 'keep-chunks-b.dcm');
     const bytesA = await readFile(a!);
     const bytesB = Buffer.from(bytesA);
     for (let k = bytesB.length - 100_000; k < bytesB.length; k++) bytesB[k] = bytesB[k]! ^ 0xff; // other pixel bytes
@@ -381,7 +369,7 @@ describe('set, meta and encodings', () => {
     await rewriteDicom(a!, out('keep-chunks'), edit);
     const expected = await readFile(out('keep-chunks'));
     await rewriteDicom(a!, keeper, edit);
-    await rewriteDicom(b, join(dir, 'keep-chunks-b.out.dcm'), edit);
+    await rewriteDicom(b, join(dir(), 'keep-chunks-b.out.dcm'), edit);
     expect(Buffer.concat(kept).equals(expected)).toBe(true);
   });
 
@@ -428,7 +416,7 @@ describe('set, meta and encodings', () => {
   });
 
   it('edits a file in place (temp name, then rename)', async () => {
-    const f = join(dir, 'inplace.dcm');
+    const f = join(dir(), 'inplace.dcm');
     await writeFile(f, await readFile(fx.synth!));
     await rewriteDicom(f, f, { visit: (c) => (c.tag === PATIENT_NAME ? { op: 'replace', value: 'In^Place' } : undefined) });
     expect((await readHeader(f)).string('PatientName')).toBe('In^Place');
@@ -467,7 +455,7 @@ describe('encapsulated pixel data with many fragments', () => {
       return item(b);
     });
     const delim = Buffer.from([0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0]);
-    const f = join(dir, 'multiframe.dcm');
+    const f = join(dir(), 'multiframe.dcm');
     await writeFile(f, Buffer.concat([src.subarray(0, px.valueOffset), item(new Uint8Array(0)), ...frags, delim]));
     const v = await indexFile(f);
     const el = v.element('PixelData')!;
@@ -488,7 +476,7 @@ describe('encapsulated pixel data with many fragments', () => {
 
 describe('memory stays bounded', () => {
   it('edits a 1 GB file with a peak RSS well under 150 MB', async () => {
-    const big = join(dir, 'big.dcm');
+    const big = join(dir(), 'big.dcm');
     const src = await readFile(fx.synth!);
     const px = parseDicom(src).element('PixelData')!;
     const len = 1024 * 1024 * 1024;
@@ -509,7 +497,7 @@ describe('memory stays bounded', () => {
       // VmHWM, not getrusage: Linux carries ru_maxrss over exec from the forking vitest worker.
       const hwm = Number(/VmHWM:\\s+(\\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))[1]) * 1024;
       console.log(JSON.stringify({ ...r, maxRss: hwm }));`;
-    const output = join(dir, 'big.out.dcm');
+    const output = join(dir(), 'big.out.dcm');
     const r = await execa(process.execPath, ['--input-type=module', '-e', script, big, output]);
     const res = JSON.parse(r.stdout) as { changed: number; bytesOut: number; maxRss: number };
     expect(res.changed).toBe(1);

@@ -12,7 +12,7 @@
  */
 import { openSync, closeSync, readvSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { CommandField, encodeCommand } from './scp/command.js';
+import { CommandField, encodeCommand, forEachCommandElement } from './scp/command.js';
 import { PduReader, PduType, ProtocolError } from './scp/pdu-reader.js';
 import {
   AssociationError,
@@ -635,31 +635,27 @@ export class UlAssociation {
 
 /**
  * Command field, message ID being responded to, status and whether a data set follows, of a
- * response command set; undefined when the bytes are not one (an element outside group 0000,
- * a length that overruns, stray bytes, a field missing, not a response): the checks of
- * parseResponse, without decoding any text.
+ * response command set; undefined when the bytes are not one (forEachCommandElement's
+ * structure checks, a field missing, not a response): the checks of parseResponse, without
+ * decoding any text.
  */
 export function responseHead(buf: Buffer): { commandField: number; messageId: number; status: number; hasDataset: boolean } | undefined {
   let commandField = -1;
   let messageId = -1;
   let status = -1;
   let dataSetType = -1;
-  let off = 0;
-  while (off + 8 <= buf.length) {
-    if (buf.readUInt16LE(off) !== 0x0000) return undefined;
-    const element = buf.readUInt16LE(off + 2);
-    const length = buf.readUInt32LE(off + 4);
-    const start = off + 8;
-    if (length === 0xffffffff || start + length > buf.length) return undefined;
-    if (length === 2) {
+  try {
+    forEachCommandElement(buf, (element, start, end) => {
+      if (end - start !== 2) return;
       if (element === 0x0100) commandField = buf.readUInt16LE(start);
       else if (element === 0x0120) messageId = buf.readUInt16LE(start);
       else if (element === 0x0900) status = buf.readUInt16LE(start);
       else if (element === 0x0800) dataSetType = buf.readUInt16LE(start);
-    }
-    off = start + length;
+    });
+  } catch {
+    return undefined; // not a command set
   }
-  if (off !== buf.length || commandField < 0 || messageId < 0 || status < 0 || (commandField & 0x8000) === 0) return undefined;
+  if (commandField < 0 || messageId < 0 || status < 0 || (commandField & 0x8000) === 0) return undefined;
   // As parseResponse: a data set follows when (0000,0800) is present and not 0101H.
   return { commandField, messageId, status, hasDataset: dataSetType >= 0 && dataSetType !== 0x0101 };
 }

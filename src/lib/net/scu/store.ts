@@ -5,6 +5,7 @@
  * parallel. Every request must end with a response; a missing one is a failure.
  */
 // Our own Upper Layer association: the send path loads neither dcmjs-dimse nor dcmjs.
+import { TS } from '../../dicom/transfer-syntax.js';
 import { UlAssociation } from '../ul-association.js';
 import {
   AssociationError,
@@ -52,8 +53,6 @@ export interface StoreOptions extends AssociationTimeouts {
   /** Stop taking new batches when aborted (instances not started are reported as failed, not attempted). */
   signal?: AbortSignal;
 }
-
-const DEFLATED = '1.2.840.10008.1.2.1.99';
 
 /** PS3.8 9.3.2.2: presentation context IDs are odd numbers 1..255, so at most 128 per association. */
 const MAX_CONTEXTS = 128;
@@ -217,7 +216,7 @@ async function storeOne(assoc: UlAssociation, instance: StoreInstance): Promise<
   if (instance.datasetLength <= 0) {
     return { instance, state: 'failed', reason: 'the file holds no dataset after its File Meta', attempted: false };
   }
-  if (instance.datasetLength % 2 === 1 && instance.transferSyntaxUid !== DEFLATED) {
+  if (instance.datasetLength % 2 === 1 && instance.transferSyntaxUid !== TS.DeflatedExplicitVRLittleEndian) {
     // Every element has even length, so an odd data set is cut or has trailing garbage.
     return { instance, state: 'failed', reason: `the data set has odd length ${instance.datasetLength}: not valid DICOM (truncated?)`, attempted: false };
   }

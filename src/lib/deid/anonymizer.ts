@@ -5,6 +5,7 @@ import {
   DicomParseError, type DicomHeader, type Header, type Output, type RewriteOptions, type RewriteResult, type SetEntry, isPathSafeUid, readHeaderFull, rewriteDicom,
 } from '../dicom/index.js';
 import { parseBytes } from '../dicom/read.js';
+import { tempNameFor } from '../dicom/write.js';
 import { quarantineFile } from '../site/quarantine.js';
 import { sanitizePathPart } from '../site/sanitize.js';
 import { type SeriesClassLookup, burnedInReason } from './burned-in.js';
@@ -14,7 +15,7 @@ import { type Scrubber, createScrubber } from './clean.js';
 import { derivedDateOffset } from './dates.js';
 import { type Identifier, collectIdentifiers, scrubWords } from './identifiers.js';
 import { type Needle, identifierNeedles, uidNeedles } from './leak.js';
-import { BufferPool, DirSyncer, MemorySink, ensureDir, publishTemp, tempNameFor, writeAndPublish } from './output.js';
+import { BufferPool, DirSyncer, MemorySink, ensureDir, publishTemp, writeAndPublish } from './output.js';
 import {
   DEIDENTIFICATION_METHOD, DEIDENTIFICATION_METHOD_CODE_SEQUENCE, LONGITUDINAL_TEMPORAL_INFORMATION_MODIFIED,
   type MarkingInput, PATIENT_IDENTITY_REMOVED, encodeCodeItems, longitudinalValue, methodCodes, methodText,

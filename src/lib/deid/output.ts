@@ -1,7 +1,6 @@
 import { closeSync, fdatasync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { threadId } from 'node:worker_threads';
+import { dirname } from 'node:path';
 import type { ByteSink } from '../dicom/write.js';
 import { fsyncDir } from '../site/atomic.js';
 
@@ -33,16 +32,6 @@ export class DirSyncer {
 /** fdatasync on the thread pool: the data and the size; the rename is made durable by the folder sync. */
 function syncData(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
-}
-
-let tempCounter = 0;
-
-/**
- * A hidden temp name beside the target, so no reader mistakes it for a finished file.
- * pid, thread and a counter make it unique without random bytes per file.
- */
-export function tempNameFor(target: string): string {
-  return join(dirname(target), `.${basename(target)}.${process.pid}.${threadId}.${(tempCounter++).toString(36)}.tmp`);
 }
 
 const madeDirs = new Set<string>();

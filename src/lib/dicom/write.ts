@@ -1,6 +1,7 @@
 import { closeSync, constants, fdatasyncSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { threadId } from 'node:worker_threads';
 import { deflateRawSync } from 'node:zlib';
 import type { Header } from './header.js';
 import type { Plan } from './plan.js';
@@ -165,9 +166,12 @@ function fileWriter(fd: number): Writer {
 
 let tempCounter = 0;
 
-/** A hidden temp name beside the target; pid + counter are unique without asking for random bytes per file. */
-function tempNameFor(target: string): string {
-  return join(dirname(target), `.${basename(target)}.${process.pid}.${(tempCounter++).toString(36)}.tmp`);
+/**
+ * A hidden temp name beside the target, so no reader mistakes it for a finished file.
+ * pid, thread and a counter make it unique without random bytes per file.
+ */
+export function tempNameFor(target: string): string {
+  return join(dirname(target), `.${basename(target)}.${process.pid}.${threadId}.${(tempCounter++).toString(36)}.tmp`);
 }
 
 function fsyncDirSync(dir: string): void {

@@ -1,10 +1,14 @@
 import { execa, type ResultPromise } from 'execa';
-import { copyFile, mkdir, readdir, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { waitForPort } from '../peers/ports.js';
 import { basename, join } from 'node:path';
 import { binPath, parseEvents, runTool } from '../helpers/cli.js';
 import { dcmcjpeg, dcmcjpls, dcmconv, dcmcrle, dcmodify, p10Parts } from '../peers/dcmtk.js';
+import { startSshd, type Sshd } from '../peers/sshd.js';
+import { makeTempDir } from '../helpers/tmp.js';
+import { afterAll, beforeAll } from 'vitest';
 
 /** Every regular file under dir (recursive), sorted. */
 export async function filesUnder(dir: string): Promise<string[]> {
@@ -119,6 +123,36 @@ export function send(args: string[], opts: { input?: string; env?: Record<string
     ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' as const }),
     ...(opts.env ? { env: { NO_COLOR: '1', ...opts.env } } : {}),
   });
+}
+
+export type TempDir = Awaited<ReturnType<typeof makeTempDir>>;
+
+/**
+ * The set-up of a test file against a loopback sshd: a temp folder and the sshd, made in
+ * beforeAll (handed to `ready`), stopped and removed in afterAll.
+ */
+export function withSshd(prefix: string, ready: (tmp: TempDir, sshd: Sshd) => void): void {
+  let tmp: TempDir | undefined;
+  let sshd: Sshd | undefined;
+  beforeAll(async () => {
+    tmp = await makeTempDir(prefix);
+    sshd = await startSshd();
+    ready(tmp, sshd);
+  });
+  afterAll(async () => {
+    await sshd?.stop();
+    await tmp?.cleanup();
+  });
+}
+
+/** fiona-send's arguments for an sftp:// destination on `s`. */
+export function sftpArgs(s: Sshd, remote: string, extra: string[] = []): string[] {
+  return ['--to', s.url(remote), '--identity', s.identity, '--known-hosts', s.knownHosts, ...extra];
+}
+
+/** MD5 of a local file, hex. */
+export async function md5(f: string): Promise<string> {
+  return createHash('md5').update(await readFile(f)).digest('hex');
 }
 
 export { binPath, parseEvents, basename };

@@ -9,29 +9,19 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { makeTempDir } from '../helpers/tmp.js';
+import { describe, expect, test } from 'vitest';
 import { startStorescp } from '../peers/dcmtk.js';
-import { startSshd, type Sshd } from '../peers/sshd.js';
-import { binPath, filesUnder, parseEvents, send, sopOf, stopProc, synthStudy } from './helpers.js';
+import type { Sshd } from '../peers/sshd.js';
+import { binPath, filesUnder, md5, parseEvents, send, sftpArgs, sopOf, stopProc, synthStudy, withSshd, type TempDir } from './helpers.js';
 
-let tmp: { dir: string; cleanup: () => Promise<void> };
+let tmp: TempDir;
 let sshd: Sshd;
-
-const md5 = async (f: string): Promise<string> => createHash('md5').update(await readFile(f)).digest('hex');
-
-beforeAll(async () => {
-  tmp = await makeTempDir('fiona-send-outbox-');
-  sshd = await startSshd();
-});
-afterAll(async () => {
-  await sshd?.stop();
-  await tmp?.cleanup();
+withSshd('fiona-send-outbox-', (t, s) => {
+  tmp = t;
+  sshd = s;
 });
 
-function sftp(remote: string, extra: string[]): string[] {
-  return ['--to', sshd.url(remote), '--identity', sshd.identity, '--known-hosts', sshd.knownHosts, ...extra];
-}
+const sftp = (remote: string, extra: string[]): string[] => sftpArgs(sshd, remote, extra);
 
 test('sftp outbox: a zip with its .md5, a folder and a file end in sent/; state cleaned up', async () => {
   const base = join(tmp.dir, 'o1');

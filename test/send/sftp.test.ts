@@ -16,27 +16,15 @@ import { BlockHasher } from '../../src/lib/transport/sftp-hash.js';
 import { RemoteMd5Service } from '../../src/lib/transport/sftp-md5-service.js';
 import { probeStreamMd5, RemoteStreamMd5 } from '../../src/lib/transport/sftp-stream-md5.js';
 import { hasherFor, uploadFile } from '../../src/lib/transport/sftp-upload.js';
-import { makeTempDir } from '../helpers/tmp.js';
 import { startSshd, type Sshd } from '../peers/sshd.js';
-import { binPath, filesUnder, parseEvents, send } from './helpers.js';
+import { binPath, filesUnder, md5, parseEvents, send, sftpArgs, withSshd, type TempDir } from './helpers.js';
 
-let tmp: { dir: string; cleanup: () => Promise<void> };
+let tmp: TempDir;
 let sshd: Sshd;
-
-const md5 = async (f: string): Promise<string> => createHash('md5').update(await readFile(f)).digest('hex');
-
-beforeAll(async () => {
-  tmp = await makeTempDir('fiona-send-sftp-');
-  sshd = await startSshd();
+withSshd('fiona-send-sftp-', (t, s) => {
+  tmp = t;
+  sshd = s;
 });
-afterAll(async () => {
-  await sshd?.stop();
-  await tmp?.cleanup();
-});
-
-function sftpArgs(s: Sshd, remote: string, extra: string[] = []): string[] {
-  return ['--to', s.url(remote), '--identity', s.identity, '--known-hosts', s.knownHosts, ...extra];
-}
 
 async function makeFiles(dir: string, n: number, size: number): Promise<string[]> {
   await mkdir(dir, { recursive: true });

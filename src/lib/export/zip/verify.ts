@@ -19,6 +19,7 @@ import {
   U16_LIMIT,
   U32_LIMIT,
 } from './format.js';
+import { BufferPool } from '../../deid/output.js';
 import { md5File } from './md5.js';
 import { namesHasher, type EntryDigest } from './digest.js';
 
@@ -278,7 +279,7 @@ function checkMethods(e: CentralEntry): void {
 }
 
 /** Plaintext buffers for decryption, reused (see WindowReader for why). */
-const plainPool: Buffer[] = [];
+const plainPool = new BufferPool(WHOLE_LIMIT, PARALLEL + 1);
 
 /** A zlib error while inflating an entry, as an error that names the entry. */
 function badData(e: CentralEntry, err: Error): never {
@@ -307,7 +308,7 @@ async function checkWhole(e: CentralEntry, stored: Buffer, password?: Buffer, ca
     if (e.method === METHOD_AES) {
       const dec = await decryptorFor(e, stored.subarray(0, AES_HEAD), password, cache);
       const cipher = stored.subarray(AES_HEAD, stored.length - AES_MAC_LENGTH);
-      pooled = plainPool.pop() ?? Buffer.allocUnsafeSlow(WHOLE_LIMIT);
+      pooled = plainPool.acquire(cipher.length);
       data = dec.update(cipher, pooled.subarray(0, cipher.length));
       if (!dec.authenticates(stored.subarray(stored.length - AES_MAC_LENGTH))) {
         throw new ZipVerifyError(`${e.name}: AES authentication code does not match`, e.name);
@@ -321,7 +322,7 @@ async function checkWhole(e: CentralEntry, stored: Buffer, password?: Buffer, ca
     check.add(e.innerMethod === METHOD_DEFLATE ? inflateOrFail(e, data, chunkSize(e)) : data);
     return check;
   } finally {
-    if (pooled && plainPool.length < PARALLEL + 1) plainPool.push(pooled);
+    if (pooled) plainPool.release(pooled);
   }
 }
 

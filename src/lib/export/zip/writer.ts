@@ -3,6 +3,7 @@ import { rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { crc32, createDeflateRaw, deflateRaw } from 'node:zlib';
 import { AesEncryptor, KeySupply, type KeyCache } from './aes.js';
+import { BufferPool } from '../../deid/output.js';
 import { EntryDigest } from './digest.js';
 import { Md5Follower } from './md5.js';
 import {
@@ -105,32 +106,17 @@ interface Context {
 }
 
 /**
- * Reusable buffers for file contents and ciphertext. Without them every entry
- * allocates fresh memory that V8 frees only at its next collection, and the resident size
- * grows with the archive (measured: ~130 MB for a 130 MB study); with them it stays at a
- * few buffers whatever the archive's size.
+ * A pooled buffer for file contents or ciphertext (ctx.pool, the de-identifier's BufferPool).
+ * Without the pool every entry allocates fresh memory that V8 frees only at its next
+ * collection, and the resident size grows with the archive (measured: ~130 MB for a 130 MB
+ * study); with it it stays at a few buffers whatever the archive's size. Sizes are rounded
+ * up to a few classes (256 KiB, 1 MiB, 4 MiB + 1: typical instances never take 4 MiB), so
+ * that a freed buffer fits the next file.
  */
-class BufferPool {
-  /** Free buffers by size class (256 KiB, 1 MiB, 4 MiB + 1): typical instances never take 4 MiB. */
-  private readonly free = new Map<number, Buffer[]>();
-  constructor(private readonly keep: number) {}
-
-  private static classOf(size: number): number {
-    for (const c of [256 * 1024, 1024 * 1024]) if (size <= c) return c;
-    if (size > SMALL_LIMIT + 1) throw new Error(`BufferPool: ${size} bytes asked, at most ${SMALL_LIMIT + 1}`);
-    return SMALL_LIMIT + 1;
-  }
-
-  acquire(size: number): Buffer {
-    const c = BufferPool.classOf(size);
-    return this.free.get(c)?.pop() ?? Buffer.allocUnsafeSlow(c);
-  }
-
-  release(b: Buffer): void {
-    const list = this.free.get(b.length) ?? [];
-    if (list.length < this.keep) list.push(b);
-    this.free.set(b.length, list);
-  }
+function acquire(pool: BufferPool, size: number): Buffer {
+  for (const c of [256 * 1024, 1024 * 1024]) if (size <= c) return pool.acquire(c);
+  if (size > SMALL_LIMIT + 1) throw new Error(`BufferPool: ${size} bytes asked, at most ${SMALL_LIMIT + 1}`);
+  return pool.acquire(SMALL_LIMIT + 1);
 }
 
 function baseRecord(ctx: Context, name: string, size: number, zip64: boolean): EntryRecord {
@@ -211,7 +197,7 @@ function readSmallFile(name: string, path: string, pool: BufferPool): { buf: Buf
     const st = fstatSync(fd);
     if (!st.isFile()) throw new ZipWriteError(`${path} is not a regular file`, name);
     if (st.size > SMALL_LIMIT) return st.size;
-    const buf = pool.acquire(st.size + 1);
+    const buf = acquire(pool, st.size + 1);
     try {
       let got = 0;
       for (;;) {
@@ -290,7 +276,7 @@ async function encodeSmall(ctx: Context, name: string, data: Uint8Array, held: B
   let payload: Buffer[] = [Buffer.from(body.buffer, body.byteOffset, body.length)];
   if (ctx.opts.password) {
     const enc = new AesEncryptor(await ctx.keys!.next());
-    const out = ctx.pool.acquire(body.length);
+    const out = acquire(ctx.pool, body.length);
     held.push(out);
     payload = [enc.header(), enc.update(body, out.subarray(0, body.length)), enc.final()];
     record.method = METHOD_AES;
@@ -487,7 +473,7 @@ export async function writeZip(
   }
   if (opts.password !== undefined && opts.password.length === 0) throw new ZipWriteError('empty password');
   const concurrency = Math.max(1, opts.concurrency ?? 4);
-  const ctx: Context = { opts, dos: dosDateTime(opts.time ?? new Date()), names: new Set<number>(), pool: new BufferPool(2 * concurrency + 2) };
+  const ctx: Context = { opts, dos: dosDateTime(opts.time ?? new Date()), names: new Set<number>(), pool: new BufferPool(256 * 1024, 2 * concurrency + 2) };
   if (opts.password) ctx.keys = new KeySupply(opts.password, opts.keyCache);
   const entries: EntryRecord[] = [];
   const central = new CentralDirectory();

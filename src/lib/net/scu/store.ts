@@ -67,7 +67,7 @@ export interface InstanceSource {
   next(): Promise<StoreInstance | undefined>;
 }
 
-export function arraySource(instances: StoreInstance[]): InstanceSource {
+function arraySource(instances: StoreInstance[]): InstanceSource {
   let i = 0;
   return { next: async () => instances[i++] };
 }

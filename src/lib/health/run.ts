@@ -37,11 +37,12 @@ export interface HeartbeatReport {
 
 export async function runHeartbeat(o: HeartbeatOptions): Promise<HeartbeatReport> {
   const checks: CheckResult[] = [];
+  const layout = o.site ? siteLayout(o.site) : undefined;
   let restart: HeartbeatReport['restart'];
   if (o.receiver) {
     let receiver = await checkReceiver(o.receiver, o.timeoutMs);
     if (receiver.state === 'critical' && o.restart) {
-      const stateFile = o.site ? join(siteLayout(o.site).state, 'heartbeat.json') : undefined;
+      const stateFile = layout ? join(layout.state, 'heartbeat.json') : undefined;
       restart = await restartReceiver(o.restart.argv, { stateFile, minIntervalMs: o.restart.minIntervalMs, timeoutMs: o.restart.timeoutMs });
       if (restart.ran) {
         await new Promise((r) => setTimeout(r, o.restart!.waitMs));
@@ -57,15 +58,14 @@ export async function runHeartbeat(o: HeartbeatOptions): Promise<HeartbeatReport
     }
     checks.push(receiver);
   }
-  if (o.site) {
-    const layout = siteLayout(o.site);
+  if (layout) {
     checks.push(await checkDisk(layout.root, o.disk.warn, o.disk.crit).catch((err: Error) => unknown('disk', err)));
     checks.push(...(await checkTransferQueue(layout.state, o.queueLimits)));
     checks.push(await checkArrival(layout.root, o.arrival.warnMs, o.arrival.critMs));
   }
   for (const dir of o.outboxes) checks.push(...(await checkOutbox(dir, o.queueLimits)));
   for (const dir of o.queues) checks.push(await checkQueue(dir.split('/').filter(Boolean).pop() ?? dir, dir, o.queueLimits));
-  const stuckDirs = [...(o.site ? [siteLayout(o.site).state] : []), ...o.outboxes.map((d) => join(d, '.fiona-send'))];
+  const stuckDirs = [...(layout ? [layout.state] : []), ...o.outboxes.map((d) => join(d, '.fiona-send'))];
   if (stuckDirs.length > 0) checks.push(await checkStuck(stuckDirs, o.stuckMs));
   return { state: worst(checks.map((c) => c.state)), time: new Date().toISOString(), checks, restart };
 }

@@ -87,12 +87,17 @@ export async function pull(o: PullOptions): Promise<PullResult> {
   const layout = await ensureSite(o.out);
   const placed = new Map<string, string[]>();
   const quarantined = new Map<string, string[]>();
+  // Per instance: append in place (a copy of the list per event would be quadratic in a study).
+  const add = (m: Map<string, string[]>, key: string, value: string): void => {
+    const list = m.get(key);
+    if (list) list.push(value);
+    else m.set(key, [value]);
+  };
   const onStoreEvent = (e: BaseEvent): void => {
     if (e.event === 'stored' && typeof e.study === 'string' && typeof e.path === 'string') {
-      placed.set(e.study, [...(placed.get(e.study) ?? []), e.path]);
+      add(placed, e.study, e.path);
     } else if (e.event === 'quarantined') {
-      const key = typeof e.study === 'string' ? e.study : '';
-      quarantined.set(key, [...(quarantined.get(key) ?? []), String(e.reason ?? 'quarantined')]);
+      add(quarantined, typeof e.study === 'string' ? e.study : '', String(e.reason ?? 'quarantined'));
     }
     emit(e);
   };
@@ -113,8 +118,9 @@ export async function pull(o: PullOptions): Promise<PullResult> {
           : '';
         throw new PullError(`${o.method === 'move' ? 'C-MOVE' : 'C-GET'} of study ${m.studyUid} from ${o.pacs.aet}: ${msg}${hint}`, /destination unknown/.test(msg), { cause: err });
       }
-      const files = placed.get(m.studyUid) ?? [];
-      studies.push({ study: m.studyUid, expected: m.instances, counts, files, quarantined: quarantined.get(m.studyUid) ?? [] });
+      // Copies: what arrived by now (a late C-STORE must not change a study already reported).
+      const files = [...(placed.get(m.studyUid) ?? [])];
+      studies.push({ study: m.studyUid, expected: m.instances, counts, files, quarantined: [...(quarantined.get(m.studyUid) ?? [])] });
       emit(makeEvent('pulled', { study: m.studyUid, method: o.method, completed: counts.completed, failed: counts.failed, warning: counts.warning, stored: files.length, expected: m.instances, status: counts.statusText }));
     }
   };

@@ -7,11 +7,11 @@ import { collect, createProgram, parseIntOption } from '../lib/cli/program.js';
 import { isObject, loadConfig, optInt, optString } from '../lib/config/config.js';
 import { UnavailableError, UsageError } from '../lib/errors.js';
 import { EventWriter, makeEvent } from '../lib/events/index.js';
-import { buildRules, makeAnonymizer, type DeidSettings } from '../lib/export/deid.js';
+import { makeAnonymizer, type DeidSettings } from '../lib/export/deid.js';
 import { ExportQueue } from '../lib/export/queue/state.js';
 import { newToken, processQueue } from '../lib/export/queue/process.js';
 import { ExportError, runExport } from '../lib/export/run.js';
-import { routedPseudonym } from '../lib/export/participant.js';
+import { rulesWithRoutedPseudonym } from '../lib/export/participant.js';
 import { isValidUid } from '../lib/dicom/uid.js';
 import type { ExportSource } from '../lib/export/source.js';
 import type { MailSettings } from '../lib/export/mail.js';
@@ -241,14 +241,8 @@ export async function main(argv: string[]): Promise<number> {
   } else {
     throw new UsageError('say what to export: --jobs FILE, --study UID (with --site or --from), or --folder DIR');
   }
-  let rules = buildRules({ ...deid, project: o.project }, config.raw);
-  if (deid.patientId === undefined && source.kind === 'site' && o.study) {
-    const routed = await routedPseudonym(source.site, o.study, rules.name);
-    if (routed !== undefined) {
-      rules = buildRules({ ...deid, patientId: routed, project: o.project }, config.raw);
-      log.info(`PatientID ${routed}: the pseudonym fiona-route gave this study in ${rules.name} (--patient-id to choose another)`);
-    }
-  }
+  const { rules, routed } = await rulesWithRoutedPseudonym({ ...deid, project: o.project }, config.raw, source.kind === 'site' ? source.site : undefined, o.study);
+  if (routed !== undefined) log.info(`PatientID ${routed}: the pseudonym fiona-route gave this study in ${rules.name} (--patient-id to choose another)`);
   const ctx = makeAnonymizer(rules, { version });
   const token = newToken();
   const name = `${rules.name}_${token}`;

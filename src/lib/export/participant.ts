@@ -1,5 +1,7 @@
+import type { ProjectRules } from '../deid/project.js';
 import { UsageError } from '../errors.js';
 import { knownPseudonyms } from '../transfer/known-pseudonyms.js';
+import { buildRules, type DeidSettings } from './deid.js';
 
 /**
  * The pseudonym an export of a site's study takes when none is given: the one fiona-route
@@ -14,4 +16,20 @@ export async function routedPseudonym(site: string, study: string, project: stri
     throw new UsageError(`study ${study} was routed to project ${project} under ${known.length} pseudonyms (${known.join(', ')}): say which with --patient-id`);
   }
   return known[0];
+}
+
+/**
+ * An export's rules: `s` as given, or, when `s` names no pseudonym and the study comes from
+ * a site, with the pseudonym fiona-route gave the study in the project (`routed`: which).
+ */
+export async function rulesWithRoutedPseudonym(
+  s: DeidSettings,
+  configRaw: Record<string, unknown>,
+  site: string | undefined,
+  study: string | undefined,
+): Promise<{ rules: ProjectRules; routed?: string }> {
+  const rules = buildRules(s, configRaw);
+  if (s.patientId !== undefined || site === undefined || study === undefined) return { rules };
+  const routed = await routedPseudonym(site, study, rules.name);
+  return routed === undefined ? { rules } : { rules: buildRules({ ...s, patientId: routed }, configRaw), routed };
 }

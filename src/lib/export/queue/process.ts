@@ -3,9 +3,9 @@ import { randomBytes } from 'node:crypto';
 import type { BaseEvent } from '../../events/types.js';
 import { makeEvent } from '../../events/types.js';
 import { removePartial } from '../archive.js';
-import { buildRules, makeAnonymizer, type DeidSettings } from '../deid.js';
+import { makeAnonymizer, type DeidSettings } from '../deid.js';
 import { sendLinkMail, sendPasswordMail, type MailSettings } from '../mail.js';
-import { routedPseudonym } from '../participant.js';
+import { rulesWithRoutedPseudonym } from '../participant.js';
 import type { ProjectRules } from '../../deid/project.js';
 import { recordMeasurement } from '../measurements.js';
 import { ExportError, runExport } from '../run.js';
@@ -110,18 +110,17 @@ async function notify(claim: Claim, job: ExportJob, o: QueueRunOptions, password
  * in the project, so the archive and the research PACS name the participant alike.
  */
 async function jobRules(job: ExportJob, o: QueueRunOptions): Promise<ProjectRules> {
-  const given = job.patientid ?? o.deid.patientId;
-  const rules = buildRules({ ...o.deid, project: job.project, patientId: given }, o.configRaw);
-  if (given !== undefined) return rules;
-  let source: ExportSource;
-  try {
-    source = o.sourceFor(job);
-  } catch {
-    return rules; // no source: the export itself fails with the reason
+  const s = { ...o.deid, project: job.project, patientId: job.patientid ?? o.deid.patientId };
+  let site: string | undefined;
+  if (s.patientId === undefined) {
+    try {
+      const source = o.sourceFor(job);
+      if (source.kind === 'site') site = source.site;
+    } catch {
+      // no source: the export itself fails with the reason
+    }
   }
-  if (source.kind !== 'site' || job.studyinstanceuid === undefined) return rules;
-  const routed = await routedPseudonym(source.site, job.studyinstanceuid, rules.name);
-  return routed === undefined ? rules : buildRules({ ...o.deid, project: job.project, patientId: routed }, o.configRaw);
+  return (await rulesWithRoutedPseudonym(s, o.configRaw, site, job.studyinstanceuid)).rules;
 }
 
 /** Work on one claimed job to its end (or to a retry). */

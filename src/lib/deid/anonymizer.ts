@@ -8,7 +8,7 @@ import { parseBytes } from '../dicom/read.js';
 import { tempNameFor } from '../dicom/write.js';
 import { quarantineFile } from '../site/quarantine.js';
 import { sanitizePathPart } from '../site/sanitize.js';
-import { type SeriesClassLookup, burnedInReason } from './burned-in.js';
+import { type SeriesClassLookup, annotationReason, burnedInReason } from './burned-in.js';
 import { finishInMemory, finishOnDisk } from './finish.js';
 import { RefusedError } from './refused.js';
 import { type Scrubber, createScrubber } from './clean.js';
@@ -200,7 +200,8 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
 
   /** The masked pixel data, or undefined (no burned-in issue / allowed); throws RefusedError to quarantine. */
   async function burnedIn(h: Header, input: string): Promise<Uint8Array | undefined> {
-    const reason = (h.string(BURNED_IN_ANNOTATION) ?? '').toUpperCase() === 'YES' ? 'BurnedInAnnotation is YES' : opts.seriesClasses ? await burnedInReason(h, opts.seriesClasses) : undefined;
+    // Without a series lookup there is nothing to await: the header alone answers.
+    const reason = opts.seriesClasses ? await burnedInReason(h, opts.seriesClasses) : annotationReason(h);
     if (!reason) return undefined;
     if (rules.burnedIn.mask.length > 0) {
       const g = pixelGeometry(h);

@@ -35,9 +35,15 @@ export class SeriesClassLookup {
   }
 }
 
+/** Why the instance's own header says it carries burned-in identity, or undefined (no I/O). */
+export function annotationReason(h: DicomHeader): string | undefined {
+  return (h.string(0x00280301) ?? '').toUpperCase() === 'YES' ? 'BurnedInAnnotation is YES' : undefined;
+}
+
 /** Why an instance may carry burned-in identity, or undefined. */
 export async function burnedInReason(h: DicomHeader, lookup?: SeriesClassLookup): Promise<string | undefined> {
-  if ((h.string(0x00280301) ?? '').toUpperCase() === 'YES') return 'BurnedInAnnotation is YES';
+  const own = annotationReason(h);
+  if (own) return own;
   if (lookup) {
     const study = h.string(0x0020000d);
     const series = h.string(0x0020000e);

@@ -85,7 +85,8 @@ async function scanForLeaks(
     }
     return undefined;
   }
-  const { size } = await fh.stat();
+  // The reader already knows the size (it stat'ed the file): no second stat.
+  const size = h.fileSize ?? (await fh.stat()).size;
   const px = h.element(PIXEL_DATA);
   const ranges: Array<[number, number]> = px ? [[0, px.headerOffset], [px.end ?? size, size]] : [[0, size]];
   for (const [start, end] of ranges) {

@@ -5,7 +5,8 @@ import { checkAet, isObject, loadConfig, optInt } from '../lib/config/config.js'
 import { isValidUid } from '../lib/dicom/uid.js';
 import { UnavailableError, UsageError } from '../lib/errors.js';
 import { EventWriter, makeEvent } from '../lib/events/index.js';
-import { parsePacsAddress, pull, PullError, type PacsAddress } from '../lib/pull/pull.js';
+import { parsePacs } from '../lib/export/pacs.js';
+import { pull, PullError } from '../lib/pull/pull.js';
 
 const HELP = `
 Finds the study with C-FIND (by --study, --accession or --patient-id; a patient ID may
@@ -69,12 +70,7 @@ export async function main(argv: string[]): Promise<number> {
 
   const fromText = o.from ?? (typeof sect.pacs === 'string' ? sect.pacs : undefined);
   if (!fromText) throw new UsageError('--from AET@HOST:PORT is required (or pull.pacs in the config)');
-  let pacs: PacsAddress;
-  try {
-    pacs = parsePacsAddress(fromText);
-  } catch (err) {
-    throw new UsageError(`--from: ${(err as Error).message}`);
-  }
+  const pacs = parsePacs(fromText);
   checkAet('--from', pacs.aet);
   const keys = [o.study, o.accession, o.patientId].filter((x) => x !== undefined);
   if (keys.length !== 1) throw new UsageError('give exactly one of --study, --accession, --patient-id');

@@ -1,4 +1,4 @@
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -108,14 +108,8 @@ export async function startScriptScp(dir: string, port: number, behaviour: { rej
   };
 }
 
-/** Stop a peer process started with execa (SIGTERM, SIGKILL after 3 s). */
-export async function stopProc(proc: ResultPromise): Promise<void> {
-  if (proc.exitCode !== null) return;
-  const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
-  proc.kill('SIGTERM');
-  await proc;
-  clearTimeout(t);
-}
+/** Stop a peer process started with execa (SIGTERM, SIGKILL after 3 s): the peers' own stopProcess. */
+export { stopProcess as stopProc } from '../peers/process.js';
 
 export function send(args: string[], opts: { input?: string; env?: Record<string, string> } = {}) {
   return runTool('fiona-send', args, {

@@ -282,8 +282,8 @@ function checkMethods(e: CentralEntry): void {
 const plainPool = new BufferPool(WHOLE_LIMIT, PARALLEL + 1);
 
 /** A zlib error while inflating an entry, as an error that names the entry. */
-function badData(e: CentralEntry, err: Error): never {
-  throw new ZipVerifyError(`${e.name}: compressed data are damaged (${err.message})`, e.name);
+function damaged(e: CentralEntry, err: Error): ZipVerifyError {
+  return new ZipVerifyError(`${e.name}: compressed data are damaged (${err.message})`, e.name);
 }
 
 function chunkSize(e: CentralEntry): number {
@@ -295,7 +295,7 @@ function inflateOrFail(e: CentralEntry, data: Buffer, size: number): Buffer {
   try {
     return inflateRawSync(data, { chunkSize: size, maxOutputLength: e.uncompressedSize + 1 });
   } catch (err) {
-    return badData(e, err as Error);
+    throw damaged(e, err as Error);
   }
 }
 
@@ -341,7 +341,7 @@ async function checkStreamed(fh: FileHandle, e: CentralEntry, dataStart: number,
   const inflater = e.innerMethod === METHOD_DEFLATE ? createInflateRaw({ chunkSize: CHUNK }) : undefined;
   inflater?.on('data', (b: Buffer) => check.add(b));
   const inflaterDone = inflater
-    ? new Promise<void>((res, rej) => inflater.once('end', res).once('error', (err: Error) => rej(new ZipVerifyError(`${e.name}: compressed data are damaged (${err.message})`, e.name))))
+    ? new Promise<void>((res, rej) => inflater.once('end', res).once('error', (err: Error) => rej(damaged(e, err))))
     : undefined;
   inflaterDone?.catch(() => undefined);
   for (let done = 0; done < length; ) {

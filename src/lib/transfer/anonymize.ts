@@ -21,21 +21,10 @@ export interface AnonymizeStepOptions {
   site: SiteLayout;
   project: Project;
   request: TransferRequest;
-  /** Files to de-identify (the archive's instances of the selected series). */
-  files: string[];
   outDir: string;
   version?: string;
   /** Files de-identified at once (default 4). */
   concurrency?: number;
-}
-
-export interface AnonymizeStepResult {
-  outputs: AnonymizedResult[];
-  refused: QuarantinedResult[];
-  /** The de-identified StudyInstanceUID(s): normally one. */
-  mappedStudyUids: string[];
-  /** Where the per-project secret came from (created under state/ on first use). */
-  secretFile: string;
 }
 
 /** A project name as deid wants it (used in keyed hashes); plain names stay as they are. */
@@ -74,7 +63,7 @@ export interface TransferAnonymizer {
   run(files: string[]): Promise<{ outputs: AnonymizedResult[]; refused: QuarantinedResult[] }>;
 }
 
-export async function createTransferAnonymizer(o: Omit<AnonymizeStepOptions, 'files'>): Promise<TransferAnonymizer> {
+export async function createTransferAnonymizer(o: AnonymizeStepOptions): Promise<TransferAnonymizer> {
   const rules = projectRulesFor(o.project, o.request);
   const secret = await secretFor(o.site, rules);
   const anonymizer = createAnonymizer(rules, {
@@ -103,10 +92,4 @@ export async function createTransferAnonymizer(o: Omit<AnonymizeStepOptions, 'fi
       return { outputs, refused };
     },
   };
-}
-
-export async function anonymizeForTransfer(o: AnonymizeStepOptions): Promise<AnonymizeStepResult> {
-  const a = await createTransferAnonymizer(o);
-  const { outputs, refused } = await a.run(o.files);
-  return { outputs, refused, mappedStudyUids: [...new Set(outputs.map((r) => r.study))], secretFile: a.secretFile };
 }

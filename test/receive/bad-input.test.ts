@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { binPath } from '../helpers/cli.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import { echoscu, p10Parts, storescu } from '../peers/dcmtk.js';
 import { requireProgram } from '../peers/process.js';
@@ -404,7 +405,7 @@ describe('SIGTERM', () => {
 
 describe('the command line', () => {
   it('says what is wrong and exits 2 or 3', async () => {
-    const bin = join(process.cwd(), 'bin', 'fiona-receive');
+    const bin = binPath('fiona-receive');
     const noSite = await execa(bin, ['--port', '0'], { reject: false, env: { FIONA_CONFIG: '' } });
     expect(noSite.exitCode).toBe(2);
     expect(noSite.stderr).toMatch(/no site folder/);

@@ -9,6 +9,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseFionaLine } from '../../src/lib/events/index.js';
+import { binPath } from '../helpers/cli.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import { storescu } from '../peers/dcmtk.js';
 import { writeNative } from './fixtures.js';
@@ -41,7 +42,7 @@ describe('FIONA config keys and pipe lines', () => {
     const site = join(dir, 'site-config');
     const config = join(dir, 'config.json');
     await writeFile(config, JSON.stringify({ DATADIR: site, DICOMPORT: 0, DICOMAETITLE: 'OLDFIONA' }));
-    const bin = join(process.cwd(), 'bin', 'fiona-receive');
+    const bin = binPath('fiona-receive');
     // --site/--port/--host are not given: DATADIR and DICOMPORT come from the file.
     const p = execa(bin, ['--config', config, '--host', '127.0.0.1'], { reject: false, buffer: false });
     const first = await new Promise<string>((resolve) => p.stdout?.once('data', (d: Buffer) => resolve(d.toString())));

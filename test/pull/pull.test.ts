@@ -112,9 +112,10 @@ describe('fiona-pull', () => {
     const mine = await datasetsBySop(join(out, 'archive', studyA));
     const theirs = await datasetsBySop(ref);
     expect(mine.size).toBe(6);
+    const placed = await filesUnder(join(out, 'archive', studyA));
     let compared = 0;
     for (const [sop, bytes] of mine) {
-      const h = parseDicom(await readFile((await filesUnder(join(out, 'archive', studyA))).find((f) => f.endsWith(`${sop}.dcm`))!));
+      const h = parseDicom(await readFile(placed.find((f) => f.endsWith(`${sop}.dcm`))!));
       if (compressed.has(sop)) {
         // Kept in the syntax the PACS holds it in: no transcoding anywhere.
         expect(h.transferSyntaxUid).toBe(compressed.get(sop));
@@ -128,10 +129,11 @@ describe('fiona-pull', () => {
 
   it('C-GET of compressed instances keeps their pixel data bytes exactly as uploaded', async () => {
     const out = join(tmp.dir, 'get');
+    const placed = await filesUnder(join(out, 'archive', studyA));
     for (const [sop, ts] of compressed) {
       const id = await pacs.lookup(sop);
       const original = await pacs.fileOf(id!);
-      const path = (await filesUnder(join(out, 'archive', studyA))).find((f) => f.endsWith(`${sop}.dcm`))!;
+      const path = placed.find((f) => f.endsWith(`${sop}.dcm`))!;
       const mine = await readFile(path);
       const po = parseDicom(original).element('PixelData')!;
       const pm = parseDicom(mine).element('PixelData')!;

@@ -44,12 +44,18 @@ export function firstValue(h: Header, tag: number): string | undefined {
  * only when block 10 belongs to a GEMS creator). FIONA read fixed element numbers; checking
  * the creator keeps another vendor's block from being read as GE's.
  */
-export function privateValues(h: Header, group: number, low: number, creatorPrefix: string): string[] | undefined {
+export function privateElement(h: Header, group: number, low: number, creatorPrefix: string): DicomElement | undefined {
   const prefix = creatorPrefix.toUpperCase();
   for (const el of h.elements) {
     if (el.tag >>> 16 !== group || (el.tag & 0xff) !== low || (el.tag & 0xff00) === 0) continue;
     if (!(el.privateCreator ?? '').toUpperCase().startsWith(prefix)) continue;
-    return elementValues(h, el);
+    return el;
   }
   return undefined;
+}
+
+/** The values of privateElement(), as rules see them. */
+export function privateValues(h: Header, group: number, low: number, creatorPrefix: string): string[] | undefined {
+  const el = privateElement(h, group, low, creatorPrefix);
+  return el ? elementValues(h, el) : undefined;
 }

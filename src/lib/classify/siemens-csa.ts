@@ -1,4 +1,5 @@
 import type { Header } from '../dicom/index.js';
+import { privateElement } from './header-values.js';
 
 /**
  * Siemens CSA headers: private OB values in group 0029 (creator "SIEMENS CSA HEADER") that
@@ -48,12 +49,8 @@ function cString(bytes: Uint8Array, start: number, max: number): string {
 
 /** The CSA blob of block element `low` (0x10 image, 0x20 series) under a SIEMENS CSA HEADER creator. */
 function csaBlob(h: Header, low: number): Uint8Array | undefined {
-  for (const el of h.elements) {
-    if (el.tag >>> 16 !== 0x0029 || (el.tag & 0xff) !== low || (el.tag & 0xff00) === 0) continue;
-    if (!(el.privateCreator ?? '').toUpperCase().startsWith('SIEMENS CSA HEADER')) continue;
-    return h.bytesOf(el);
-  }
-  return undefined;
+  const el = privateElement(h, 0x0029, low, 'SIEMENS CSA HEADER');
+  return el ? h.bytesOf(el) : undefined;
 }
 
 /** FIONA's CSA-derived series fields, when the file has them. */

@@ -206,7 +206,8 @@ interface Block {
 class WindowReader {
   private cur?: Block;
   private readonly busy = new Map<ArrayBufferLike, Block>();
-  private readonly spare: Buffer[] = [];
+  /** Free WINDOW-sized blocks (a larger block, for one large entry, is not kept). */
+  private readonly spare = new BufferPool(WINDOW, 2);
   constructor(private readonly fh: FileHandle, private readonly limit: number) {}
 
   /** Bytes [position, position + length); give them back with release() when done. */
@@ -216,7 +217,7 @@ class WindowReader {
       if (position + length > this.limit) throw new ZipVerifyError(`read past the end of the entries at offset ${position}`);
       const size = Math.min(Math.max(length, WINDOW), this.limit - position);
       if (b) this.retire(b);
-      const buf = this.take(size);
+      const buf = this.spare.acquire(size);
       await readInto(this.fh, buf, position, size);
       b = { buf, start: position, length: size, refs: 0 };
       this.cur = b;
@@ -240,12 +241,7 @@ class WindowReader {
 
   private recycle(b: Block): void {
     this.busy.delete(b.buf.buffer);
-    if (b.buf.length === WINDOW && this.spare.length < 2) this.spare.push(b.buf);
-  }
-
-  private take(size: number): Buffer {
-    if (size <= WINDOW) return this.spare.pop() ?? Buffer.allocUnsafeSlow(WINDOW);
-    return Buffer.allocUnsafeSlow(size);
+    if (b.buf.length === WINDOW) this.spare.release(b.buf);
   }
 }
 

@@ -58,7 +58,7 @@ export function operationFor(code: ActionCode, vr: string, valueIsEmpty: boolean
  * item (dciodvfy: "Bad Sequence number of Items 0"), and without IOD tables fiona cannot
  * tell Type 3 from Type 2; a dummied item is valid as either.
  */
-export function sequenceOperation(code: ActionCode): Operation {
+function sequenceOperation(code: ActionCode): Operation {
   if (code === 'X') return 'remove';
   if (code === 'Z') return 'empty';
   return 'recurse';

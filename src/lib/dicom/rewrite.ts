@@ -9,9 +9,9 @@ import { formatTag } from './tags.js';
 import { UNDEFINED_LENGTH, type DicomElement } from './types.js';
 import { parseCharsets } from './values.js';
 import { LONG_VRS } from './vr.js';
+import { acquireBlock, releaseBlock, writePlan, type Output } from './write.js';
 
 const SPECIFIC_CHARACTER_SET = 0x00080005;
-import { acquireBlock, releaseBlock, writePlan, type Output } from './write.js';
 
 /**
  * Byte-preserving rewrite: decide edits on the element index, then write the output as the
@@ -96,7 +96,15 @@ class Edits {
   }
 }
 
-/** Walk every element at every depth, asking `visit` what to do with it. */
+/**
+ * An item's own SpecificCharacterSet (PS3.5 6.1.2.5.4: it holds for that item), parsed;
+ * undefined when the item has none. Used alike when deciding and when encoding.
+ */
+function itemCharsets(header: Header, list: DicomElement[], implicitLE: boolean): string[] | undefined {
+  const cs = list.find((e) => e.tag === SPECIFIC_CHARACTER_SET);
+  return cs ? parseCharsets(header.valuesOf(cs, { implicitLE, charsets: [] }).join('\\')) : undefined;
+}
+
 /** The context handed to `visit`: methods on a prototype, not two closures per element. */
 class VisitContext implements ElementContext {
   readonly tag: number;
@@ -132,8 +140,7 @@ async function decide(header: Header, opts: RewriteOptions, edits: Edits, readBy
   if (!visit) return;
   const walk = async (list: DicomElement[], path: number[], ancestors: (DicomElement | DicomElement[])[], implicitLE: boolean, outer: readonly string[]): Promise<void> => {
     // An item may carry its own SpecificCharacterSet (PS3.5 6.1.2.5.4); it holds for that item.
-    const cs = path.length > 0 ? list.find((e) => e.tag === SPECIFIC_CHARACTER_SET) : undefined;
-    const charsets = cs ? parseCharsets(header.valuesOf(cs, { implicitLE, charsets: [] }).join('\\')) : outer;
+    const charsets = (path.length > 0 ? itemCharsets(header, list, implicitLE) : undefined) ?? outer;
     for (const el of list) {
       const r = visit(new VisitContext(header, el, path, implicitLE, charsets, readBytes));
       // Most visitors are synchronous: awaiting only promises saves a microtask per element.
@@ -245,10 +252,8 @@ class Planner {
 
   /** The context inside an item: its own SpecificCharacterSet, if it has one. */
   private itemContext(list: DicomElement[], seqCtx: Ctx): Ctx {
-    const cs = list.find((e) => e.tag === SPECIFIC_CHARACTER_SET);
-    if (!cs) return seqCtx;
-    const raw = this.header.valuesOf(cs, { implicitLE: !seqCtx.explicit, charsets: [] }).join('\\');
-    return { ...seqCtx, charsets: parseCharsets(raw) };
+    const charsets = itemCharsets(this.header, list, !seqCtx.explicit);
+    return charsets ? { ...seqCtx, charsets } : seqCtx;
   }
 
   /** A sequence with changes inside: items rebuilt, defined lengths recomputed. */

@@ -5,6 +5,7 @@
  * they are, and the failures: unknown study, refused association, unknown move destination.
  */
 import { execa } from 'execa';
+import { existsSync } from 'node:fs';
 import { readFile, readdir, mkdir, cp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -92,6 +93,15 @@ afterAll(async () => {
 const from = (): string => `${pacs.aet}@127.0.0.1:${pacs.dicomPort}`;
 
 describe('fiona-pull', () => {
+  it('C-GET leaves nothing behind in <out>/.arrived/ (the store\'s temp files made ahead are removed)', async () => {
+    const out = join(tmp.dir, 'get-clean');
+    const r = await runTool('fiona-pull', ['--from', from(), '--aet', 'FIONA', '--method', 'get', '--study', studyA, '--out', out]);
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    expect(parseEvents(r.stdout).filter((e) => e.event === 'stored')).toHaveLength(6);
+    const left = existsSync(join(out, '.arrived')) ? await readdir(join(out, '.arrived')) : [];
+    expect(left).toEqual([]);
+  });
+
   it('C-FIND by accession number finds the study, C-GET stores it byte for byte as getscu +B does', async () => {
     const out = join(tmp.dir, 'get');
     const acc = summary.patients[0]!.studies[0]!.AccessionNumber;

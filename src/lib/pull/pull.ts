@@ -151,10 +151,15 @@ export async function pull(o: PullOptions): Promise<PullResult> {
       implementationVersionName: fionaImplementationVersion(),
       onEvent: onStoreEvent,
     });
-    await retrieveAll(async (uid) => {
-      const classes = await findSopClasses(peer, uid, o.timeouts).catch(() => []);
-      return getStudy(peer, uid, classes, store, o.timeouts);
-    });
+    try {
+      await retrieveAll(async (uid) => {
+        const classes = await findSopClasses(peer, uid, o.timeouts).catch(() => []);
+        return getStudy(peer, uid, classes, store, o.timeouts);
+      });
+    } finally {
+      // The store keeps temp files made ahead of need in .arrived/: closing removes them.
+      store.close();
+    }
   }
   const sum = (f: (s: PulledStudy) => number): number => studies.reduce((n, s) => n + f(s), 0);
   return {

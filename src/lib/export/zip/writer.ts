@@ -491,10 +491,13 @@ export async function writeZip(
     opts.onEntry?.(record);
   };
 
-  /** Bookkeeping once an entry's place in the file is fixed. */
+  /** Bookkeeping once an entry's place in the file is fixed (before writes.wrote() passes its end: the MD5 thread's range). */
   const placed = (record: EntryRecord, dataStart: number): void => {
     central.add(centralRecord(record));
-    digest.add(record.name, record.crc, record.uncompressedSize, dataStart, record.method === METHOD_STORE ? record.compressedSize : 0);
+    // A stored entry's bytes are CRC'd again as the MD5 thread reads them back (diskCrcs).
+    const checked = record.method === METHOD_STORE ? record.compressedSize : 0;
+    md5.range(dataStart, checked);
+    digest.add(record.name, record.crc, record.uncompressedSize, dataStart, checked);
     count++;
   };
 
@@ -504,10 +507,9 @@ export async function writeZip(
     const record = await writeLarge(ctx, fd, prepared, pos);
     const dataStart = record.offset + localHeaderLength(record);
     pos = dataStart + record.compressedSize;
-    md5.range(dataStart, record.method === METHOD_STORE ? record.compressedSize : 0);
+    placed(record, dataStart);
     writes.wrote(pos);
     written(record);
-    placed(record, dataStart);
   };
 
   const flushOne = async (): Promise<void> => {
@@ -518,7 +520,6 @@ export async function writeZip(
     const buffers = [localHeader(record), ...prepared.payload];
     const start = pos;
     const dataStart = pos + buffers[0]!.length;
-    md5.range(dataStart, record.method === METHOD_STORE ? record.compressedSize : 0);
     pos += buffers.reduce((n, b) => n + b.length, 0);
     placed(record, dataStart);
     await writes.push(buffers, start, pos, (ok) => {
@@ -541,7 +542,6 @@ export async function writeZip(
       record.offset = pos;
       const header = localHeader(record);
       const dataStart = pos + header.length;
-      md5.range(dataStart, record.compressedSize);
       const data = loaded.data;
       pos += writeAll(fd, [header, Buffer.from(data.buffer, data.byteOffset, data.length)], pos);
       placed(record, dataStart);

@@ -143,6 +143,7 @@ export async function main(argv: string[]): Promise<number> {
   const config = loadConfig(o.config);
   const log = createLogger('fiona-anonymize', o.quiet);
   const site = o.site ?? config.site;
+  const siteDir = site ? resolve(site) : undefined;
   const rules = buildRules(o, config.raw);
 
   const pseudonymTable = rules.pseudonymTable ? loadPseudonymTable(rules.pseudonymTable) : undefined;
@@ -165,7 +166,7 @@ export async function main(argv: string[]): Promise<number> {
   let pool;
   try {
     pool = createAnonymizerPool(
-      { rules, secret, pseudonymTable, quarantineDir, site: site ? resolve(site) : undefined, fsync: o.fsync, version: program.version() },
+      { rules, secret, pseudonymTable, quarantineDir, site: siteDir, fsync: o.fsync, version: program.version() },
       threads,
       (m) => log.warn(m),
     );
@@ -183,7 +184,7 @@ export async function main(argv: string[]): Promise<number> {
       ? (async function* () {
           for (const a of inputs) yield* filesOf(a);
         })()
-      : stdinUnits(process.stdin, site ? resolve(site) : undefined);
+      : stdinUnits(process.stdin, siteDir);
   const progress = createProgress('anonymize');
   const onOutcome = (r: BatchOutcome): void => {
     progress.tick();

@@ -11,10 +11,10 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort, waitForPort } from './ports.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SEND = join(ROOT, 'bin', 'fiona-send');
@@ -24,30 +24,7 @@ const DICOM_N = Number(process.env.BENCH_DICOM ?? 1000);
 const ONLY = process.env.BENCH_ONLY;
 const ENV = { ...process.env, TCP_NODELAY: '1', NO_COLOR: '1' };
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
-async function waitForPort(port, ms = 20_000) {
-  const until = Date.now() + ms;
-  for (;;) {
-    const ok = await new Promise((r) => {
-      const c = connect({ host: '127.0.0.1', port });
-      c.once('connect', () => { c.destroy(); r(true); });
-      c.once('error', () => r(false));
-    });
-    if (ok) return;
-    if (Date.now() > until) throw new Error(`nothing on port ${port}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function run(cmd, args, opts = {}) {
   return new Promise((resolve, reject) => {

@@ -4,9 +4,10 @@
  * "none", must have been delivered: a record in state/delivered/ (fiona-send, or any tool
  * calling recordDelivery, e.g. after an export) or a finished fiona-transfer of the study.
  */
-import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SiteLayout } from '../site/layout.js';
+import { readJsonObject, readJsonObjects } from '../site/state-json.js';
+import { statePath } from '../study/state.js';
 import { readDeliveries } from '../transport/records.js';
 
 export type DeliveryPolicy = 'delivered' | 'none';
@@ -21,42 +22,18 @@ export interface SiteActivity {
   transferred: Map<string, string[]>;
 }
 
-async function readJsonFiles(dir: string): Promise<Array<Record<string, unknown>>> {
-  let names: string[];
-  try {
-    names = (await readdir(dir)).filter((n) => n.endsWith('.json'));
-  } catch {
-    return [];
-  }
-  const out: Array<Record<string, unknown>> = [];
-  for (const n of names) {
-    try {
-      out.push(JSON.parse(await readFile(join(dir, n), 'utf8')) as Record<string, unknown>);
-    } catch {
-      // being rewritten: the next run sees it
-    }
-  }
-  return out;
-}
-
 export async function readActivity(layout: SiteLayout): Promise<SiteActivity> {
   const open = new Set<string>();
-  try {
-    const st = JSON.parse(await readFile(join(layout.state, 'detect-study.json'), 'utf8')) as {
-      open?: Record<string, unknown>;
-      exec?: Array<{ study?: string }>;
-    };
-    for (const s of Object.keys(st.open ?? {})) open.add(s);
-    for (const e of st.exec ?? []) if (e.study) open.add(e.study);
-  } catch {
-    // no fiona-detect-study state
-  }
+  // No (or unreadable) fiona-detect-study state: nothing is open.
+  const st = (await readJsonObject(statePath(layout))) as { open?: unknown; exec?: unknown } | undefined;
+  if (typeof st?.open === 'object' && st.open !== null) for (const s of Object.keys(st.open)) open.add(s);
+  if (Array.isArray(st?.exec)) for (const e of st.exec as Array<{ study?: unknown } | null>) if (typeof e?.study === 'string' && e.study) open.add(e.study);
   const queued = new Set<string>();
-  for (const r of await readJsonFiles(join(layout.state, 'requests'))) if (typeof r.study === 'string') queued.add(r.study);
+  for (const { value: r } of await readJsonObjects(join(layout.state, 'requests'))) if (typeof r.study === 'string') queued.add(r.study);
   const failedTransfers = new Set<string>();
-  for (const r of await readJsonFiles(join(layout.state, 'requests', 'failed'))) if (typeof r.study === 'string') failedTransfers.add(r.study);
+  for (const { value: r } of await readJsonObjects(join(layout.state, 'requests', 'failed'))) if (typeof r.study === 'string') failedTransfers.add(r.study);
   const transferred = new Map<string, string[]>();
-  for (const r of await readJsonFiles(join(layout.state, 'transfers'))) {
+  for (const { value: r } of await readJsonObjects(join(layout.state, 'transfers'))) {
     if (typeof r.study !== 'string') continue;
     if (r.status === 'running') queued.add(r.study);
     if (r.status === 'done') transferred.set(r.study, [...(transferred.get(r.study) ?? []), String(r.destination ?? r.project ?? 'transfer')]);

@@ -1,6 +1,7 @@
 /** Queue depths: outboxes (and their failed/), the site's transfer queue, any other folders named. */
 import { readdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { jsonFileNames } from '../site/state-json.js';
 import { isUnfinishedName } from '../transport/files.js';
 import type { CheckResult, HealthState } from './types.js';
 
@@ -51,16 +52,9 @@ export async function checkOutbox(dir: string, limits: QueueLimits): Promise<Che
 /** fiona-transfer's queue in the site: state/requests/*.json queued, state/requests/failed/ given up. */
 export async function checkTransferQueue(stateDir: string, limits: QueueLimits): Promise<CheckResult[]> {
   const dir = join(stateDir, 'requests');
-  const json = async (d: string): Promise<number | undefined> => {
-    try {
-      return (await readdir(d)).filter((f) => f.endsWith('.json')).length;
-    } catch {
-      return undefined;
-    }
-  };
-  const queued = await json(dir);
+  const queued = (await jsonFileNames(dir))?.length;
   if (queued === undefined) return [];
-  const failed = (await json(join(dir, 'failed'))) ?? 0;
+  const failed = (await jsonFileNames(join(dir, 'failed')))?.length ?? 0;
   return [
     { name: 'queue:transfers', state: depthState(queued, limits), message: `transfers: ${queued} queued`, data: { dir, items: queued } },
     { name: 'failed:transfers', state: failed > 0 ? 'warning' : 'ok', message: `transfers: ${failed} given up`, data: { dir: join(dir, 'failed'), items: failed } },

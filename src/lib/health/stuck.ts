@@ -2,10 +2,11 @@
  * Stuck work: a lock held longer than the limit (a run that hangs, or one killed on another
  * host), and transfers recorded as running for longer than the limit.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { processAlive, readLockInfo } from '../site/lock.js';
+import { readJsonObjects } from '../site/state-json.js';
 import type { CheckResult } from './types.js';
 
 export interface StuckItem {
@@ -51,21 +52,11 @@ export async function findStuck(dirs: string[], limitMs: number, now = Date.now(
       out.push({ path: lock, ageMs, pid: info?.pid, alive: info && sameHost ? processAlive(info.pid) : undefined, what: 'lock' });
     }
     // fiona-transfer's results: status "running" with an old start.
-    let results: string[] = [];
-    try {
-      results = (await readdir(join(dir, 'transfers'))).filter((f) => f.endsWith('.json'));
-    } catch {
-      // no transfers here
-    }
-    for (const f of results) {
-      try {
-        const r = JSON.parse(await readFile(join(dir, 'transfers', f), 'utf8')) as { status?: string; started?: string; pid?: number };
-        if (r.status !== 'running' || !r.started) continue;
-        const ageMs = now - Date.parse(r.started);
-        if (ageMs >= limitMs) out.push({ path: join(dir, 'transfers', f), ageMs, pid: r.pid, alive: r.pid ? processAlive(r.pid) : undefined, what: 'transfer' });
-      } catch {
-        // being rewritten
-      }
+    for (const { path, value } of await readJsonObjects(join(dir, 'transfers'))) {
+      const r = value as { status?: string; started?: string; pid?: number };
+      if (r.status !== 'running' || !r.started) continue;
+      const ageMs = now - Date.parse(r.started);
+      if (ageMs >= limitMs) out.push({ path, ageMs, pid: r.pid, alive: r.pid ? processAlive(r.pid) : undefined, what: 'transfer' });
     }
   }
   return out;

@@ -3,3 +3,4 @@ export * from './layout.js';
 export * from './lock.js';
 export * from './quarantine.js';
 export * from './sanitize.js';
+export * from './state-json.js';

@@ -63,7 +63,18 @@ export async function removeStudy(layout: SiteLayout, study: string): Promise<st
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  if (await exists(archive)) {
+  removed.push(...(await finishRemoval(layout, study, parked)));
+  return removed;
+}
+
+/**
+ * The rest of a removal once the archive folder is parked (by removeStudy now, or by a run
+ * that was killed): the study's other paths, then the parked folder last, so a kill before
+ * the end leaves it in the trash for the next run.
+ */
+async function finishRemoval(layout: SiteLayout, study: string, parked: string): Promise<string[]> {
+  const removed: string[] = [];
+  if (await exists(join(layout.archive, study))) {
     // An instance of this study arrived while it was being removed: keep what points at it,
     // remove only the links into the parked (old) files.
     await rm(parked, { recursive: true, force: true });
@@ -122,9 +133,7 @@ export async function emptyTrash(layout: SiteLayout): Promise<string[]> {
   const done: string[] = [];
   for (const n of names) {
     const study = n.replace(/\.\d+$/, '');
-    await rm(join(trash, n), { recursive: true, force: true });
-    if (await exists(join(layout.archive, study))) await removeDanglingLinks(join(layout.raw, study));
-    else for (const p of await studyPaths(layout, study)) await rm(p, { recursive: true, force: true });
+    await finishRemoval(layout, study, join(trash, n));
     done.push(study);
   }
   return done;

@@ -1,7 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { Command, CommanderError, Option } from 'commander';
-import { collect, parseDuration, parseIntOption } from '../lib/cli/program.js';
+import { CommanderError, Option } from 'commander';
+import { collect, createProgram, parseDuration, parseIntOption } from '../lib/cli/program.js';
 import { createLogger } from '../lib/cli/output.js';
 import { isValidAet, loadConfig } from '../lib/config/config.js';
 import { UsageError } from '../lib/errors.js';
@@ -72,24 +71,14 @@ function duration(flags: string, description: string, def?: string): Option {
   return def === undefined ? o : o.default(parseDuration(def), def);
 }
 
-/**
- * The shared createProgram() adds the exit code table of the other tools; heartbeat's codes
- * are Nagios's, so it builds the same program (--version, --config) with its own table.
- */
-function heartbeatProgram(): Command {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return new Command('fiona-heartbeat')
-    .description('Check that the gateway is alive: receiver, disk, queues, stuck work, arrivals (Nagios exit codes).')
-    .version(pkg.version, '-V, --version')
-    .option('--config <file>', 'config file (default: $FIONA_CONFIG, then /etc/fiona/config.json)')
-    .showHelpAfterError()
-    .configureOutput({ writeErr: (t) => process.stderr.write(t) })
-    .addHelpText('after', `${HELP}\n\nSee man fiona-heartbeat(1).`)
-    .exitOverride();
-}
-
 async function run(argv: string[]): Promise<number> {
-  const program = heartbeatProgram()
+  // Nagios's exit codes, not fiona's: HELP explains them instead of the shared table.
+  const program = createProgram(
+    'fiona-heartbeat',
+    'Check that the gateway is alive: receiver, disk, queues, stuck work, arrivals (Nagios exit codes).',
+    HELP,
+    '',
+  )
     .option('--site <dir>', 'the site folder (default: the config\'s site / DATADIR)')
     .option('--host <host>', 'where the receiver listens', '127.0.0.1')
     .option('--port <n>', 'the receiver\'s port (default: the config\'s port / DICOMPORT)', parseIntOption('--port', 1, 65535))

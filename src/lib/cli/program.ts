@@ -18,9 +18,11 @@ function packageVersion(): string {
 
 /**
  * A commander program with the options and help every fiona command shares:
- * --version, --config FILE (also FIONA_CONFIG), and the exit code table.
+ * --version, --config FILE (also FIONA_CONFIG), and the exit code table. A command whose
+ * exit codes are not fiona's (fiona-heartbeat's are Nagios's) passes its own table, or ''
+ * when extraHelp already explains them.
  */
-export function createProgram(name: string, description: string, extraHelp = ''): Command {
+export function createProgram(name: string, description: string, extraHelp = '', exitCodesHelp = EXIT_CODES_HELP): Command {
   const program = new Command(name);
   program
     .description(description)
@@ -28,7 +30,7 @@ export function createProgram(name: string, description: string, extraHelp = '')
     .option('--config <file>', 'config file (default: $FIONA_CONFIG, then /etc/fiona/config.json)')
     .showHelpAfterError()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) })
-    .addHelpText('after', `${extraHelp}${EXIT_CODES_HELP}\n\nSee man ${name}(1).`)
+    .addHelpText('after', `${extraHelp}${exitCodesHelp}\n\nSee man ${name}(1).`)
     .exitOverride();
   return program;
 }
@@ -91,3 +93,4 @@ export function parseDuration(value: string): number {
   const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit] ?? 1000;
   return Math.round(n * factor);
 }
+

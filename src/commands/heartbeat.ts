@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { CommanderError, Option } from 'commander';
-import { collect, createProgram, parseDuration, parseIntOption } from '../lib/cli/program.js';
+import { collect, createProgram, durationOption, parseIntOption } from '../lib/cli/program.js';
 import { createLogger } from '../lib/cli/output.js';
 import { isValidAet, loadConfig } from '../lib/config/config.js';
 import { UsageError } from '../lib/errors.js';
@@ -65,12 +65,6 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** A duration option whose default shows as written (e.g. "5s"), not in milliseconds. */
-function duration(flags: string, description: string, def?: string): Option {
-  const o = new Option(flags, description).argParser(parseDuration);
-  return def === undefined ? o : o.default(parseDuration(def), def);
-}
-
 async function run(argv: string[]): Promise<number> {
   // Nagios's exit codes, not fiona's: HELP explains them instead of the shared table.
   const program = createProgram(
@@ -85,19 +79,19 @@ async function run(argv: string[]): Promise<number> {
     .option('--aet <aet>', 'the receiver\'s AE title (default: the config\'s AE title / DICOMAETITLE)')
     .option('--calling <aet>', 'our AE title for the C-ECHO', 'HEARTBEAT')
     .option('--no-echo', 'do not check the receiver')
-    .addOption(duration('--timeout <duration>', 'C-ECHO deadline: connect, associate, answer', '5s'))
+    .addOption(durationOption('--timeout <duration>', 'C-ECHO deadline: connect, associate, answer', '5s'))
     .option('--warn-free <size>', 'WARNING below this free space (percent or size, e.g. 20% or 50G)', '20%')
     .option('--crit-free <size>', 'CRITICAL below this free space', '10%')
     .addOption(new Option('--outbox <dir>', 'an outbox to watch (its sibling failed/ too); repeatable').argParser(collect).default([], 'none'))
     .addOption(new Option('--queue <dir>', 'another queue folder to count; repeatable').argParser(collect).default([], 'none'))
     .option('--warn-queue <n>', 'WARNING at this many waiting items', parseIntOption('--warn-queue', 1), 100)
     .option('--crit-queue <n>', 'CRITICAL at this many waiting items', parseIntOption('--crit-queue', 1), 1000)
-    .addOption(duration('--stuck <duration>', 'WARNING for a lock or running transfer older than this', '2h'))
-    .addOption(duration('--warn-arrival-age <duration>', 'WARNING when the newest arrival is older (off by default: nights and weekends are quiet)'))
-    .addOption(duration('--crit-arrival-age <duration>', 'CRITICAL when the newest arrival is older'))
+    .addOption(durationOption('--stuck <duration>', 'WARNING for a lock or running transfer older than this', '2h'))
+    .addOption(durationOption('--warn-arrival-age <duration>', 'WARNING when the newest arrival is older (off by default: nights and weekends are quiet)'))
+    .addOption(durationOption('--crit-arrival-age <duration>', 'CRITICAL when the newest arrival is older'))
     .option('--restart <command>', 'run this when the receiver does not answer (split into words, no shell)')
-    .addOption(duration('--restart-interval <duration>', 'at most one restart in this time (needs --site for its state)', '10m'))
-    .addOption(duration('--restart-wait <duration>', 'wait this long after a restart before asking again', '3s'))
+    .addOption(durationOption('--restart-interval <duration>', 'at most one restart in this time (needs --site for its state)', '10m'))
+    .addOption(durationOption('--restart-wait <duration>', 'wait this long after a restart before asking again', '3s'))
     .option('--json', 'print the report as JSON');
   program.parse(argv);
   const o = program.opts<HeartbeatCliOptions>();

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Option } from 'commander';
-import { collect, createProgram, parseDuration, parseIntOption } from '../lib/cli/program.js';
+import { collect, createProgram, durationOption, parseIntOption } from '../lib/cli/program.js';
 import { createLogger } from '../lib/cli/output.js';
 import { loadConfig } from '../lib/config/config.js';
 import { EXIT, UnavailableError, UsageError } from '../lib/errors.js';
@@ -71,9 +71,9 @@ export async function main(argv: string[]): Promise<number> {
     .option('--token-file <file>', 'REDCap API tokens, mode 0600 (config: redcap.tokenFile)')
     .option('--once', 'transfer at most one request, then exit')
     .option('--watch', 'keep running: look for due requests every --interval until SIGTERM')
-    .addOption(new Option('--interval <duration>', 'with --watch: pause between looks').argParser(parseDuration).default(10_000, '10s'))
+    .addOption(durationOption('--interval <duration>', 'with --watch: pause between looks', '10s'))
     .option('--max-attempts <n>', 'attempts before a request fails for good', parseIntOption('--max-attempts', 1, 1000), 5)
-    .addOption(new Option('--retry-delay <duration>', 'wait before the 2nd attempt; doubles each time, at most 1h').argParser(parseDuration).default(60_000, '1m'))
+    .addOption(durationOption('--retry-delay <duration>', 'wait before the 2nd attempt; doubles each time, at most 1h', '1m'))
     .option('--identity <file>', 'SSH key for sftp:// projects that name none')
     .option('--known-hosts <file>', 'known_hosts for sftp:// projects that name none')
     .option('--associations <n>', 'dicom://: associations in parallel per study', parseIntOption('--associations', 1, 16), 1)

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { EXIT, FionaError, errorMessage } from '../errors.js';
 import { createLogger } from './output.js';
 
@@ -94,3 +94,11 @@ export function parseDuration(value: string): number {
   return Math.round(n * factor);
 }
 
+/**
+ * A duration option (parsed by parseDuration into milliseconds) whose default shows in
+ * --help as written (e.g. "5s"), not in milliseconds.
+ */
+export function durationOption(flags: string, description: string, def?: string): Option {
+  const o = new Option(flags, description).argParser(parseDuration);
+  return def === undefined ? o : o.default(parseDuration(def), def);
+}

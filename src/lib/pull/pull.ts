@@ -7,12 +7,11 @@
  * PACS sent them.
  */
 import { makeEvent, type BaseEvent } from '../events/index.js';
-import { FIONA_IMPLEMENTATION_CLASS_UID, fionaImplementationVersion } from '../net/dcmjs-dimse.js';
 import type { AssociationTimeouts, DicomPeer } from '../net/scu/association.js';
 import { findSopClasses, findStudies, type StudyMatch, type StudyQuery } from '../net/scu/query.js';
 import { getStudy, moveStudy, type RetrieveCounts } from '../net/scu/retrieve.js';
 import { startReceiver } from '../receive/receiver.js';
-import { SiteStore } from '../receive/site-store.js';
+import { createSiteStore } from '../receive/site-store.js';
 import { ensureSite } from '../site/layout.js';
 
 import type { PacsAddress } from './address.js';
@@ -144,13 +143,7 @@ export async function pull(o: PullOptions): Promise<PullResult> {
       await receiver.stop(30_000);
     }
   } else {
-    const store = new SiteStore({
-      layout,
-      fsync: o.fsync ?? true,
-      implementationClassUid: FIONA_IMPLEMENTATION_CLASS_UID,
-      implementationVersionName: fionaImplementationVersion(),
-      onEvent: onStoreEvent,
-    });
+    const store = createSiteStore({ layout, fsync: o.fsync ?? true, onEvent: onStoreEvent });
     try {
       await retrieveAll(async (uid) => {
         const classes = await findSopClasses(peer, uid, o.timeouts).catch(() => []);

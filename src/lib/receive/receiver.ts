@@ -7,7 +7,7 @@ import { ensureSite, type SiteLayout } from '../site/index.js';
 import { FIONA_IMPLEMENTATION_CLASS_UID, fionaImplementationVersion } from '../net/dcmjs-dimse.js';
 import { StoreScpServer } from '../net/scp/server.js';
 import type { AssociationInfo, ScpHooks } from '../net/scp/types.js';
-import { SiteStore, sweepArrived } from './site-store.js';
+import { createSiteStore, sweepArrived } from './site-store.js';
 
 export interface ReceiverOptions {
   site: string;
@@ -55,12 +55,9 @@ function hooksFor(onEvent: (e: BaseEvent) => void): ScpHooks {
 export async function startReceiver(opts: ReceiverOptions): Promise<Receiver> {
   const layout = await ensureSite(opts.site);
   for (const e of await sweepArrived(layout)) opts.onEvent(e);
-  const implementationVersionName = fionaImplementationVersion();
-  const store = new SiteStore({
+  const store = createSiteStore({
     layout,
     fsync: opts.fsync,
-    implementationClassUid: FIONA_IMPLEMENTATION_CLASS_UID,
-    implementationVersionName,
     onEvent: opts.onEvent,
     spillBytes: opts.spillBytes,
     highWaterBytes: opts.highWaterBytes,
@@ -73,7 +70,7 @@ export async function startReceiver(opts: ReceiverOptions): Promise<Receiver> {
     maxPduLength: opts.maxPduLength,
     idleTimeoutMs: opts.idleTimeoutMs,
     implementationClassUid: FIONA_IMPLEMENTATION_CLASS_UID,
-    implementationVersionName,
+    implementationVersionName: fionaImplementationVersion(),
   });
   const port = await server.listen(opts.port, opts.host);
   opts.onEvent(makeEvent('listening', { port, aet: opts.aet, site: layout.root, ...(opts.host ? { host: opts.host } : {}) }));

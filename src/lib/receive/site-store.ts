@@ -9,6 +9,7 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeEvent, type BaseEvent } from '../events/index.js';
 import { processAlive, quarantineFile, type SiteLayout } from '../site/index.js';
+import { FIONA_IMPLEMENTATION_CLASS_UID, fionaImplementationVersion } from '../net/dcmjs-dimse.js';
 import type { StoreHandler, StoreRequest, StoreSink } from '../net/scp/types.js';
 import { IncomingInstance } from './incoming.js';
 import { InstancePlacement } from './placement.js';
@@ -29,6 +30,11 @@ export interface SiteStoreOptions {
 
 export const DEFAULT_SPILL_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_HIGH_WATER_BYTES = 8 * 1024 * 1024;
+
+/** A SiteStore whose files' File Meta name fiona's implementation (class UID and version). */
+export function createSiteStore(opts: Omit<SiteStoreOptions, 'implementationClassUid' | 'implementationVersionName'>): SiteStore {
+  return new SiteStore({ ...opts, implementationClassUid: FIONA_IMPLEMENTATION_CLASS_UID, implementationVersionName: fionaImplementationVersion() });
+}
 
 export class SiteStore implements StoreHandler {
   private readonly placement: InstancePlacement;

@@ -72,7 +72,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--failed <dir>', 'where undeliverable outbox items go, with <name>.reason.json (default: <outbox>/../failed)')
     .option('--identity <file>', 'SSH private key for sftp:// (key authentication only)')
     .option('--known-hosts <file>', 'known_hosts with the server key; unknown or changed keys are refused (default: ~/.ssh/known_hosts)')
-    .addOption(new Option('--verify <mode>', 'sftp check after upload').choices(['auto', 'md5sum', 'size', 'readback']).default('auto'))
+    .addOption(new Option('--verify <mode>', 'sftp check before publishing: sha256 (openssl on the server), md5sum, size, readback, or auto (sha256, else md5sum, else size)').choices(['auto', 'sha256', 'md5sum', 'size', 'readback']).default('auto'))
     .option('--md5-file', 'sftp: also write <name>.md5 (md5sum format) beside each file')
     .option('--associations <n>', 'dicom: associations in parallel (a PACS may limit them; storescp without --fork takes one at a time)', parseIntOption('--associations', 1, 64), 1)
     .option('--parallel <n>', 'sftp: files uploaded at the same time over the one connection', parseIntOption('--parallel', 1, 64), 16)

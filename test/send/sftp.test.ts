@@ -1,20 +1,23 @@
 /**
  * fiona-send to sftp:// against a real OpenSSH sshd on loopback (generated host and user
- * keys, internal-sftp): checksums compared, host keys enforced, sshd killed mid-transfer and
- * restarted, a full disk, a server that allows no exec.
+ * keys, internal-sftp): checksums compared (SHA-256 by openssl, MD5 by md5sum), host keys
+ * enforced, sshd killed mid-transfer and restarted, a full disk, a server that allows no
+ * exec, a server without openssl.
  */
 import { execa } from 'execa';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { SFTPWrapper } from 'ssh2';
 import SftpClient from 'ssh2-sftp-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { HashAlg } from '../../src/lib/transport/checksum.js';
 import { sshOf } from '../../src/lib/transport/sftp-exec.js';
 import { BlockHasher } from '../../src/lib/transport/sftp-hash.js';
-import { RemoteMd5Service } from '../../src/lib/transport/sftp-md5-service.js';
-import { probeStreamMd5, RemoteStreamMd5 } from '../../src/lib/transport/sftp-stream-md5.js';
+import { RemoteHashService } from '../../src/lib/transport/sftp-hash-service.js';
+import { probeStreamHash, RemoteStreamHash } from '../../src/lib/transport/sftp-stream-hash.js';
 import { hasherFor, uploadFile } from '../../src/lib/transport/sftp-upload.js';
 import { startSshd, type Sshd } from '../peers/sshd.js';
 import { binPath, filesUnder, md5, parseEvents, send, sftpArgs, withSshd, type TempDir } from './helpers.js';
@@ -25,6 +28,30 @@ withSshd('fiona-send-sftp-', (t, s) => {
   tmp = t;
   sshd = s;
 });
+
+/** SHA-256 of a local file, hex. */
+async function sha256(f: string): Promise<string> {
+  return createHash('sha256').update(await readFile(f)).digest('hex');
+}
+
+/** A file's digest by algorithm. */
+async function digestOf(alg: HashAlg, f: string): Promise<string> {
+  return alg === 'md5' ? md5(f) : sha256(f);
+}
+
+/**
+ * sshd_config lines that give the session commands a PATH holding links to the named programs
+ * only: a server that lacks the rest. In a Match block, because sshd takes the first SetEnv
+ * line it reads and the peer's own config has one already (SHLVL=1, kept here).
+ */
+async function onlyTools(dir: string, tools: string[]): Promise<string[]> {
+  await mkdir(dir);
+  for (const tool of tools) {
+    const where = (await execa('sh', ['-c', `command -v ${tool}`])).stdout.trim();
+    await symlink(where, join(dir, tool));
+  }
+  return [`Match User ${userInfo().username}`, `  SetEnv SHLVL=1 PATH=${dir}`];
+}
 
 async function makeFiles(dir: string, n: number, size: number): Promise<string[]> {
   await mkdir(dir, { recursive: true });
@@ -38,7 +65,7 @@ async function makeFiles(dir: string, n: number, size: number): Promise<string[]
 }
 
 describe('uploads', () => {
-  test('files and folders arrive whole (md5 compared), .md5 beside with --md5-file, no .part left', async () => {
+  test('files and folders arrive whole (sha256 compared), .md5 beside with --md5-file, no .part left', async () => {
     const src = join(tmp.dir, 'src1');
     const files = await makeFiles(join(src, 'study'), 5, 300_000);
     const single = join(src, 'export.zip');
@@ -48,11 +75,14 @@ describe('uploads', () => {
     expect(r.exitCode, String(r.stderr)).toBe(0);
     const sent = parseEvents(r.stdout).filter((e) => e.event === 'sent');
     expect(sent).toHaveLength(6);
-    expect(sent.every((e) => e.verified === 'md5sum')).toBe(true);
+    expect(sent.every((e) => e.verified === 'sha256')).toBe(true);
     for (const f of files) {
       const there = join(remote, 'study', f.split('/').pop()!);
       expect(await md5(there)).toBe(await md5(f));
       expect((await readFile(`${there}.md5`, 'utf8')).trim()).toBe(`${await md5(f)} *${f.split('/').pop()}`);
+      // Both digests of the bytes sent: SHA-256 compared with the server's, MD5 for the .md5 file.
+      const e = sent.find((x) => x.path === f)!;
+      expect([e.sha256, e.md5]).toEqual([await sha256(f), await md5(f)]);
     }
     expect(await md5(join(remote, 'export.zip'))).toBe(await md5(single));
     expect((await filesUnder(remote)).some((f) => f.endsWith('.part'))).toBe(false);
@@ -68,7 +98,14 @@ describe('uploads', () => {
     expect(r.exitCode).toBe(0);
     const sent = parseEvents(r.stdout).filter((e) => e.event === 'sent');
     expect(sent).toHaveLength(3);
-    expect(sent.every((e) => e.alreadyThere === true)).toBe(true);
+    expect(sent.every((e) => e.alreadyThere === true && e.verified === 'sha256')).toBe(true);
+    for (const e of sent) expect(e.sha256).toBe(await sha256(String(e.path)));
+    // The same with MD5 (--verify md5sum): the server's md5sum finds them there too.
+    const m = await send(sftpArgs(sshd, remote, ['--verify', 'md5sum', src]));
+    expect(m.exitCode, String(m.stderr)).toBe(0);
+    const again = parseEvents(m.stdout).filter((e) => e.event === 'sent');
+    expect(again.every((e) => e.alreadyThere === true && e.verified === 'md5sum')).toBe(true);
+    for (const e of again) expect(e.md5).toBe(await md5(String(e.path)));
     const after = await Promise.all((await filesUnder(remote)).map(async (f) => (await stat(f)).mtimeMs));
     expect(after).toEqual(before);
   });
@@ -155,7 +192,7 @@ describe('refusals', () => {
     }
   });
 
-  test('a server that runs no commands (ForceCommand internal-sftp): size check in auto mode; md5sum mode refuses', async () => {
+  test('a server that runs no commands (ForceCommand internal-sftp): size check in auto mode; md5sum and sha256 modes refuse', async () => {
     const sftpOnly = await startSshd({ extraConfig: ['ForceCommand internal-sftp'] });
     try {
       const src = join(tmp.dir, 'src7');
@@ -168,6 +205,9 @@ describe('refusals', () => {
       const strict = await send(sftpArgs(sftpOnly, join(tmp.dir, 'remote7b'), ['--verify', 'md5sum', '--retries', '0', f!]));
       expect(strict.exitCode).toBe(1);
       expect(String(parseEvents(strict.stdout).find((e) => e.event === 'send-failed')!.reason)).toMatch(/does not run md5sum/);
+      const strict256 = await send(sftpArgs(sftpOnly, join(tmp.dir, 'remote7d'), ['--verify', 'sha256', '--retries', '0', f!]));
+      expect(strict256.exitCode).toBe(1);
+      expect(String(parseEvents(strict256.stdout).find((e) => e.event === 'send-failed')!.reason)).toMatch(/does not run openssl dgst -sha256/);
       const back = await send(sftpArgs(sftpOnly, join(tmp.dir, 'remote7c'), ['--verify', 'readback', f!]));
       expect(back.exitCode).toBe(0);
       expect(parseEvents(back.stdout).find((e) => e.event === 'sent')!.verified).toBe('readback');
@@ -195,12 +235,15 @@ describe('files in flight', () => {
     expect(failed[0]!.attempts).toBe(2);
     const sent = events.filter((e) => e.event === 'sent');
     expect(sent).toHaveLength(7);
-    expect(sent.every((e) => e.verified === 'md5sum')).toBe(true);
+    expect(sent.every((e) => e.verified === 'sha256')).toBe(true);
     for (const f of [...files.filter((f) => !f.endsWith('file-3.bin')), big]) {
       const name = f.split('/').pop()!;
       const there = join(remote, 'src8', name);
       expect(await md5(there)).toBe(await md5(f));
-      expect(sent.find((e) => String(e.name).endsWith(`/${name}`))!.md5).toBe(await md5(f));
+      const e = sent.find((x) => String(x.name).endsWith(`/${name}`))!;
+      expect(e.sha256).toBe(await sha256(f));
+      // MD5 is computed only where something needs it (--md5-file, a server with md5sum only).
+      expect(e.md5).toBeUndefined();
     }
     expect((await readdir(join(remote, 'src8'))).sort()).toEqual(
       ['big.bin', 'file-0.bin', 'file-1.bin', 'file-2.bin', 'file-3.bin.part', 'file-4.bin', 'file-5.bin', 'file-6.bin'],
@@ -219,40 +262,99 @@ describe('files in flight', () => {
     for (const f of files) expect(await md5(join(remote, 'src11', f.split('/').pop()!))).toBe(await md5(f));
   });
 
-  test('names with quotes, spaces and backslashes are checked by the batched md5sum', async () => {
+  test('names with quotes, spaces and backslashes are checked by the batched sha256 and md5sum', async () => {
     const src = join(tmp.dir, 'src9');
     await mkdir(src);
     const names = ["it's a file.bin", 'back\\slash.bin', '-dash.bin', 'new\nline.bin'];
     for (const n of names) await writeFile(join(src, n), randomBytes(50_000));
-    const remote = join(tmp.dir, 'remote9');
-    const r = await send(sftpArgs(sshd, remote, [src]));
-    expect(r.exitCode, String(r.stderr)).toBe(0);
-    const sent = parseEvents(r.stdout).filter((e) => e.event === 'sent');
-    expect(sent.map((e) => e.verified)).toEqual(names.map(() => 'md5sum'));
-    for (const n of names) expect(await md5(join(remote, 'src9', n))).toBe(await md5(join(src, n)));
+    for (const verify of ['sha256', 'md5sum']) {
+      const remote = join(tmp.dir, `remote9-${verify}`);
+      const r = await send(sftpArgs(sshd, remote, ['--verify', verify, src]));
+      expect(r.exitCode, String(r.stderr)).toBe(0);
+      const sent = parseEvents(r.stdout).filter((e) => e.event === 'sent');
+      expect(sent.map((e) => e.verified)).toEqual(names.map(() => verify));
+      for (const n of names) expect(await md5(join(remote, 'src9', n))).toBe(await md5(join(src, n)));
+    }
   });
 });
 
-describe('a server without dd', () => {
-  test('a big file is verified by md5sum after its upload instead of during it', async () => {
-    // PATH with sh and md5sum but no dd: the streaming probe fails, the batch md5sum runs.
-    const bin = join(tmp.dir, 'nodd-bin');
-    await mkdir(bin);
-    for (const tool of ['sh', 'md5sum']) {
-      const where = (await execa('sh', ['-c', `command -v ${tool}`])).stdout.trim();
-      await symlink(where, join(bin, tool));
-    }
-    const noDd = await startSshd({ extraConfig: [`SetEnv PATH=${bin}`] });
+describe('servers with fewer tools', () => {
+  test('no openssl and no dd: auto falls back to md5sum, a big file is checked after its upload; sha256 mode refuses', async () => {
+    // PATH with sh and md5sum only: no openssl (auto takes md5sum), no dd (the streaming hash
+    // fails, the batch md5sum runs after the upload).
+    const noOpenssl = await startSshd({ extraConfig: await onlyTools(join(tmp.dir, 'nodd-bin'), ['sh', 'md5sum']) });
     try {
       const src = join(tmp.dir, 'src10');
       await mkdir(src);
       const big = join(src, 'big.bin');
       await writeFile(big, randomBytes(66 * 1024 * 1024));
+      const small = await makeFiles(src, 3, 30_000);
       const remote = join(tmp.dir, 'remote10');
+      const r = await send(sftpArgs(noOpenssl, remote, [src]));
+      expect(r.exitCode, String(r.stderr)).toBe(0);
+      const sent = parseEvents(r.stdout).filter((e) => e.event === 'sent');
+      expect(sent).toHaveLength(4);
+      for (const f of [big, ...small]) {
+        const e = sent.find((x) => x.path === f)!;
+        expect(e.verified).toBe('md5sum');
+        // Uploads that began before the probe answered hashed SHA-256; their MD5 was read after.
+        expect(e.md5).toBe(await md5(f));
+        expect(await md5(join(remote, 'src10', f.split('/').pop()!))).toBe(await md5(f));
+      }
+      const strict = await send(sftpArgs(noOpenssl, join(tmp.dir, 'remote10b'), ['--verify', 'sha256', '--retries', '0', small[0]!]));
+      expect(strict.exitCode).toBe(1);
+      expect(String(parseEvents(strict.stdout).find((e) => e.event === 'send-failed')!.reason)).toMatch(/does not run openssl dgst -sha256/);
+    } finally {
+      await noOpenssl.stop();
+    }
+  }, 60_000);
+
+  test('a byte changed on the server before its check: sha256 verification fails, retried, nothing published', async () => {
+    // The server's `openssl` first changes the first byte of every file it is asked to hash
+    // (a disk that corrupts what it was given), then hashes honestly.
+    const bin = join(tmp.dir, 'corrupt-bin');
+    const extra = await onlyTools(bin, ['sh']);
+    const dd = (await execa('sh', ['-c', 'command -v dd'])).stdout.trim();
+    const openssl = (await execa('sh', ['-c', 'command -v openssl'])).stdout.trim();
+    await writeFile(
+      join(bin, 'openssl'),
+      `#!/bin/sh\nfor a in "$@"; do if [ -f "$a" ] && [ -s "$a" ]; then printf '\\377' | ${dd} of="$a" bs=1 count=1 conv=notrunc 2>/dev/null; fi; done\nexec ${openssl} "$@"\n`,
+      { mode: 0o755 },
+    );
+    const corrupting = await startSshd({ extraConfig: extra });
+    try {
+      const src = join(tmp.dir, 'src13');
+      await mkdir(src);
+      const f = join(src, 'scan.zip');
+      await writeFile(f, Buffer.concat([Buffer.from([0]), randomBytes(200_000)]));
+      const remote = join(tmp.dir, 'remote13');
+      const r = await send(sftpArgs(corrupting, remote, ['--retries', '1', '--retry-delay', '50ms', f]));
+      expect(r.exitCode).toBe(1);
+      const events = parseEvents(r.stdout);
+      expect(events.filter((e) => e.event === 'sent')).toHaveLength(0);
+      const failed = events.find((e) => e.event === 'send-failed')!;
+      expect(failed.attempts).toBe(2);
+      expect(String(failed.reason)).toMatch(new RegExp(`verification failed: sha256 on the server [0-9a-f]{64} != local ${await sha256(f)}`));
+      // Neither the final name nor a .part is left.
+      expect(await readdir(remote)).toEqual([]);
+    } finally {
+      await corrupting.stop();
+    }
+  }, 60_000);
+
+  test('openssl but no dd: a big file is verified by the batch sha256 after its upload', async () => {
+    const noDd = await startSshd({ extraConfig: await onlyTools(join(tmp.dir, 'nodd2-bin'), ['sh', 'openssl']) });
+    try {
+      const src = join(tmp.dir, 'src12');
+      await mkdir(src);
+      const big = join(src, 'big.bin');
+      await writeFile(big, randomBytes(66 * 1024 * 1024));
+      const remote = join(tmp.dir, 'remote12');
       const r = await send(sftpArgs(noDd, remote, [big]));
       expect(r.exitCode, String(r.stderr)).toBe(0);
-      expect(parseEvents(r.stdout).find((e) => e.event === 'sent')!.verified).toBe('md5sum');
-      expect(await md5(join(remote, 'big.bin'))).toBe(await md5(big));
+      const e = parseEvents(r.stdout).find((x) => x.event === 'sent')!;
+      expect([e.verified, e.sha256]).toEqual(['sha256', await sha256(big)]);
+      expect(await sha256(join(remote, 'big.bin'))).toBe(await sha256(big));
     } finally {
       await noDd.stop();
     }
@@ -271,75 +373,87 @@ describe('upload pieces against the real sshd', () => {
     await client?.end();
   });
 
-  test('the md5 of the sent bytes comes from the same read; the server file is byte-identical', async () => {
+  test('the digests of the sent bytes come from the same read; the server file is byte-identical', async () => {
     const local = join(tmp.dir, 'up1.bin');
     await writeFile(local, randomBytes(5 * 1024 * 1024 + 12345));
+    const size = (await stat(local)).size;
     const hasher = hasherFor(sftp);
     const remote = join(tmp.dir, 'up1.remote');
     const acked: number[] = [];
-    const sum = await uploadFile(sftp, hasher, local, remote, { size: (await stat(local)).size, window: 2 * 1024 * 1024, onAcked: (n) => acked.push(n) });
-    await hasher.close();
-    expect(sum).toBe(await md5(local));
-    expect(await md5(remote)).toBe(sum);
-    expect(acked.at(-1)).toBe((await stat(local)).size);
+    const sums = await uploadFile(sftp, hasher, local, remote, { size, algs: ['sha256', 'md5'], window: 2 * 1024 * 1024, onAcked: (n) => acked.push(n) });
+    expect(sums).toEqual({ sha256: await sha256(local), md5: await md5(local) });
+    expect(await sha256(remote)).toBe(sums.sha256);
+    expect(acked.at(-1)).toBe(size);
     expect(acked.every((n, i) => i === 0 || n > acked[i - 1]!)).toBe(true);
+    // No digest asked for (--verify size): nothing hashed, the same bytes arrive.
+    const plain = join(tmp.dir, 'up1b.remote');
+    expect(await uploadFile(sftp, hasher, local, plain, { size, algs: [] })).toEqual({});
+    expect(await sha256(plain)).toBe(sums.sha256);
+    await hasher.close();
   });
 
   test('a local file that shrinks during the upload fails the upload', async () => {
     const local = join(tmp.dir, 'up2.bin');
     await writeFile(local, randomBytes(1024 * 1024));
     const hasher = hasherFor(sftp);
-    await expect(uploadFile(sftp, hasher, local, join(tmp.dir, 'up2.remote'), { size: 3 * 1024 * 1024 })).rejects.toThrow(/shrank/);
+    await expect(uploadFile(sftp, hasher, local, join(tmp.dir, 'up2.remote'), { size: 3 * 1024 * 1024, algs: ['sha256'] })).rejects.toThrow(/shrank/);
     await hasher.close();
   });
 
-  test('the md5sum channel answers batch after batch; a missing file or a name it cannot carry has no sum', async () => {
-    const dir = join(tmp.dir, 'svc');
+  test.each(['sha256', 'md5'] as HashAlg[])('the %s channel answers batch after batch; a missing file or a name it cannot carry has no sum', async (alg) => {
+    const dir = join(tmp.dir, `svc-${alg}`);
     await mkdir(dir);
     const a = join(dir, 'a b.bin');
-    const b = join(dir, '--fiona-md5--');
+    const b = join(dir, '--fiona-sums--');
     await writeFile(a, randomBytes(1000));
     await writeFile(b, randomBytes(2000));
-    const service = (await RemoteMd5Service.open(sshOf(client)!))!;
+    const service = (await RemoteHashService.open(sshOf(client)!, alg))!;
     const first = await service.hash([a, join(dir, 'missing'), b], 10_000);
-    expect(first).toEqual([await md5(a), undefined, await md5(b)]);
+    expect(first).toEqual([await digestOf(alg, a), undefined, await digestOf(alg, b)]);
     const second = await service.hash([b, join(dir, 'back\\slash'), a], 10_000);
-    expect(second).toEqual([await md5(b), undefined, await md5(a)]);
+    expect(second).toEqual([await digestOf(alg, b), undefined, await digestOf(alg, a)]);
     service.close();
     expect(await service.hash([a], 1000)).toBeUndefined();
   });
 
-  test('the hasher gives the md5 of its blocks in order, with its worker or in-process', async () => {
+  test('the hasher gives the digests of its blocks in order, with its worker or in-process; none when none is asked for', async () => {
     const data = randomBytes(10 * 1000 + 7);
-    const want = createHash('md5').update(data).digest('hex');
+    const want = { md5: createHash('md5').update(data).digest('hex'), sha256: createHash('sha256').update(data).digest('hex') };
     for (const broken of [false, true]) {
       const h = new BlockHasher(1000, 3);
       if (broken) await h.close(); // no worker: in-process
-      const id = h.begin();
+      const both = h.begin(['sha256', 'md5']);
+      const one = h.begin(['sha256']);
+      const none = h.begin([]);
       for (let off = 0; off < data.length; off += 1000) {
-        const b = await h.acquire();
-        const n = data.copy(b.buf, 0, off, Math.min(off + 1000, data.length));
-        h.update(id, b, n);
+        for (const id of [both, one, none]) {
+          const b = await h.acquire();
+          const n = data.copy(b.buf, 0, off, Math.min(off + 1000, data.length));
+          h.update(id, b, n);
+        }
       }
-      expect(await h.digest(id)).toBe(want);
+      expect(await h.digest(both)).toEqual(want);
+      expect(await h.digest(one)).toEqual({ sha256: want.sha256 });
+      expect(await h.digest(none)).toEqual({});
       await h.close();
     }
   });
 
-  test('the md5sum that runs during the upload sees a byte changed on the server in a segment it has not read yet', async () => {
+  test.each(['sha256', 'md5'] as HashAlg[])('the %s that runs during the upload sees a byte changed on the server in a segment it has not read yet', async (alg) => {
     const ssh = sshOf(client)!;
-    expect(await probeStreamMd5(ssh)).toBe(true);
+    expect(await probeStreamHash(ssh, alg)).toBe(true);
     const MiB = 1024 * 1024;
-    const local = join(tmp.dir, 'up3.bin');
+    const local = join(tmp.dir, `up3-${alg}.bin`);
     await writeFile(local, randomBytes(6 * MiB + 999));
     const size = (await stat(local)).size;
     for (const corrupt of [false, true]) {
-      const remote = join(tmp.dir, `up3-${corrupt}.remote`);
+      const remote = join(tmp.dir, `up3-${alg}-${corrupt}.remote`);
       const hasher = hasherFor(sftp);
-      const stream = (await RemoteStreamMd5.start(ssh, remote, 2 * MiB))!;
+      const stream = (await RemoteStreamHash.start(ssh, alg, remote, 2 * MiB))!;
       let done = false;
-      const sent = await uploadFile(sftp, hasher, local, remote, {
+      const sums = await uploadFile(sftp, hasher, local, remote, {
         size,
+        algs: [alg],
         window: MiB,
         onAcked: (n) => {
           // Before the server is asked for the first segment, flip one byte in it (in place, now).
@@ -357,9 +471,12 @@ describe('upload pieces against the real sshd', () => {
       });
       const there = await stream.finish(30_000);
       await hasher.close();
-      expect(sent).toBe(await md5(local));
+      const sent = sums[alg];
+      expect(sent).toBe(await digestOf(alg, local));
       if (corrupt) expect(there).not.toBe(sent);
       else expect(there).toBe(sent);
+      // The server's digest of what it holds, computed by the same command afterwards, is what the stream said.
+      expect(there).toBe(await digestOf(alg, remote));
       await rm(remote, { force: true });
     }
   });

@@ -1,25 +1,34 @@
 /**
- * Local MD5 of files that are not being uploaded: those the already-there check compares
- * with a copy on the server (an upload hashes the bytes it sends itself, see sftp-hash.ts).
- * Files are hashed by `md5sum` child processes, a few dozen per process, in the order they
- * were asked for, so the event loop that runs the SSH crypto stays free. Where `md5sum` is
- * missing, or a name would need md5sum's escaping, the file is hashed in-process.
+ * Local checksums of files that are not being uploaded: those the already-there check
+ * compares with a copy on the server, and, when the server turned out to have only md5sum,
+ * the MD5 of a file whose upload began before that answer (an upload hashes the bytes it
+ * sends itself, see sftp-hash.ts). Files are hashed by child processes (`md5sum -b`, or
+ * `openssl dgst -sha256 -r`), a few dozen per process, in the order they were asked for, so
+ * the event loop that runs the SSH crypto stays free. Where the command is missing, or a
+ * name would need escaping, the file is hashed in-process.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { execa } from 'execa';
+import { sumLine, type HashAlg } from './checksum.js';
 
 const PER_CHILD = 32;
 
-export async function md5InProcess(path: string): Promise<string> {
-  const h = createHash('md5');
+/** The local command per digest: both print `<hex> *<path>` for a plain path. */
+const COMMAND: Record<HashAlg, [string, string[]]> = {
+  md5: ['md5sum', ['-b', '--']],
+  sha256: ['openssl', ['dgst', '-sha256', '-r', '--']],
+};
+
+export async function hashInProcess(alg: HashAlg, path: string): Promise<string> {
+  const h = createHash(alg);
   for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) h.update(chunk as Buffer);
   return h.digest('hex');
 }
 
 interface Pending {
   path: string;
-  resolve: (md5: string) => void;
+  resolve: (digest: string) => void;
   reject: (err: Error) => void;
 }
 
@@ -28,7 +37,9 @@ export class LocalHasher {
   private running = false;
   private childWorks = true;
 
-  /** The md5 of a file (hex); requests are served in order. */
+  constructor(readonly alg: HashAlg) {}
+
+  /** The digest of a file (hex); requests are served in order. */
   hash(path: string): Promise<string> {
     return new Promise((resolve, reject) => {
       this.queue.push({ path, resolve, reject });
@@ -38,6 +49,8 @@ export class LocalHasher {
 
   private async drain(): Promise<void> {
     this.running = true;
+    const [cmd, args] = COMMAND[this.alg];
+    const line = sumLine(this.alg);
     try {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0, PER_CHILD);
@@ -45,11 +58,11 @@ export class LocalHasher {
         const done = new Set<Pending>();
         if (this.childWorks && simple.length > 0) {
           try {
-            const r = await execa('md5sum', ['-b', '--', ...simple.map((p) => p.path)], { reject: false, stripFinalNewline: true });
+            const r = await execa(cmd, [...args, ...simple.map((p) => p.path)], { reject: false, stripFinalNewline: true });
             const lines = String(r.stdout).split('\n');
             if (r.exitCode === 0 && lines.length === simple.length) {
               simple.forEach((p, i) => {
-                const m = /^([0-9a-f]{32}) \*(.*)$/.exec(lines[i]!);
+                const m = line.exec(lines[i]!);
                 if (m && m[2] === p.path) {
                   p.resolve(m[1]!);
                   done.add(p);
@@ -57,13 +70,13 @@ export class LocalHasher {
               });
             }
           } catch {
-            this.childWorks = false; // no md5sum on this machine
+            this.childWorks = false; // no such command on this machine
           }
         }
         for (const p of batch) {
           if (done.has(p)) continue;
           try {
-            p.resolve(await md5InProcess(p.path));
+            p.resolve(await hashInProcess(this.alg, p.path));
           } catch (err) {
             p.reject(err as Error);
           }

@@ -1,8 +1,9 @@
 /**
- * Commands on the SFTP server over exec channels of the same SSH connection (md5sum of the
- * uploaded files). Every command string is built from fixed text, numbers and paths passed
- * through shellQuote: nothing from a file's contents or header reaches the shell.
+ * Commands on the SFTP server over exec channels of the same SSH connection (checksums of
+ * the uploaded files). Every command string is built from fixed text, numbers and paths
+ * passed through shellQuote: nothing from a file's contents or header reaches the shell.
  */
+import { remoteHashCommand, sumLine, HEX_LEN, type HashAlg } from './checksum.js';
 
 /** Quote for a POSIX shell (the server runs exec commands through the user's shell). */
 export function shellQuote(s: string): string {
@@ -75,42 +76,44 @@ export function execText(ssh: SshExec | undefined, command: string, timeoutMs: n
   });
 }
 
-/** Names md5sum prints escaped (a leading backslash): those are hashed one by one instead. */
+/** Names md5sum (and OpenSSL 3) print escaped (a leading backslash): those are hashed one by one instead. */
 export const ESCAPED = /[\\\n\r]/;
-/** Ends the plain md5sum lines of an answer (md5sumCommand, and each answer of RemoteMd5Service). */
-export const MD5_MARK = '--fiona-md5--';
-/** md5 of no bytes: what a probe over /dev/null answers. */
-export const EMPTY_MD5 = 'd41d8cd98f00b204e9800998ecf8427e';
+/** Ends the plain checksum lines of an answer (hashCommand, and each answer of RemoteHashService). */
+export const SUMS_MARK = '--fiona-sums--';
 
 /**
- * One command that hashes many files: a single `md5sum -- p1 p2 ...` (one process, not one
- * per file) whose lines are matched by name; names md5sum would escape go through
- * `md5sum < p`, one line each, after a mark. A file md5sum cannot read has no line.
+ * One command that hashes many files: a single `md5sum -- p1 p2 ...` (or `openssl dgst
+ * -sha256 -r -- ...`: one process, not one per file) whose lines are matched by name; names
+ * that may be printed escaped go through `<cmd> < p`, one line each, after a mark. A file the
+ * command cannot read has no line.
  */
-export function md5sumCommand(paths: string[]): string {
+export function hashCommand(alg: HashAlg, paths: string[]): string {
+  const cmd = remoteHashCommand(alg);
   const plain = paths.filter((p) => !ESCAPED.test(p));
   const odd = paths.filter((p) => ESCAPED.test(p));
   const parts: string[] = [];
-  if (plain.length > 0) parts.push(`md5sum -- ${plain.map(shellQuote).join(' ')} 2>/dev/null`);
-  parts.push(`echo ${MD5_MARK}`);
-  for (const p of odd) parts.push(`md5sum < ${shellQuote(p)} 2>/dev/null || echo FAILED`);
+  if (plain.length > 0) parts.push(`${cmd} -- ${plain.map(shellQuote).join(' ')} 2>/dev/null`);
+  parts.push(`echo ${SUMS_MARK}`);
+  for (const p of odd) parts.push(`${cmd} < ${shellQuote(p)} 2>/dev/null || echo FAILED`);
   return parts.join('; ');
 }
 
-/** The md5 of each path from md5sumCommand's output, in order; undefined where there is none. */
-export function parseMd5sum(text: string, paths: string[]): Array<string | undefined> {
+/** The digest of each path from hashCommand's output, in order; undefined where there is none. */
+export function parseSums(alg: HashAlg, text: string, paths: string[]): Array<string | undefined> {
   const lines = text.split('\n');
-  const mark = lines.indexOf(MD5_MARK);
+  const mark = lines.indexOf(SUMS_MARK);
   if (mark < 0) return paths.map(() => undefined);
+  const line = sumLine(alg);
   const byName = new Map<string, string>();
-  for (const line of lines.slice(0, mark)) {
-    const m = /^([0-9a-f]{32}) [ *](.*)$/.exec(line);
+  for (const l of lines.slice(0, mark)) {
+    const m = line.exec(l);
     if (m) byName.set(m[2]!, m[1]!);
   }
   const oddLines = lines.slice(mark + 1);
+  const first = new RegExp(`^([0-9a-f]{${HEX_LEN[alg]}})\\b`);
   let k = 0;
   return paths.map((p) => {
     if (!ESCAPED.test(p)) return byName.get(p);
-    return /^([0-9a-f]{32})\b/.exec(oddLines[k++] ?? '')?.[1];
+    return first.exec(oddLines[k++] ?? '')?.[1];
   });
 }

@@ -1,41 +1,56 @@
 /**
- * MD5 of the blocks an upload reads, computed in a worker thread on the same memory: the
- * blocks live in one SharedArrayBuffer, the upload reads a block into it, hands the block
- * to ssh2 (which copies it into its packets at once) and to the worker, and the block is
- * free again when the worker has hashed it. The file is read once, and the hashing (about
- * 1.5 s of CPU per GB) runs beside the SSH encryption instead of on the same thread.
+ * Checksums (SHA-256, MD5, or both) of the blocks an upload reads, computed in a worker
+ * thread on the same memory: the blocks live in one SharedArrayBuffer, the upload reads a
+ * block into it, hands the block to ssh2 (which copies it into its packets at once) and to
+ * the worker, and the block is free again when the worker has hashed it. The file is read
+ * once, and the hashing (SHA-256 ~0.55 s of CPU per GB with SHA instructions, MD5 ~1.4 s)
+ * runs beside the SSH encryption instead of on the same thread. A stream that needs no
+ * checksum (`--verify size`) gives its blocks back at once.
  *
  * Where a worker cannot start (or dies), hashing goes on in-process: slower, same result.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
+import type { HashAlg } from './checksum.js';
+
+/** The digests of one stream, hex, by algorithm. */
+export type Digests = Partial<Record<HashAlg, string>>;
 
 export interface Block {
   index: number;
   buf: Buffer;
 }
 
-/** Runs in the worker (eval'd, CommonJS): per stream one Hash, blocks in message order. */
+/**
+ * Runs in the worker (eval'd, CommonJS): per stream one Hash per algorithm (named by the
+ * first block's message), blocks in message order.
+ */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const mem = Buffer.from(workerData.sab);
 const blockLen = workerData.blockLen;
 const hashes = new Map();
+const start = (m) => {
+  let s = hashes.get(m.id);
+  if (!s) { s = m.a.map((a) => [a, createHash(a)]); hashes.set(m.id, s); }
+  return s;
+};
 parentPort.on('message', (m) => {
   if (m.t === 'u') {
-    let h = hashes.get(m.id);
-    if (!h) { h = createHash('md5'); hashes.set(m.id, h); }
-    h.update(mem.subarray(m.b * blockLen, m.b * blockLen + m.n));
+    const data = mem.subarray(m.b * blockLen, m.b * blockLen + m.n);
+    for (const [, h] of start(m)) h.update(data);
     parentPort.postMessage({ t: 'r', b: m.b });
   } else if (m.t === 'd') {
-    const h = hashes.get(m.id) ?? createHash('md5');
+    const s = start(m);
     hashes.delete(m.id);
-    parentPort.postMessage({ t: 'h', id: m.id, md5: h.digest('hex') });
+    const d = {};
+    for (const [a, h] of s) d[a] = h.digest('hex');
+    parentPort.postMessage({ t: 'h', id: m.id, d });
   }
 });`;
 
-type Msg = { t: 'r'; b: number } | { t: 'h'; id: number; md5: string };
+type Msg = { t: 'r'; b: number } | { t: 'h'; id: number; d: Digests };
 
 export class BlockHasher {
   readonly blockLen: number;
@@ -48,9 +63,11 @@ export class BlockHasher {
   private readonly atWorker = new Set<number>();
   /** Streams fed to the worker: their state is lost if it dies. */
   private readonly workerIds = new Set<number>();
-  private readonly digests = new Map<number, { resolve: (md5: string) => void; reject: (e: Error) => void }>();
+  private readonly digests = new Map<number, { resolve: (d: Digests) => void; reject: (e: Error) => void }>();
+  /** The algorithms of each open stream. */
+  private readonly algs = new Map<number, HashAlg[]>();
   /** In-process hashes (no worker). */
-  private readonly local = new Map<number, Hash>();
+  private readonly local = new Map<number, Array<[HashAlg, Hash]>>();
 
   constructor(blockLen: number, count: number) {
     this.blockLen = blockLen;
@@ -83,43 +100,53 @@ export class BlockHasher {
     else this.free.push(block.index);
   }
 
-  /** A new hash; feed it with update() in order, end it with digest(). */
-  begin(): number {
-    return this.nextId++;
+  /**
+   * A new stream computing `algs` (none: its blocks are only passed through); feed it with
+   * update() in order, end it with digest().
+   */
+  begin(algs: readonly HashAlg[]): number {
+    const id = this.nextId++;
+    this.algs.set(id, [...new Set(algs)]);
+    return id;
   }
 
   /** Hash the first `len` bytes of `block` into stream `id`; the block is released after. */
   update(id: number, block: Block, len: number): void {
-    if (this.workerIds.has(id) && !this.worker) {
-      this.release(block); // its earlier blocks died with the worker: digest() fails
+    const algs = this.algs.get(id) ?? [];
+    if (algs.length === 0 || (this.workerIds.has(id) && !this.worker)) {
+      this.release(block); // nothing to compute, or its earlier blocks died with the worker: digest() fails
       return;
     }
     if (!this.worker) {
-      let h = this.local.get(id);
-      if (!h) this.local.set(id, (h = createHash('md5')));
-      h.update(block.buf.subarray(0, len));
+      let hs = this.local.get(id);
+      if (!hs) this.local.set(id, (hs = algs.map((a) => [a, createHash(a)])));
+      const data = block.buf.subarray(0, len);
+      for (const [, h] of hs) h.update(data);
       this.release(block);
       return;
     }
     this.workerIds.add(id);
     this.atWorker.add(block.index);
     this.owedChanged();
-    this.worker.postMessage({ t: 'u', id, b: block.index, n: len });
+    this.worker.postMessage({ t: 'u', id, a: algs, b: block.index, n: len });
   }
 
-  digest(id: number): Promise<string> {
+  /** The stream's digests (only the algorithms it was begun with). */
+  digest(id: number): Promise<Digests> {
+    const algs = this.algs.get(id) ?? [];
+    this.algs.delete(id);
     if (!this.workerIds.has(id)) {
-      const h = this.local.get(id) ?? createHash('md5');
+      const hs = this.local.get(id) ?? algs.map((a): [HashAlg, Hash] => [a, createHash(a)]);
       this.local.delete(id);
-      return Promise.resolve(h.digest('hex'));
+      return Promise.resolve(Object.fromEntries(hs.map(([a, h]) => [a, h.digest('hex')])) as Digests);
     }
     this.workerIds.delete(id);
-    if (!this.worker) return Promise.reject(new Error('local md5 failed: the hashing thread ended'));
+    if (!this.worker) return Promise.reject(new Error('local checksum failed: the hashing thread ended'));
     const w = this.worker;
     return new Promise((resolve, reject) => {
       this.digests.set(id, { resolve, reject });
       this.owedChanged();
-      w.postMessage({ t: 'd', id });
+      w.postMessage({ t: 'd', id, a: algs });
     });
   }
 
@@ -127,6 +154,7 @@ export class BlockHasher {
   drop(id: number): void {
     this.local.delete(id);
     if (this.workerIds.has(id)) void this.digest(id).catch(() => undefined);
+    else this.algs.delete(id);
   }
 
   async close(): Promise<void> {
@@ -147,7 +175,7 @@ export class BlockHasher {
     } else {
       const d = this.digests.get(m.id);
       this.digests.delete(m.id);
-      d?.resolve(m.md5);
+      d?.resolve(m.d);
     }
     this.owedChanged();
   }
@@ -159,7 +187,7 @@ export class BlockHasher {
   private fail(w: Worker, err: Error): void {
     if (this.worker !== w) return;
     this.worker = undefined;
-    for (const d of this.digests.values()) d.reject(new Error(`local md5 failed: ${err.message}`));
+    for (const d of this.digests.values()) d.reject(new Error(`local checksum failed: ${err.message}`));
     this.digests.clear();
     const held = [...this.atWorker];
     this.atWorker.clear();

@@ -1,9 +1,10 @@
 /**
  * One file up over SFTP, read once: the local file is read in big blocks, each block is
- * hashed (MD5) and cut into WRITE requests of the server's largest write size, and many
- * requests stay in flight (they are answered in order by id). The caller learns how far the
- * server has acknowledged the file without a gap (`onAcked`), so it can check the first
- * part on the server while the rest is still on its way (see sftp-stream-md5.ts).
+ * hashed (SHA-256 and/or MD5, as the caller asks) and cut into WRITE requests of the
+ * server's largest write size, and many requests stay in flight (they are answered in order
+ * by id). The caller learns how far the server has acknowledged the file without a gap
+ * (`onAcked`), so it can check the first part on the server while the rest is still on its
+ * way (see sftp-stream-hash.ts).
  *
  * Why not ssh2's fastPut: it reads 256 KiB at a time (a thread-pool round trip per chunk),
  * splits every 256 KiB request into 255 KiB + 1 KiB because OpenSSH allows at most 261,120
@@ -12,11 +13,14 @@
 import { open } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import type { SFTPWrapper } from 'ssh2';
-import { BlockHasher, type Block } from './sftp-hash.js';
+import type { HashAlg } from './checksum.js';
+import { BlockHasher, type Block, type Digests } from './sftp-hash.js';
 
 export interface UploadOptions {
   /** Bytes to send (the size the local file had when it was looked at). */
   size: number;
+  /** Checksums of the bytes sent to compute on the way (none: nothing is hashed). */
+  algs: readonly HashAlg[];
   /** Called with the length of the prefix the server has acknowledged, each time it grows. */
   onAcked?: (bytes: number) => void;
   /** Unacknowledged bytes allowed in flight for this file (default 16 MiB). */
@@ -150,10 +154,11 @@ function closeRemote(sftp: SFTPWrapper, handle: Buffer): Promise<void> {
 }
 
 /**
- * Upload `local` to `remote` (created or truncated); resolves with the MD5 of the bytes sent.
- * `hasher` comes from hasherFor() on this session (its blocks are the unit of reading).
+ * Upload `local` to `remote` (created or truncated); resolves with the digests (opts.algs) of
+ * the bytes sent. `hasher` comes from hasherFor() on this session (its blocks are the unit
+ * of reading).
  */
-export async function uploadFile(sftp: SFTPWrapper, hasher: BlockHasher, local: string, remote: string, opts: UploadOptions): Promise<string> {
+export async function uploadFile(sftp: SFTPWrapper, hasher: BlockHasher, local: string, remote: string, opts: UploadOptions): Promise<Digests> {
   const { size } = opts;
   const writeLen = maxWriteOf(sftp);
   const blockLen = hasher.blockLen;
@@ -161,7 +166,7 @@ export async function uploadFile(sftp: SFTPWrapper, hasher: BlockHasher, local: 
   const window = Math.max(blockLen, opts.window ?? DEFAULT_WINDOW);
   const budget = opts.budget;
   const sock = socketOf(sftp);
-  const md5 = hasher.begin();
+  const sums = hasher.begin(opts.algs);
   let digested = false;
   const fh = await open(local, 'r');
   let handle: Buffer | undefined;
@@ -236,7 +241,7 @@ export async function uploadFile(sftp: SFTPWrapper, hasher: BlockHasher, local: 
               }
               sock?.uncork();
               // The hasher releases the block once it has read it.
-              hasher.update(md5, block, len);
+              hasher.update(sums, block, len);
               readPos = at + len;
               pump();
             },
@@ -256,9 +261,9 @@ export async function uploadFile(sftp: SFTPWrapper, hasher: BlockHasher, local: 
     handle = undefined;
     await closeRemote(sftp, h);
     digested = true;
-    return await hasher.digest(md5);
+    return await hasher.digest(sums);
   } finally {
-    if (!digested) hasher.drop(md5);
+    if (!digested) hasher.drop(sums);
     await fh.close().catch(() => undefined);
     // After a failure: close the remote handle where the connection still allows it.
     if (handle) await closeRemote(sftp, handle).catch(() => undefined);

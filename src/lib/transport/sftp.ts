@@ -4,21 +4,26 @@
  * A name without `.part` on the server is therefore always a whole, verified file.
  *
  * Verification (`verify`):
- *   md5sum    run `md5sum` on the server over the session (an exec channel) and compare
+ *   sha256    run `openssl dgst -sha256 -r` on the server over the session (an exec channel)
+ *             and compare with the SHA-256 of the bytes sent
+ *   md5sum    the same with `md5sum` and MD5 (servers without openssl)
  *   size      the remote size only (servers that allow no exec, e.g. ForceCommand internal-sftp)
  *   readback  download the .part again and hash it (slow, needs nothing from the server)
- *   auto      md5sum when the server runs it (probed once per connection), else size
- * With `md5File`, a `<name>.md5` in md5sum format is written beside each file, so the far
- * side can check too (`md5sum -c`).
+ *   auto      sha256 when the server runs openssl, else md5sum when it runs that (probed once
+ *             per connection), else size
+ * SHA-256 costs about a third of MD5 on both ends where OpenSSL has the CPU's SHA instructions
+ * (see checksum.ts). With `md5File`, a `<name>.md5` in md5sum format is written beside each
+ * file, so the far side can check too (`md5sum -c`): MD5 is computed only then, or when the
+ * server has nothing but md5sum.
  *
  * Idempotent re-runs: before uploading, a file already present under its final name with
- * the same size and (when md5sum runs) the same checksum is not sent again.
+ * the same size and (when the server hashes) the same checksum is not sent again.
  *
- * Each file is read once (sftp-upload.ts): the same blocks are hashed and sent, so the MD5
- * compared is the MD5 of the bytes that went up. A file larger than one segment (64 MiB) is
- * hashed on the server while it arrives (sftp-stream-md5.ts), so verification after the
+ * Each file is read once (sftp-upload.ts): the same blocks are hashed and sent, so the digest
+ * compared is that of the bytes that went up. A file larger than one segment (64 MiB) is
+ * hashed on the server while it arrives (sftp-stream-hash.ts), so verification after the
  * upload only waits for the last segment; smaller files are checked in batches, one
- * md5sum exec per batch, while the next files go up.
+ * hashing process per batch, while the next files go up.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -27,16 +32,24 @@ import { posix } from 'node:path';
 import type { SFTPWrapper } from 'ssh2';
 import SftpClient from 'ssh2-sftp-client';
 import type { SftpDestination } from './destination.js';
+import { EMPTY_DIGEST, remoteHashCommand, stdinSum, verificationName, type HashAlg } from './checksum.js';
 import { LocalHasher } from './md5.js';
-import { EMPTY_MD5, execText, md5sumCommand, parseMd5sum, sshOf } from './sftp-exec.js';
-import { RemoteMd5Service } from './sftp-md5-service.js';
-import { RemoteStreamMd5, SEGMENT } from './sftp-stream-md5.js';
-import type { BlockHasher } from './sftp-hash.js';
+import { execText, hashCommand, parseSums, sshOf } from './sftp-exec.js';
+import { RemoteHashService } from './sftp-hash-service.js';
+import { RemoteStreamHash, SEGMENT } from './sftp-stream-hash.js';
+import type { BlockHasher, Digests } from './sftp-hash.js';
 import { blockLenOf, corkWhileReading, hasherFor, InFlightBudget, uploadFile } from './sftp-upload.js';
 import { checkHostKey, hostKeyAlgorithms, knownKeysFor, readKnownHosts, type KnownKey } from './known-hosts.js';
 import type { AttemptResult, SendFile, Transport } from './types.js';
 
-export type VerifyMode = 'auto' | 'md5sum' | 'size' | 'readback';
+export type VerifyMode = 'auto' | 'sha256' | 'md5sum' | 'size' | 'readback';
+/** The check a connection uses (what the `sent` event's `verified` says). */
+export type Verification = 'sha256' | 'md5sum' | 'size' | 'readback';
+
+/** The digest the server computes for a verification (undefined: the server hashes nothing). */
+function remoteAlgOf(v: Verification): HashAlg | undefined {
+  return v === 'sha256' ? 'sha256' : v === 'md5sum' ? 'md5' : undefined;
+}
 
 export interface SftpTransportOptions {
   /** Private key file (OpenSSH or PEM format). */
@@ -53,12 +66,12 @@ export interface SftpTransportOptions {
   connectMs?: number;
 }
 
-/** Files per md5sum exec on the server. */
-const MD5_BATCH = 64;
+/** Files per hashing process on the server. */
+const SUM_BATCH = 64;
 /**
- * md5sum channels that run during uploads, per connection. OpenSSH allows 10 sessions per
- * connection (MaxSessions): the SFTP session and the batch md5sum need one each; a big file
- * beyond this many is checked by the batch md5sum after its upload instead.
+ * Hashing channels that run during uploads, per connection. OpenSSH allows 10 sessions per
+ * connection (MaxSessions): the SFTP session and the batch service need one each; a big file
+ * beyond this many is checked by the batch service after its upload instead.
  */
 const MAX_STREAMS = 4;
 /** Longest a verified-ready .part waits for its batch to fill. */
@@ -67,16 +80,16 @@ const BATCH_WAIT_MS = 2_000;
 interface LocalFacts {
   size: number;
   /** Hashed on demand (the already-there check); an upload hashes what it sends itself. */
-  md5?: Promise<string>;
+  sums: Partial<Record<HashAlg, Promise<string>>>;
 }
 
 /** A .part that is up, waiting for its check and rename. */
 interface Uploaded {
   file: SendFile;
-  /** MD5 of the bytes sent. */
-  md5: string;
-  /** The server's MD5 of the .part, computed during the upload (undefined: not available). */
-  remoteMd5?: Promise<string | undefined>;
+  /** Digests of the bytes sent. */
+  sums: Digests;
+  /** The server's digest of the .part, computed during the upload (undefined: not available). */
+  remoteSum?: Promise<string | undefined>;
 }
 
 class ConnectionLost extends Error {}
@@ -92,19 +105,22 @@ export class SftpTransport implements Transport {
   readonly url: string;
   private client?: SftpClient;
   private lost?: string;
-  /** Whether the server runs md5sum over an exec channel, probed once per connection. */
-  private md5sum: Promise<boolean> = Promise.resolve(false);
-  /** Set when a streaming md5 (sh, dd, md5sum) failed on this connection: its later big files go to the batch md5sum. */
+  /** The digest the server computes over an exec channel (none: undefined), probed once per connection. */
+  private remoteAlg: Promise<HashAlg | undefined> = Promise.resolve(undefined);
+  /** The probe's answer once it is in (null: none; undefined: not yet). */
+  private probed: HashAlg | null | undefined;
+  /** Set when a streaming hash (sh, dd, the command) failed on this connection: its later big files go to the batch service. */
   private streamBroken = false;
-  /** The md5sum channel of the current connection (batches of files, one login shell). */
-  private md5ServiceP?: Promise<RemoteMd5Service | undefined>;
-  /** Streaming md5sum channels open on the current connection. */
+  /** The hashing channel of the current connection (batches of files, one login shell). */
+  private serviceP?: Promise<RemoteHashService | undefined>;
+  private serviceAlg?: HashAlg;
+  /** Streaming hash channels open on the current connection. */
   private streamSlots = { open: 0 };
   /** Unacknowledged upload bytes on the current connection, all files together. */
   private budget = new InFlightBudget();
   private readonly dirsMade = new Map<string, Promise<void>>();
   private readonly facts = new Map<string, LocalFacts>();
-  private readonly hasher = new LocalHasher();
+  private readonly hashers = new Map<HashAlg, LocalHasher>();
   /** Reads, hashes and hands the uploads' blocks to ssh2 (a worker thread hashes). */
   private blocks?: BlockHasher;
   private readonly known: KnownKey[];
@@ -118,13 +134,28 @@ export class SftpTransport implements Transport {
   }
 
   /** The verification used on the current connection. */
-  async verification(): Promise<'md5sum' | 'size' | 'readback'> {
+  async verification(): Promise<Verification> {
     const mode = this.opts.verify ?? 'auto';
-    if (mode === 'auto') return (await this.md5sum) ? 'md5sum' : 'size';
-    if (mode === 'md5sum' && !(await this.md5sum)) {
-      throw new Error(`${this.dest.host}: the server does not run md5sum over the session (use --verify size or readback)`);
+    if (mode === 'size' || mode === 'readback') return mode;
+    const alg = await this.remoteAlg;
+    if (mode === 'auto') return alg ? verificationName(alg) : 'size';
+    if (!alg || verificationName(alg) !== mode) {
+      const what = mode === 'sha256' ? 'openssl dgst -sha256' : 'md5sum';
+      throw new Error(`${this.dest.host}: the server does not run ${what} over the session (use --verify size or readback)`);
     }
     return mode;
+  }
+
+  /** The digests an upload computes of the bytes it sends, decided when it starts. */
+  private localAlgs(): HashAlg[] {
+    const algs: HashAlg[] = this.opts.md5File ? ['md5'] : [];
+    const mode = this.opts.verify ?? 'auto';
+    if (mode === 'sha256' || mode === 'readback') algs.push('sha256');
+    else if (mode === 'md5sum') algs.push('md5');
+    // auto before the probe has answered: SHA-256, the likely answer; a server that turns out
+    // to have only md5sum gets the MD5 of those few files from a second read (localSum).
+    else if (mode === 'auto' && this.probed !== null) algs.push(this.probed ?? 'sha256');
+    return algs;
   }
 
   private async connect(): Promise<SftpClient> {
@@ -185,13 +216,19 @@ export class SftpTransport implements Transport {
     this.budget = new InFlightBudget();
     const mode = this.opts.verify ?? 'auto';
     // Probed while the first uploads run; verification waits for the answer.
-    this.md5sum = mode === 'auto' || mode === 'md5sum' ? this.probeMd5sum() : Promise.resolve(false);
+    const candidates: HashAlg[] = mode === 'auto' ? ['sha256', 'md5'] : mode === 'sha256' ? ['sha256'] : mode === 'md5sum' ? ['md5'] : [];
+    this.probed = undefined;
+    const probe = candidates.length > 0 ? this.probeRemote(candidates) : Promise.resolve(undefined);
+    this.remoteAlg = probe;
+    void probe.then((alg) => {
+      if (this.remoteAlg === probe) this.probed = alg ?? null;
+    });
     return client;
   }
 
   private async drop(): Promise<void> {
-    const service = this.md5ServiceP;
-    this.md5ServiceP = undefined;
+    const service = this.serviceP;
+    this.serviceP = undefined;
     void service?.then((s) => s?.close());
     const c = this.client;
     this.client = undefined;
@@ -216,45 +253,51 @@ export class SftpTransport implements Transport {
     return execText(sshOf(this.client), command, timeoutMs);
   }
 
-  /** Whether big files get their md5 on the server while they go up. */
-  private async streaming(): Promise<boolean> {
+  /** The digest big files get on the server while they go up (undefined: none). */
+  private async streaming(): Promise<HashAlg | undefined> {
     // No probe of its own (an exec costs the server a login shell): a stream that fails
-    // (no dd, no POSIX sh) says so, its file is checked by the batch md5sum, and the rest of
+    // (no dd, no POSIX sh) says so, its file is checked by the batch service, and the rest of
     // the connection's big files go that way too.
-    return !this.streamBroken && (await this.verification()) === 'md5sum';
+    return this.streamBroken ? undefined : remoteAlgOf(await this.verification());
   }
 
   /**
-   * The connection's md5sum channel hashes /dev/null: that is the probe (one login shell
-   * less than a probe of its own). A server that forces internal-sftp reads the request as
+   * The first digest of `algs` the server computes. The connection's hashing channel hashes
+   * /dev/null: that is the probe (one login shell less than a probe of its own). A loop that
+   * runs but whose command is missing (no openssl) answers without a digest: the next
+   * candidate gets its own channel. A server that forces internal-sftp reads the request as
    * an oversized SFTP packet and ends the channel at once; a server whose shell cannot run
    * the loop gets the plain probe.
    */
-  private async probeMd5sum(): Promise<boolean> {
-    const service = await this.md5Service();
-    const sums = service?.usable ? await service.hash(['/dev/null'], 10_000) : undefined;
-    if (sums?.[0] === EMPTY_MD5) return true;
-    service?.close();
-    const out = await this.exec('md5sum < /dev/null', 10_000);
-    return out?.includes(EMPTY_MD5) ?? false;
+  private async probeRemote(algs: HashAlg[]): Promise<HashAlg | undefined> {
+    for (const alg of algs) {
+      const service = await this.hashService(alg);
+      const sums = service?.usable ? await service.hash(['/dev/null'], 10_000) : undefined;
+      if (sums?.[0] === EMPTY_DIGEST[alg]) return alg;
+      service?.close();
+      if (sums) continue; // the loop ran: the command is not there
+      const out = await this.exec(`${remoteHashCommand(alg)} < /dev/null`, 10_000);
+      if (out !== undefined && stdinSum(alg, out) === EMPTY_DIGEST[alg]) return alg;
+    }
+    return undefined;
   }
 
-  /** md5 of remote files, in order; undefined for a file md5sum could not read. */
-  private async remoteMd5(paths: string[]): Promise<Array<string | undefined>> {
+  /** Digests of remote files, in order; undefined for a file the command could not read. */
+  private async remoteSums(alg: HashAlg, paths: string[]): Promise<Array<string | undefined>> {
     const out: Array<string | undefined> = [];
-    for (let i = 0; i < paths.length; i += MD5_BATCH) {
-      const part = paths.slice(i, i + MD5_BATCH);
+    for (let i = 0; i < paths.length; i += SUM_BATCH) {
+      const part = paths.slice(i, i + SUM_BATCH);
       const timeoutMs = 60_000 + part.length * 5_000;
-      // One md5sum process per batch, down the connection's one md5sum channel.
-      const service = await this.md5Service();
+      // One hashing process per batch, down the connection's one hashing channel.
+      const service = await this.hashService(alg);
       const sums = (service?.usable ? await service.hash(part, timeoutMs) : undefined) ?? part.map(() => undefined);
       // Names the channel cannot carry, files it found no sum for, or no channel: one exec.
       const missing = part.flatMap((_, j) => (sums[j] === undefined ? [j] : []));
       if (missing.length > 0) {
         const paths = missing.map((j) => part[j]!);
-        const text = await this.exec(md5sumCommand(paths), timeoutMs);
-        if (text === undefined) throw new ConnectionLost('md5sum on the server did not answer');
-        parseMd5sum(text, paths).forEach((v, k) => {
+        const text = await this.exec(hashCommand(alg, paths), timeoutMs);
+        if (text === undefined) throw new ConnectionLost(`${remoteHashCommand(alg)} on the server did not answer`);
+        parseSums(alg, text, paths).forEach((v, k) => {
           sums[missing[k]!] = v;
         });
       }
@@ -263,16 +306,24 @@ export class SftpTransport implements Transport {
     return out;
   }
 
-  /** The connection's md5sum channel, opened on first use (undefined: the server refused it). */
-  private md5Service(): Promise<RemoteMd5Service | undefined> {
+  /**
+   * The connection's hashing channel for `alg`, opened on first use (undefined: the server
+   * refused it). One per connection: another digest closes the old one (only the probe does that).
+   */
+  private hashService(alg: HashAlg): Promise<RemoteHashService | undefined> {
     const ssh = sshOf(this.client);
     if (!ssh) return Promise.resolve(undefined);
-    this.md5ServiceP ??= RemoteMd5Service.open(ssh);
-    return this.md5ServiceP;
+    if (this.serviceP && this.serviceAlg !== alg) {
+      void this.serviceP.then((s) => s?.close());
+      this.serviceP = undefined;
+    }
+    this.serviceAlg = alg;
+    this.serviceP ??= RemoteHashService.open(ssh, alg);
+    return this.serviceP;
   }
 
-  private async readbackMd5(client: SftpClient, path: string): Promise<string> {
-    const h = createHash('md5');
+  private async readbackSum(client: SftpClient, alg: HashAlg, path: string): Promise<string> {
+    const h = createHash(alg);
     const stream = client.createReadStream(path, { highWaterMark: 1024 * 1024 } as never);
     for await (const chunk of stream) h.update(chunk as Buffer);
     return h.digest('hex');
@@ -281,18 +332,22 @@ export class SftpTransport implements Transport {
   private factsOf(path: string, size: number): LocalFacts {
     let f = this.facts.get(path);
     if (!f || f.size !== size) {
-      f = { size };
+      f = { size, sums: {} };
       this.facts.set(path, f);
     }
     return f;
   }
 
-  private localMd5(path: string, facts: LocalFacts): Promise<string> {
-    if (!facts.md5) {
-      facts.md5 = this.hasher.hash(path);
-      facts.md5.catch(() => undefined);
+  /** The digest of a local file by reading it (files not uploaded in this run, or hashed with another digest). */
+  private localSum(alg: HashAlg, path: string, facts: LocalFacts): Promise<string> {
+    let p = facts.sums[alg];
+    if (!p) {
+      let hasher = this.hashers.get(alg);
+      if (!hasher) this.hashers.set(alg, (hasher = new LocalHasher(alg)));
+      p = facts.sums[alg] = hasher.hash(path);
+      p.catch(() => undefined);
     }
-    return facts.md5;
+    return p;
   }
 
   private remotePath(name: string): string {
@@ -376,16 +431,16 @@ export class SftpTransport implements Transport {
         while (next < todo.length) {
           const file = todo[next++]!;
           if (signal?.aborted || this.lost) return;
-          let stream: Promise<RemoteStreamMd5 | undefined> | undefined;
+          let stream: Promise<RemoteStreamHash | undefined> | undefined;
           try {
             const final = this.remotePath(file.name);
             const part = `${final}.part`;
             const { size } = local.get(file)!;
             await this.ensureDir(client, posix.dirname(final));
-            // The server's md5sum starts as soon as the first segment is acknowledged; the
+            // The server's hash starts as soon as the first segment is acknowledged; the
             // channel opens while the upload already runs (acks seen before are passed on).
             let acked = 0;
-            let hashing: RemoteStreamMd5 | undefined;
+            let hashing: RemoteStreamHash | undefined;
             const slots = this.streamSlots;
             if (size > SEGMENT && slots.open < MAX_STREAMS) {
               slots.open++;
@@ -394,9 +449,9 @@ export class SftpTransport implements Transport {
                 if (held) slots.open--;
                 held = false;
               };
-              stream = this.streaming().then(async (ok) => {
+              stream = this.streaming().then(async (alg) => {
                 const ssh = sshOf(client);
-                const r = ok && ssh ? await RemoteStreamMd5.start(ssh, part) : undefined;
+                const r = alg && ssh ? await RemoteStreamHash.start(ssh, alg, part) : undefined;
                 if (!r) release();
                 r?.closed.then(release, release);
                 r?.advance(acked);
@@ -406,21 +461,22 @@ export class SftpTransport implements Transport {
               stream.catch(release);
             }
             const sftp = sftpOf(client);
-            const md5 = await uploadFile(sftp, this.blocksFor(sftp), file.path, part, {
+            const sums = await uploadFile(sftp, this.blocksFor(sftp), file.path, part, {
               size,
+              algs: this.localAlgs(),
               budget: this.budget,
               onAcked: (n: number) => {
                 acked = n;
                 hashing?.advance(n);
               },
             });
-            const remoteMd5 = stream?.then(async (r) => {
+            const remoteSum = stream?.then(async (r) => {
               const sum = await r?.finish(60_000 + size / 50_000);
               if (r && sum === undefined && !this.lost) this.streamBroken = true;
               return sum;
             });
-            remoteMd5?.catch(() => undefined);
-            ready.push({ file, md5, remoteMd5 });
+            remoteSum?.catch(() => undefined);
+            ready.push({ file, sums, remoteSum });
             notify();
           } catch (err) {
             void stream?.then((r) => r?.abort(), () => undefined);
@@ -435,7 +491,7 @@ export class SftpTransport implements Transport {
 
     const verifier = async (): Promise<void> => {
       let since = 0; // when the oldest waiting .part became ready
-      const batched = await this.verification().then((v) => v === 'md5sum', () => false);
+      const batched = await this.verification().then((v) => remoteAlgOf(v) !== undefined, () => false);
       for (;;) {
         if (ready.length === 0) {
           if (uploadsDone) return;
@@ -445,12 +501,12 @@ export class SftpTransport implements Transport {
           });
           continue;
         }
-        // Each md5sum call costs the server a session, a shell and a process: wait for a full
-        // batch while uploads go on (measured: batches of a few files each cost the server
-        // seconds of CPU per 1,000 files), but publish what waits longer than BATCH_WAIT_MS.
+        // Each hashing call costs the server a process: wait for a full batch while uploads go
+        // on (measured: batches of a few files each cost the server seconds of CPU per 1,000
+        // files), but publish what waits longer than BATCH_WAIT_MS.
         since ||= Date.now();
         const waited = Date.now() - since;
-        if (batched && !uploadsDone && ready.length < MD5_BATCH && waited < BATCH_WAIT_MS && ready.some((u) => !u.remoteMd5)) {
+        if (batched && !uploadsDone && ready.length < SUM_BATCH && waited < BATCH_WAIT_MS && ready.some((u) => !u.remoteSum)) {
           await new Promise<void>((r) => {
             const t = setTimeout(r, BATCH_WAIT_MS - waited);
             wake = () => {
@@ -461,7 +517,7 @@ export class SftpTransport implements Transport {
           continue;
         }
         since = 0;
-        const batch = ready.splice(0, MD5_BATCH);
+        const batch = ready.splice(0, SUM_BATCH);
         await this.verifyAndPublish(client, batch, local, report);
       }
     };
@@ -509,21 +565,24 @@ export class SftpTransport implements Transport {
         if (listing.get(posix.basename(f.name)) === local.get(f)!.size) candidates.push(f);
       }
     }
-    if (candidates.length === 0 || (await this.verification()) !== 'md5sum') return files;
-    const sums = await this.remoteMd5(candidates.map((f) => this.remotePath(f.name)));
+    if (candidates.length === 0) return files;
+    const verification = await this.verification();
+    const alg = remoteAlgOf(verification);
+    if (!alg) return files;
+    const sums = await this.remoteSums(alg, candidates.map((f) => this.remotePath(f.name)));
     const skipped = new Set<SendFile>();
     for (let i = 0; i < candidates.length; i++) {
       const f = candidates[i]!;
       const facts = local.get(f)!;
-      const md5 = await this.localMd5(f.path, facts);
-      if (sums[i] === md5) {
+      const digest = await this.localSum(alg, f.path, facts);
+      if (sums[i] === digest) {
         skipped.add(f);
         report({
           file: f,
           ok: true,
           retryable: false,
           bytes: 0,
-          details: { remote: this.remotePath(f.name), md5, size: facts.size, verified: 'md5sum', alreadyThere: true },
+          details: { remote: this.remotePath(f.name), [alg]: digest, size: facts.size, verified: verification, alreadyThere: true },
         });
       }
     }
@@ -537,24 +596,30 @@ export class SftpTransport implements Transport {
     report: (r: AttemptResult) => void,
   ): Promise<void> {
     const verification = await this.verification();
+    const alg = remoteAlgOf(verification);
     const parts = batch.map((u) => `${this.remotePath(u.file.name)}.part`);
-    // md5sum output says the size implicitly (same digest); the other modes stat the .part.
-    const sizes = verification === 'md5sum' ? [] : await Promise.all(parts.map((p) => client.stat(p).then((s) => s.size, () => -1)));
-    const sums = verification === 'md5sum' ? await this.remoteSums(batch, parts) : [];
+    // A digest says the size implicitly (same digest); the other modes stat the .part.
+    const sizes = alg ? [] : await Promise.all(parts.map((p) => client.stat(p).then((s) => s.size, () => -1)));
+    const there = alg ? await this.serverSums(alg, batch, parts) : [];
     await Promise.all(
-      batch.map(async ({ file, md5 }, i) => {
+      batch.map(async ({ file, sums }, i) => {
         const facts = local.get(file)!;
         const part = parts[i]!;
         const final = this.remotePath(file.name);
         try {
           let problem: string | undefined;
-          if (verification === 'md5sum') {
-            if (sums[i] !== md5) problem = `md5 on the server ${sums[i] ?? '(unreadable)'} != local ${md5}`;
+          // A digest the upload did not compute (it began before the probe answered md5sum,
+          // or --md5-file needs MD5 in readback mode) is read from the file.
+          const digest = async (a: HashAlg): Promise<string> => (sums[a] ??= await this.localSum(a, file.path, facts));
+          if (alg) {
+            const mine = await digest(alg);
+            if (there[i] !== mine) problem = `${alg} on the server ${there[i] ?? '(unreadable)'} != local ${mine}`;
           } else if (sizes[i] !== facts.size) {
             problem = `size on the server ${sizes[i]} != local ${facts.size}`;
           } else if (verification === 'readback') {
-            const back = await this.readbackMd5(client, part);
-            if (back !== md5) problem = `md5 read back ${back} != local ${md5}`;
+            const mine = await digest('sha256');
+            const back = await this.readbackSum(client, 'sha256', part);
+            if (back !== mine) problem = `sha256 read back ${back} != local ${mine}`;
           }
           // The local file may have changed while it was sent: then the remote copy is not this file.
           const now = await stat(file.path).catch(() => undefined);
@@ -567,11 +632,12 @@ export class SftpTransport implements Transport {
           }
           if (this.opts.md5File) {
             const base = posix.basename(final);
-            await client.put(Buffer.from(`${md5} *${base}\n`), `${final}.md5.part`);
+            await client.put(Buffer.from(`${await digest('md5')} *${base}\n`), `${final}.md5.part`);
             await this.rename(client, `${final}.md5.part`, `${final}.md5`);
           }
           await this.rename(client, part, final);
-          report({ file, ok: true, retryable: false, bytes: facts.size, details: { remote: final, md5, size: facts.size, verified: verification } });
+          // The digests of what was sent: sha256 and/or md5, whichever were computed.
+          report({ file, ok: true, retryable: false, bytes: facts.size, details: { remote: final, ...sums, size: facts.size, verified: verification } });
         } catch (err) {
           report({ file, ok: false, reason: this.reasonOf(err, 'rename'), retryable: true, details: { remote: final } });
         }
@@ -579,12 +645,12 @@ export class SftpTransport implements Transport {
     );
   }
 
-  /** The server's md5 of each .part: from the streaming check where it ran, else one batched md5sum. */
-  private async remoteSums(batch: Uploaded[], parts: string[]): Promise<Array<string | undefined>> {
-    const sums = await Promise.all(batch.map((u) => u.remoteMd5?.catch(() => undefined)));
+  /** The server's digest of each .part: from the streaming check where it ran, else one batch. */
+  private async serverSums(alg: HashAlg, batch: Uploaded[], parts: string[]): Promise<Array<string | undefined>> {
+    const sums = await Promise.all(batch.map((u) => u.remoteSum?.catch(() => undefined)));
     const missing = sums.flatMap((v, i) => (v === undefined ? [i] : []));
     if (missing.length > 0) {
-      const again = await this.remoteMd5(missing.map((i) => parts[i]!));
+      const again = await this.remoteSums(alg, missing.map((i) => parts[i]!));
       missing.forEach((i, k) => {
         sums[i] = again[k];
       });

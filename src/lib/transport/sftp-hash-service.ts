@@ -1,19 +1,23 @@
 /**
- * One md5sum "service" per connection: a single exec channel runs a small POSIX sh loop that
- * reads a count and that many paths from its stdin, runs one `md5sum -- paths...` and ends
- * the answer with a mark. Every exec costs the server a session and a login shell (which
+ * One checksum "service" per connection: a single exec channel runs a small POSIX sh loop
+ * that reads a count and that many paths from its stdin, runs one `md5sum -- paths...` (or
+ * `openssl dgst -sha256 -r -- paths...`) and ends the answer with a mark. Every exec costs the server a session and a login shell (which
  * reads the user's shell rc files: 0.15 s of CPU on the test machine, whose .bashrc runs
  * `pyenv init`), so batches go down one channel instead of one exec each.
  *
- * Paths travel as data on stdin, never in the command string. Names md5sum would print
+ * Paths travel as data on stdin, never in the command string. Names the command may print
  * escaped (backslash, newline, carriage return) cannot travel line by line: the caller
- * hashes those by a separate exec (md5sumCommand).
+ * hashes those by a separate exec (hashCommand).
  */
-import { ESCAPED, MD5_MARK as MARK, openExec, parseMd5sum, type ExecStream, type SshExec } from './sftp-exec.js';
+import { remoteHashCommand, type HashAlg } from './checksum.js';
+import { ESCAPED, SUMS_MARK as MARK, openExec, parseSums, type ExecStream, type SshExec } from './sftp-exec.js';
 
-const LOOP =
-  `while read -r n; do set --; i=0; while [ "$i" -lt "$n" ]; do IFS= read -r p || exit 1; set -- "$@" "$p"; i=$((i+1)); done; ` +
-  `md5sum -- "$@" 2>/dev/null; echo ${MARK}; done`;
+function loop(alg: HashAlg): string {
+  return (
+    `while read -r n; do set --; i=0; while [ "$i" -lt "$n" ]; do IFS= read -r p || exit 1; set -- "$@" "$p"; i=$((i+1)); done; ` +
+    `${remoteHashCommand(alg)} -- "$@" 2>/dev/null; echo ${MARK}; done`
+  );
+}
 
 /** Whether a path can be sent to the service (one line, printed unescaped by md5sum). */
 export function servicePath(p: string): boolean {
@@ -25,22 +29,25 @@ interface Request {
   resolve: (sums: Array<string | undefined> | undefined) => void;
 }
 
-export class RemoteMd5Service {
+export class RemoteHashService {
   private out = '';
   private current?: Request & { timer: NodeJS.Timeout };
   private readonly queue: Request[] = [];
   private closed = false;
 
-  private constructor(private readonly stream: ExecStream) {
+  private constructor(
+    private readonly stream: ExecStream,
+    readonly alg: HashAlg,
+  ) {
     stream.on('data', (d: Buffer) => this.onData(d.toString('latin1')));
     stream.stderr.on('data', () => undefined);
     stream.on('close', () => this.shut());
   }
 
   /** Open the channel; undefined when the server refuses. */
-  static async open(ssh: SshExec): Promise<RemoteMd5Service | undefined> {
-    const stream = await openExec(ssh, LOOP);
-    return stream && new RemoteMd5Service(stream);
+  static async open(ssh: SshExec, alg: HashAlg): Promise<RemoteHashService | undefined> {
+    const stream = await openExec(ssh, loop(alg));
+    return stream && new RemoteHashService(stream, alg);
   }
 
   get usable(): boolean {
@@ -48,7 +55,7 @@ export class RemoteMd5Service {
   }
 
   /**
-   * md5 of each path in order (undefined where md5sum printed none: unreadable, or a path
+   * Digest of each path in order (undefined where the command printed none: unreadable, or a path
    * servicePath refuses); undefined for all when the channel failed or timed out.
    */
   hash(paths: string[], timeoutMs: number): Promise<Array<string | undefined> | undefined> {
@@ -94,7 +101,7 @@ export class RemoteMd5Service {
     const req = this.current;
     this.current = undefined;
     clearTimeout(req.timer);
-    req.resolve(parseMd5sum(answer, req.paths));
+    req.resolve(parseSums(this.alg, answer, req.paths));
     this.next(60_000 + (this.queue[0]?.paths.length ?? 0) * 5_000);
   }
 

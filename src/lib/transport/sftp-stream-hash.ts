@@ -1,19 +1,21 @@
 /**
- * MD5 of a file on the server computed while it is uploaded: one exec channel runs
+ * Checksum of a file on the server computed while it is uploaded: one exec channel runs
  *
  *   f='<path>'; while read s c; do dd if="$f" bs=1048576 skip=$s ${c:+count=$c}; done | md5sum
  *
+ * (or `| openssl dgst -sha256 -r` for SHA-256)
  * and is told on its stdin which 1 MiB blocks to read next, only once the server has
  * acknowledged every byte of them. The reads follow each other without a gap and the last
- * one runs to the end of the file, so the one md5sum covers every byte of the .part exactly
+ * one runs to the end of the file, so the one hash covers every byte of the .part exactly
  * once, and after the upload only the last segment is left to hash. The command string
  * holds nothing but the quoted path; the numbers travel on stdin and are ours.
  *
- * POSIX sh, dd and md5sum are needed. Where one is missing the answer is FAILED (or no md5
- * at all), and the caller checks the file by a whole-file md5sum after the upload instead.
- * probeStreamMd5 tries the construct on /dev/null.
+ * POSIX sh, dd and the hashing command are needed. Where one is missing the answer is FAILED
+ * (or no digest at all), and the caller checks the file by a whole-file checksum after the
+ * upload instead. probeStreamHash tries the construct on /dev/null.
  */
-import { EMPTY_MD5, openExec, shellQuote, type SshExec, type ExecStream } from './sftp-exec.js';
+import { EMPTY_DIGEST, remoteHashCommand, stdinSum, type HashAlg } from './checksum.js';
+import { openExec, shellQuote, type SshExec, type ExecStream } from './sftp-exec.js';
 
 /** dd block: every segment starts on one. */
 export const DD_BLOCK = 1024 * 1024;
@@ -22,48 +24,49 @@ export const SEGMENT = 64 * DD_BLOCK;
 
 /**
  * A dd that fails (missing, unreadable file) says FAILED on the channel through fd 3, beside
- * md5sum's line: md5sum alone would print the md5 of the bytes it got, which for a dd that
- * never ran is the valid-looking md5 of nothing.
+ * the hash's line: the hash alone would print the digest of the bytes it got, which for a dd
+ * that never ran is the valid-looking digest of nothing.
  */
-export function streamMd5Command(path: string): string {
+export function streamHashCommand(alg: HashAlg, path: string): string {
   return (
     `f=${shellQuote(path)}; { while read s c; do dd if="$f" bs=${DD_BLOCK} skip=$s \${c:+count=$c} 2>/dev/null ` +
-    `|| { echo FAILED >&3; exit 1; }; done | md5sum; } 3>&1`
+    `|| { echo FAILED >&3; exit 1; }; done | ${remoteHashCommand(alg)}; } 3>&1`
   );
 }
 
-/** md5sum's digest from the channel's output; undefined when a dd failed or there is none. */
-export function parseStreamMd5(out: string): string | undefined {
+/** The digest from the channel's output; undefined when a dd failed or there is none. */
+export function parseStreamHash(alg: HashAlg, out: string): string | undefined {
   if (/^FAILED$/m.test(out)) return undefined;
-  return /^([0-9a-f]{32}) {2}-$/m.exec(out)?.[1];
+  return stdinSum(alg, out);
 }
 
-/** A running remote md5sum over a file that is still being written. */
-export class RemoteStreamMd5 {
+/** A running remote checksum over a file that is still being written. */
+export class RemoteStreamHash {
   private next = 0; // first block not yet asked for
   private ended = false;
   private readonly result: Promise<string | undefined>;
-  /** Settles when the channel has closed (the md5 or nothing). */
+  /** Settles when the channel has closed (the digest or nothing). */
   readonly closed: Promise<unknown>;
 
   private constructor(
     private readonly stream: ExecStream,
     private readonly segment: number,
+    alg: HashAlg,
   ) {
     this.result = new Promise((resolve) => {
       let out = '';
       stream.on('data', (d: Buffer) => {
         out += d.toString('latin1');
       });
-      stream.on('close', () => resolve(parseStreamMd5(out)));
+      stream.on('close', () => resolve(parseStreamHash(alg, out)));
     });
     this.closed = this.result;
   }
 
   /** Open the channel (undefined when the server refuses one). */
-  static start(ssh: SshExec, path: string, segment = SEGMENT): Promise<RemoteStreamMd5 | undefined> {
+  static start(ssh: SshExec, alg: HashAlg, path: string, segment = SEGMENT): Promise<RemoteStreamHash | undefined> {
     if (segment % DD_BLOCK !== 0 || segment <= 0) throw new Error(`segment ${segment} is not a whole number of ${DD_BLOCK}-byte blocks`);
-    return openExec(ssh, streamMd5Command(path)).then((stream) => stream && new RemoteStreamMd5(stream, segment));
+    return openExec(ssh, streamHashCommand(alg, path)).then((stream) => stream && new RemoteStreamHash(stream, segment, alg));
   }
 
   /** The server holds the first `acked` bytes: ask for every whole segment among them. */
@@ -78,7 +81,7 @@ export class RemoteStreamMd5 {
     this.next = upTo;
   }
 
-  /** The upload is complete: hash the rest to the end of the file; the md5 of the whole file. */
+  /** The upload is complete: hash the rest to the end of the file; the digest of the whole file. */
   finish(timeoutMs: number): Promise<string | undefined> {
     if (!this.ended) {
       this.ended = true;
@@ -107,10 +110,10 @@ export class RemoteStreamMd5 {
   }
 }
 
-/** Whether the server runs the streaming construct (sh, dd, md5sum): hashes /dev/null through it. */
-export async function probeStreamMd5(ssh: SshExec, timeoutMs = 10_000): Promise<boolean> {
-  const r = await RemoteStreamMd5.start(ssh, '/dev/null');
+/** Whether the server runs the streaming construct (sh, dd, the hash): hashes /dev/null through it. */
+export async function probeStreamHash(ssh: SshExec, alg: HashAlg, timeoutMs = 10_000): Promise<boolean> {
+  const r = await RemoteStreamHash.start(ssh, alg, '/dev/null');
   if (!r) return false;
   r.request(1); // the count= branch too
-  return (await r.finish(timeoutMs)) === EMPTY_MD5;
+  return (await r.finish(timeoutMs)) === EMPTY_DIGEST[alg];
 }

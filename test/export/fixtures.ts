@@ -5,10 +5,13 @@
  */
 import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, writeFile, copyFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile, copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { parseEvents, runTool } from '../helpers/cli.js';
+import { filesUnder } from '../helpers/files.js';
+
+export { filesUnder };
 
 export interface SynthStudy {
   site: string;
@@ -92,14 +95,6 @@ export async function projectRules(dir: string, name = 'STUDYX', extra: Record<s
     JSON.stringify({ name, profile: 'basic', options: ['retain-longitudinal-modified-dates'], secretFile: secret, pseudonym: { unmapped: 'derive' }, ...extra }, null, 2),
   );
   return rules;
-}
-
-export async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (e.isFile()) out.push(join(e.parentPath ?? (e as unknown as { path: string }).path, e.name));
-  }
-  return out.sort();
 }
 
 /** Unpack an archive (unzip, or 7z with a password) into a fresh folder; returns it. */

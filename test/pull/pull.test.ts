@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseDicom } from '../../src/lib/dicom/index.js';
 import { parseEvents, runTool } from '../helpers/cli.js';
+import { filesUnder } from '../helpers/files.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import { startOrthanc, type Orthanc } from '../peers/orthanc.js';
 import { freePort } from '../peers/ports.js';
@@ -24,14 +25,6 @@ let summary: { patients: Array<{ patient: { PatientID: string }; studies: Array<
 let studyA: string;
 let studyB: string;
 const compressed = new Map<string, string>(); // SOP -> transfer syntax of the compressed copies
-
-async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (e.isFile()) out.push(join(e.parentPath ?? (e as unknown as { path: string }).path, e.name));
-  }
-  return out.sort();
-}
 
 function dataset(bytes: Buffer): Buffer {
   return bytes.subarray(parseDicom(bytes).datasetOffset);

@@ -11,6 +11,7 @@ import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { binPath } from '../helpers/cli.js';
+import { filesUnder } from '../helpers/files.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import { echoscu, p10Parts, storescu } from '../peers/dcmtk.js';
 import { requireProgram } from '../peers/process.js';
@@ -44,16 +45,9 @@ async function associated(port: number, calling = 'RAW'): Promise<RawAssociation
   return a;
 }
 
-/** Every file under a folder, recursively. */
-async function filesUnder(folder: string): Promise<string[]> {
-  if (!existsSync(folder)) return [];
-  const out: string[] = [];
-  for (const e of await readdir(folder, { withFileTypes: true })) {
-    const p = join(folder, e.name);
-    if (e.isDirectory()) out.push(...(await filesUnder(p)));
-    else out.push(p);
-  }
-  return out;
+/** Every file under a folder (none when it does not exist yet). */
+async function filesIn(folder: string): Promise<string[]> {
+  return existsSync(folder) ? filesUnder(folder) : [];
 }
 
 async function storeOk(a: RawAssociation, id: Ids, rows = 16): Promise<Buffer> {
@@ -80,7 +74,7 @@ describe('associations that must be refused', () => {
     expect(String(r.stderr)).toMatch(/Calling AE Title Not Recognized|rejected/i);
     const ev = await rx.waitFor((e) => e.event === 'association' && e.state === 'rejected' && e.calling === 'INTRUDER');
     expect(String(ev.reason)).toMatch(/calling AE title "INTRUDER" is not in the allow list/);
-    expect(await filesUnder(join(site, 'archive'))).toEqual([]);
+    expect(await filesIn(join(site, 'archive'))).toEqual([]);
   });
 
   it('rejects a wrong called AE title', async () => {
@@ -145,7 +139,7 @@ describe('instances that must be refused', () => {
     const good = ids();
     await storeOk(a, good);
     await a.release();
-    expect(await filesUnder(join(site, 'archive'))).not.toContainEqual(expect.stringContaining('passwd'));
+    expect(await filesIn(join(site, 'archive'))).not.toContainEqual(expect.stringContaining('passwd'));
     expect(existsSync(join(site, 'etc'))).toBe(false);
     expect(await arrivedWithBytes(site)).toEqual([]);
   });
@@ -296,7 +290,7 @@ describe('a receiver killed with -9 mid-instance', () => {
     }
     await rx.stop('SIGKILL');
     a.destroy();
-    const archived = await filesUnder(join(site, 'archive'));
+    const archived = await filesIn(join(site, 'archive'));
     expect(archived).toEqual([join(site, 'archive', done.study, done.series, `${done.sop}.dcm`)]);
     expect(Buffer.compare((await p10Parts(archived[0] as string)).dataset, acked)).toBe(0);
     const left = await arrivedWithBytes(site);
@@ -310,7 +304,7 @@ describe('a receiver killed with -9 mid-instance', () => {
       expect(again.of('quarantined')).toHaveLength(1);
       expect((await readdir(join(site, '.arrived'))).filter((n) => n.startsWith(`${rx.pid}-`))).toEqual([]);
       expect(await arrivedWithBytes(site)).toEqual([]);
-      expect(await filesUnder(join(site, 'archive'))).toHaveLength(1);
+      expect(await filesIn(join(site, 'archive'))).toHaveLength(1);
     } finally {
       expect(await again.stop()).toBe(0);
     }

@@ -1,9 +1,10 @@
-import { copyFile, mkdir, readdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import { readHeader } from '../../src/lib/dicom/index.js';
 import { binPath } from '../helpers/cli.js';
+import { filesUnder } from '../helpers/files.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import { startOrthanc, type Orthanc } from '../peers/orthanc.js';
 
@@ -23,16 +24,6 @@ export async function synth(out: string, args: string[]): Promise<void> {
   await execa(binPath('fiona-synth'), ['--out', out, ...args], { env: { NO_COLOR: '1' } });
 }
 
-async function walk(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await walk(p)));
-    else if (e.name.endsWith('.dcm')) out.push(p);
-  }
-  return out.sort();
-}
-
 export async function importStudies(
   synthDir: string,
   siteDir: string,
@@ -41,7 +32,7 @@ export async function importStudies(
 ): Promise<ImportedStudy[]> {
   const byStudy = new Map<string, ImportedStudy>();
   const seriesJson = new Map<string, Record<string, unknown>>();
-  for (const f of await walk(synthDir)) {
+  for (const f of (await filesUnder(synthDir)).filter((n) => n.endsWith('.dcm'))) {
     const h = await readHeader(f);
     const study = h.string('StudyInstanceUID')!;
     const series = h.string('SeriesInstanceUID')!;

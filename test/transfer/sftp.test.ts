@@ -1,21 +1,12 @@
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readHeader } from '../../src/lib/dicom/index.js';
 import { parseEvents, runTool } from '../helpers/cli.js';
+import { filesUnder } from '../helpers/files.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import { startSshd, type Sshd } from '../peers/sshd.js';
 import { importStudies, synth } from './setup.js';
-
-async function walk(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await walk(p)));
-    else out.push(p);
-  }
-  return out.sort();
-}
 
 describe('fiona-transfer to a real sshd (sftp://)', () => {
   let sshd: Sshd;
@@ -47,7 +38,7 @@ describe('fiona-transfer to a real sshd (sftp://)', () => {
     expect(t.exitCode).toBe(0);
     const [ev] = parseEvents(t.stdout);
     expect(ev).toMatchObject({ event: 'transferred', instances: 8, series: 2, to: sshd.url(remote) });
-    const files = await walk(remote);
+    const files = await filesUnder(remote);
     expect(files).toHaveLength(8);
     expect(files.filter((f) => f.endsWith('.part'))).toEqual([]);
     for (const f of files) {

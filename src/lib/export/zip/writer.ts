@@ -512,16 +512,21 @@ export async function writeZip(
     written(record);
   };
 
+  /** A small entry goes at the end of the file: its header and payload, to write at `start`. */
+  const placeSmall = (record: EntryRecord, payload: Buffer[]): { buffers: Buffer[]; start: number } => {
+    record.offset = pos;
+    const buffers = [localHeader(record), ...payload];
+    const start = pos;
+    pos += buffers.reduce((n, b) => n + b.length, 0);
+    placed(record, start + buffers[0]!.length);
+    return { buffers, start };
+  };
+
   const flushOne = async (): Promise<void> => {
     const prepared = await window.shift()!;
     if (prepared.kind === 'large') return writeLargeEntry(prepared);
     const record = prepared.record;
-    record.offset = pos;
-    const buffers = [localHeader(record), ...prepared.payload];
-    const start = pos;
-    const dataStart = pos + buffers[0]!.length;
-    pos += buffers.reduce((n, b) => n + b.length, 0);
-    placed(record, dataStart);
+    const { buffers, start } = placeSmall(record, prepared.payload);
     await writes.push(buffers, start, pos, (ok) => {
       prepared.release();
       if (ok) written(record);
@@ -539,12 +544,9 @@ export async function writeZip(
     if ('kind' in loaded) return writeLargeEntry(loaded);
     try {
       const record = storedRecord(ctx, src.name, loaded.data);
-      record.offset = pos;
-      const header = localHeader(record);
-      const dataStart = pos + header.length;
       const data = loaded.data;
-      pos += writeAll(fd, [header, Buffer.from(data.buffer, data.byteOffset, data.length)], pos);
-      placed(record, dataStart);
+      const { buffers, start } = placeSmall(record, [Buffer.from(data.buffer, data.byteOffset, data.length)]);
+      writeAll(fd, buffers, start);
       writes.wrote(pos);
       written(record);
     } finally {

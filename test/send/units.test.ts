@@ -1,7 +1,8 @@
 /**
  * The small pieces of fiona-send and fiona-heartbeat on their own: destination URLs,
  * known_hosts matching (plain, [host]:port, hashed by ssh-keygen -H, @revoked), backoff,
- * command splitting, DIMSE status classes, the response parser, the delivery loop.
+ * command splitting, DIMSE status classes, the response parser, the delivery loop, and
+ * the C-STORE file-head scanner against the DICOM core's reader.
  */
 import { execa } from 'execa';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -14,6 +15,12 @@ import { parseDestination } from '../../src/lib/transport/destination.js';
 import { deliver } from '../../src/lib/transport/deliver.js';
 import { checkHostKey, hostKeyAlgorithms, knownKeysFor } from '../../src/lib/transport/known-hosts.js';
 import { backoffDelay } from '../../src/lib/transport/retry.js';
+import { describeDicomFile, describeWithReader } from '../../src/lib/transport/dicom.js';
+import { scanInstanceHead } from '../../src/lib/net/scu/instance-head.js';
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { requireProgram } from '../peers/process.js';
+import { runTool } from '../helpers/cli.js';
 import type { AttemptResult, SendFile, Transport } from '../../src/lib/transport/types.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
@@ -198,5 +205,82 @@ describe('heartbeat pieces', () => {
     expect(parseThreshold('1.5TiB')).toEqual({ bytes: 1.5 * 1024 ** 4 });
     expect(() => parseThreshold('120%')).toThrow();
     expect(() => parseThreshold('lots')).toThrow();
+  });
+});
+
+describe('C-STORE file heads (scanInstanceHead)', () => {
+  const scan = (path: string): ReturnType<typeof scanInstanceHead> => {
+    const fd = openSync(path, 'r');
+    try {
+      return scanInstanceHead(fd, fstatSync(fd).size);
+    } finally {
+      closeSync(fd);
+    }
+  };
+  const filesUnder = async (dir: string): Promise<string[]> =>
+    (await readdir(dir, { recursive: true })).map(String).filter((f) => f.endsWith('.dcm')).map((f) => join(dir, f)).sort();
+
+  test('plain files of every encoding, sequences of defined and undefined length: the scanner answers, as the full reader does', async () => {
+    requireProgram('dcmconv', 'dcmtk');
+    const base = join(tmp.dir, 'heads');
+    for (const ts of ['explicit', 'implicit', 'big']) {
+      const r = await runTool('fiona-synth', ['--out', join(base, ts), '--patients', '1', '--series', '6', '--instances', '1', '--rows', '16', '--transfer-syntax', ts, '--charset', 'utf8', '--no-fsync']);
+      expect(r.exitCode, String(r.stderr)).toBe(0);
+    }
+    const synth = await filesUnder(base);
+    expect(synth.length).toBe(18);
+    // DCMTK's writer with undefined-length sequences and items, in each encoding.
+    const undef: string[] = [];
+    for (const [i, f] of synth.slice(0, 6).entries()) {
+      for (const [flag, tag] of [['+ti', 'i'], ['+te', 'e'], ['+tb', 'b']] as const) {
+        const out = join(tmp.dir, `undef-${tag}${i}.dcm`);
+        await execa('dcmconv', [flag, '-e', f, out]);
+        undef.push(out);
+      }
+    }
+    expect((await execa('dcmdump', [undef[0]!])).stdout).toMatch(/Sequence with undefined length/);
+    for (const f of [...synth, ...undef]) {
+      const head = scan(f);
+      expect(head, f).toBeDefined();
+      const fast = await describeDicomFile(f);
+      expect(fast.ok, f).toBe(true);
+      expect(fast).toEqual(await describeWithReader(f));
+    }
+  });
+
+  test('anything not plain is left to the full reader, which answers as before', async () => {
+    requireProgram('dcmconv', 'dcmtk');
+    const src = (await filesUnder(join(tmp.dir, 'heads', 'explicit')))[0]!;
+    const deflated = join(tmp.dir, 'deflated.dcm');
+    await execa('dcmconv', ['+td', src, deflated]);
+    const noMeta = join(tmp.dir, 'no-meta.dcm');
+    await execa('dcmconv', ['-F', '+te', src, noMeta]);
+    // Explicit VR data under an Implicit VR transfer syntax UID (same length, NUL padded).
+    const bytes = await readFile(src);
+    const at = bytes.indexOf(Buffer.from('1.2.840.10008.1.2.1\0', 'latin1'));
+    expect(at).toBeGreaterThan(132);
+    const mislabelled = join(tmp.dir, 'mislabelled.dcm');
+    await writeFile(mislabelled, Buffer.concat([bytes.subarray(0, at), Buffer.from('1.2.840.10008.1.2\0\0\0', 'latin1'), bytes.subarray(at + 20)]));
+    // Cut inside the header (in the middle of the SOP Instance UID's value); and not DICOM at all.
+    const sop = (await describeWithReader(src)) as { ok: true; instance: { sopInstanceUid: string } };
+    const uid = Buffer.from(sop.instance.sopInstanceUid, 'latin1');
+    // The second occurrence: the data set's (0008,0018), after the File Meta's (0002,0003).
+    const inSop = bytes.indexOf(uid, bytes.indexOf(uid) + 1);
+    expect(inSop).toBeGreaterThan(132);
+    const cut = join(tmp.dir, 'cut.dcm');
+    await writeFile(cut, bytes.subarray(0, inSop + 10));
+    const text = join(tmp.dir, 'text.dcm');
+    await writeFile(text, 'not a DICOM file\n'.repeat(20));
+    for (const f of [deflated, noMeta, mislabelled, cut, text]) {
+      expect(scan(f), f).toBeUndefined();
+      expect(await describeDicomFile(f)).toEqual(await describeWithReader(f).catch((err: Error) => ({ ok: false, reason: `not readable as DICOM: ${err.message}` })));
+    }
+    const d = await describeDicomFile(deflated);
+    expect(d.ok && d.instance.transferSyntaxUid).toBe('1.2.840.10008.1.2.1.99');
+    const m = await describeDicomFile(mislabelled);
+    expect(m.ok).toBe(true);
+    expect(await describeDicomFile(cut)).toMatchObject({ ok: false, reason: expect.stringMatching(/not readable as DICOM/) });
+    expect(await describeDicomFile(text)).toMatchObject({ ok: false, reason: expect.stringMatching(/not readable as DICOM/) });
+    expect(await describeDicomFile(join(tmp.dir, 'missing.dcm'))).toMatchObject({ ok: false, reason: expect.stringMatching(/not readable as DICOM: ENOENT/) });
   });
 });

@@ -3,10 +3,9 @@
  * A file that is not DICOM, or lacks its SOP UIDs, fails at once (no retry helps); every
  * peer-side failure (refused association, rejected instance, no response) is retryable.
  */
-import { stat } from 'node:fs/promises';
-// Modules by name, not dicom/index.js: the send path loads only the header reader.
-import { walkFile, withFile } from '../dicom/read.js';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { isValidUid } from '../dicom/uid.js';
+import { scanInstanceHead, type InstanceHead } from '../net/scu/instance-head.js';
 import { storeInstances, type InstanceSource, type StoreInstance, type StoreOutcome } from '../net/scu/store.js';
 import type { AssociationTimeouts } from '../net/scu-common.js';
 import type { DicomDestination } from './destination.js';
@@ -28,44 +27,76 @@ const STUDY_INSTANCE_UID = 0x0020000d;
 type Described = { ok: true; instance: StoreInstance; study?: string } | { ok: false; reason: string };
 
 /**
- * The first read of a file's head. The header up to the pixel data is a few KiB in most files
- * (MR/CT with vendor private groups: up to ~20 KiB), so 16 KiB covers nearly all of them in one
- * read and a longer one grows the read; the data set itself is read again when it is sent.
- * Measured (CPU profiles of 1,000 x 130 KB, two runs each): the head reads took 180-276 ms with
- * readHeaderFull's 64 KiB first read, 29-31 ms with 16 KiB. Total CPU time on this shared
- * machine was too noisy to show it (5 alternating runs: 0.68 vs 0.67 s).
+ * The full reader's first read of a file's head, for the files the scanner leaves to it.
+ * The header up to the pixel data is a few KiB in most files (MR/CT with vendor private
+ * groups: up to ~20 KiB), so 16 KiB covers nearly all of them in one read and a longer one
+ * grows the read. Measured (CPU profiles of 1,000 x 130 KB): the head reads took 180-276 ms
+ * with readHeaderFull's 64 KiB first read, 29-31 ms with 16 KiB.
  */
 const HEAD_READ = 16 * 1024;
 
-/** What C-STORE needs to know of a file, from its header. */
+/**
+ * What C-STORE needs to know of a file. The plain cases (File Meta, the encoding it names,
+ * well-formed elements, clean UIDs: nearly every file) are answered by scanInstanceHead,
+ * which reads only element headers and three UIDs; the rest by the DICOM core's reader,
+ * loaded only then (see src/lib/net/scu/instance-head.ts for why).
+ */
 export async function describeDicomFile(path: string): Promise<Described> {
   try {
-    const header = await withFile(path, (fd) =>
-      walkFile(fd, undefined, path, { stopBeforePixels: true, keepLimit: 1024 * 1024, firstRead: HEAD_READ, readSize: 64 * 1024, growRead: true }),
-    );
-    // Tags by number: a keyword would load the whole dictionary (half a second) for nothing.
-    const sopClassUid = header.string(SOP_CLASS_UID) ?? header.string(MEDIA_SOP_CLASS_UID);
-    const sopInstanceUid = header.string(SOP_INSTANCE_UID) ?? header.string(MEDIA_SOP_INSTANCE_UID);
-    if (!sopClassUid || !isValidUid(sopClassUid)) return { ok: false, reason: `no valid SOP Class UID (0008,0016): ${JSON.stringify(sopClassUid ?? '')}` };
-    if (!sopInstanceUid || sopInstanceUid.length > 64 || !/^[0-9.]+$/.test(sopInstanceUid)) {
-      return { ok: false, reason: `no valid SOP Instance UID (0008,0018): ${JSON.stringify(sopInstanceUid ?? '')}` };
+    const fd = openSync(path, 'r');
+    let head: InstanceHead | undefined;
+    try {
+      head = scanInstanceHead(fd, fstatSync(fd).size);
+    } finally {
+      closeSync(fd);
     }
-    const size = header.fileSize ?? (await stat(path)).size;
-    return {
-      ok: true,
-      study: header.string(STUDY_INSTANCE_UID),
-      instance: {
-        path,
-        sopClassUid,
-        sopInstanceUid,
-        transferSyntaxUid: header.transferSyntaxUid,
-        datasetOffset: header.datasetOffset,
-        datasetLength: size - header.datasetOffset,
-      },
-    };
+    if (head) return described(path, head.sopClassUid, head.sopInstanceUid, head.studyInstanceUid, head.transferSyntaxUid, head.datasetOffset, head.fileSize);
+    return await describeWithReader(path);
   } catch (err) {
     return { ok: false, reason: `not readable as DICOM: ${(err as Error).message}` };
   }
+}
+
+/** The full reader's answer (its checks and wording are the reference for every case). */
+export async function describeWithReader(path: string): Promise<Described> {
+  const { walkFile, withFile } = await import('../dicom/read.js');
+  const header = await withFile(path, (fd) =>
+    walkFile(fd, undefined, path, { stopBeforePixels: true, keepLimit: 1024 * 1024, firstRead: HEAD_READ, readSize: 64 * 1024, growRead: true }),
+  );
+  // Tags by number: a keyword would load the whole dictionary (half a second) for nothing.
+  const sopClassUid = header.string(SOP_CLASS_UID) ?? header.string(MEDIA_SOP_CLASS_UID);
+  const sopInstanceUid = header.string(SOP_INSTANCE_UID) ?? header.string(MEDIA_SOP_INSTANCE_UID);
+  const size = header.fileSize ?? fstatSizeOf(path);
+  return described(path, sopClassUid, sopInstanceUid, header.string(STUDY_INSTANCE_UID), header.transferSyntaxUid, header.datasetOffset, size);
+}
+
+function fstatSizeOf(path: string): number {
+  const fd = openSync(path, 'r');
+  try {
+    return fstatSync(fd).size;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function described(
+  path: string,
+  sopClassUid: string | undefined,
+  sopInstanceUid: string | undefined,
+  study: string | undefined,
+  transferSyntaxUid: string,
+  datasetOffset: number,
+  size: number,
+): Described {
+  if (!sopClassUid || !isValidUid(sopClassUid)) return { ok: false, reason: `no valid SOP Class UID (0008,0016): ${JSON.stringify(sopClassUid ?? '')}` };
+  if (!sopInstanceUid || sopInstanceUid.length > 64 || !/^[0-9.]+$/.test(sopInstanceUid)) {
+    return { ok: false, reason: `no valid SOP Instance UID (0008,0018): ${JSON.stringify(sopInstanceUid ?? '')}` };
+  }
+  return {
+    ok: true,
+    study,
+    instance: { path, sopClassUid, sopInstanceUid, transferSyntaxUid, datasetOffset, datasetLength: size - datasetOffset },
+  };
 }
 
 /**

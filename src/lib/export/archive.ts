@@ -1,5 +1,5 @@
 import { existsSync, readdirSync } from 'node:fs';
-import { chmod, open, rename, rm } from 'node:fs/promises';
+import { chmod, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir, writeFileAtomic } from '../site/atomic.js';
 import { md5sumLine, verifyZip, writeZip, type EntryRecord } from './zip/index.js';
@@ -46,15 +46,6 @@ export function* listStage(dir: string, prefix = ''): Generator<{ name: string; 
   }
 }
 
-async function syncFile(path: string): Promise<void> {
-  const fh = await open(path, 'r+');
-  try {
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
-}
-
 export function archivePaths(outDir: string, name: string): { zip: string; part: string; md5: string } {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new Error(`unsafe archive name ${JSON.stringify(name)}`);
   const zip = join(outDir, `${name}.zip`);
@@ -73,12 +64,10 @@ export async function buildArchive(o: ArchiveOptions): Promise<PublishedArchive>
       sync: false,
       deferMd5: true,
     });
-    // The flush to disk and the MD5 (on its worker thread) run while the archive is read back
-    // from the page cache; all three must finish before the archive is published.
-    const synced = syncFile(p.part);
-    synced.catch(() => undefined);
+    // The flush to disk (sync: false) and the MD5 (on its worker thread) run while the archive
+    // is read back from the page cache; all three must finish before the archive is published.
     await verifyZip(p.part, { password: o.password, digest: written.digest, diskCrcs: written.diskCrcs, keyCache });
-    await synced;
+    await written.synced;
     const md5 = await written.md5Pending;
     await writeFileAtomic(p.md5, md5sumLine(md5, p.zip));
     // Written 0600 while incomplete; published group-readable, for a web server in the group.

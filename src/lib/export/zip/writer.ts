@@ -42,7 +42,11 @@ export interface ZipOptions {
   keyCache?: KeyCache;
   /** Return every entry's record in the result (tests, small archives); off: bounded memory. */
   keepEntries?: boolean;
-  /** fsync the file before returning (default true); false when the caller syncs it itself. */
+  /**
+   * fsync the file before returning (default true). False: return once it is written and
+   * flush it to disk in the background, on the descriptor the writer already has (the caller
+   * reads the archive back meanwhile and awaits result.synced before publishing it).
+   */
   sync?: boolean;
   /**
    * Return as soon as the archive is written, without waiting for its MD5 (result.md5 is then
@@ -65,6 +69,8 @@ export interface ZipResult {
    * takes them instead of reading stored entries a second time.
    */
   diskCrcs: Promise<Uint32Array>;
+  /** Resolves once the file is on disk (at once unless `sync: false`); rejects if the flush failed. */
+  synced: Promise<void>;
   count: number;
   /** CRC-32 and size of each entry's source data, for verifyZip's `digest`. */
   digest: EntryDigest;
@@ -458,6 +464,20 @@ async function writeLarge(ctx: Context, fd: number, p: Extract<Prepared, { kind:
   return record;
 }
 
+/** fdatasync on a libuv pool thread, then close the descriptor (also when the sync fails). */
+function syncAndClose(fd: number): Promise<void> {
+  return new Promise((resolve, reject) =>
+    fdatasync(fd, (err) => {
+      try {
+        closeSync(fd);
+      } catch (closeErr) {
+        return reject(err ?? closeErr);
+      }
+      return err ? reject(err) : resolve();
+    }),
+  );
+}
+
 /**
  * Write a ZIP archive to `target` (the caller's temp name), streaming: memory stays bounded
  * by `concurrency` small entries whatever the total size. On failure the partial file is
@@ -485,6 +505,7 @@ export async function writeZip(
   const window: Array<Promise<Prepared>> = [];
 
   const writes = new WriteQueue(fd, md5, opts.sync === false ? FLUSH_EVERY : 0);
+  let synced: Promise<void> = Promise.resolve();
 
   const written = (record: EntryRecord): void => {
     if (opts.keepEntries) entries.push(record);
@@ -589,9 +610,14 @@ export async function writeZip(
     const cdOffset = pos;
     pos += writeAll(fd, central.buffers(), pos);
     pos += writeAll(fd, [endRecords(count, cdOffset, central.size, opts.forceZip64)], pos);
-    if (opts.sync !== false) fsyncSync(fd);
-    await writes.idle();
-    closeSync(fd);
+    if (opts.sync !== false) {
+      fsyncSync(fd);
+      await writes.idle();
+      closeSync(fd);
+    } else {
+      await writes.idle();
+      synced = syncAndClose(fd); // the last step: nothing after it may close fd in the catch below
+    }
   } catch (err) {
     // No write may still run on the descriptor when it is closed (it could be reused).
     await writes.quiesce();
@@ -613,6 +639,7 @@ export async function writeZip(
   // A caller that defers the hash may fail before it asks for it: no unhandled rejection then.
   md5Pending.catch(() => undefined);
   diskCrcs.catch(() => undefined);
-  return { path: target, bytes: pos, md5: opts.deferMd5 ? '' : await md5Pending, md5Pending, diskCrcs, count, digest, entries };
+  synced.catch(() => undefined);
+  return { path: target, bytes: pos, md5: opts.deferMd5 ? '' : await md5Pending, md5Pending, diskCrcs, synced, count, digest, entries };
 }
 

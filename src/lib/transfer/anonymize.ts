@@ -1,6 +1,8 @@
 import { join } from 'node:path';
 import { createAnonymizer, type AnonymizedResult, type QuarantinedResult } from '../deid/anonymizer.js';
+import { runBatch } from '../deid/batch.js';
 import { SeriesClassLookup } from '../deid/burned-in.js';
+import type { InputUnit } from '../deid/inputs.js';
 import { defaultProjectRules, finishRules, loadProjectRulesFile, parseOverride, type ProjectRules } from '../deid/project.js';
 import { loadSecret } from '../deid/secret.js';
 import { loadOrCreateKey } from '../route/private-file.js';
@@ -57,6 +59,10 @@ async function secretFor(site: SiteLayout, rules: ProjectRules): Promise<{ bytes
   return { bytes: loadSecret(file).bytes, file };
 }
 
+async function* fileUnits(files: string[]): AsyncGenerator<InputUnit> {
+  for (const path of files) yield { kind: 'file', path };
+}
+
 /** An anonymizer set up once per transfer, run batch by batch (so sending can overlap). */
 export interface TransferAnonymizer {
   secretFile: string;
@@ -76,17 +82,26 @@ export async function createTransferAnonymizer(o: AnonymizeStepOptions): Promise
     async run(files) {
       const outputs: AnonymizedResult[] = [];
       const refused: QuarantinedResult[] = [];
-      // A few files at once: reading and writing overlap with the CPU work of the next file.
-      let next = 0;
-      const worker = async (): Promise<void> => {
-        while (next < files.length) {
-          const f = files[next++]!;
-          const r = await anonymizer.anonymizeFile(f, o.outDir);
+      let failure: string | undefined;
+      // A few files at once (fiona-anonymize's runBatch): reading and writing overlap with the
+      // CPU work of the next file. A file that cannot be processed at all fails the batch: no
+      // more files are started, those in flight finish, then the step throws.
+      const stop = new AbortController();
+      await runBatch(fileUnits(files), {
+        anonymizer,
+        outDir: o.outDir,
+        inFlight: o.concurrency ?? 4,
+        signal: stop.signal,
+        onOutcome: (r) => {
           if (r.status === 'anonymized') outputs.push(r);
-          else refused.push(r);
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(o.concurrency ?? 4, files.length) }, worker));
+          else if (r.status === 'quarantined') refused.push(r);
+          else {
+            failure ??= r.reason;
+            stop.abort();
+          }
+        },
+      });
+      if (failure !== undefined) throw new Error(failure);
       // Sorted, so that the sending order does not depend on which file finished first.
       outputs.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
       return { outputs, refused };

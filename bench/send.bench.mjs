@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 // fiona-send against the standard tools, side by side in one run, alternating rounds:
 //   SFTP: 1 GB in 1,000 files and 1 GB in one file, fiona-send vs OpenSSH `sftp -b` (batch put)
-//         into the same sshd on loopback. fiona-send by default also verifies every file (md5
-//         locally and md5sum on the server) and publishes by rename; sftp does neither. A second
-//         RATIO line compares like for like: fiona-send --verify size (no checksums). bar: >= 1x
+//         into the same sshd on loopback. fiona-send by default also verifies every file (SHA-256
+//         locally and `openssl dgst -sha256` on the server) and publishes by rename; sftp does
+//         neither. A second RATIO line compares like for like: fiona-send --verify size (no
+//         checksums; still .part + rename). BENCH_SFTP_MD5=1 adds a third: --verify md5sum
+//         (MD5 on both ends, the default before SHA-256).                        bar: >= 1x
 //   DICOM: 1,000 instances (fiona-synth) into one DCMTK storescp, fiona-send vs storescu.
 //                                                                     bar: >= 1x storescu
 // Env: BENCH_ROUNDS (default 2), BENCH_SFTP_MB (default 1024), BENCH_DICOM (default 1000),
-//      BENCH_ONLY=sftp|dicom.
+//      BENCH_ONLY=sftp|dicom, BENCH_SFTP_MD5=1, BENCH_SFTP_ONLY=many|one (one of the two SFTP sets).
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
@@ -22,6 +24,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const SFTP_MB = Number(process.env.BENCH_SFTP_MB ?? 1024);
 const DICOM_N = Number(process.env.BENCH_DICOM ?? 1000);
 const ONLY = process.env.BENCH_ONLY;
+const SFTP_MD5 = process.env.BENCH_SFTP_MD5 === '1';
+const SFTP_ONLY = process.env.BENCH_SFTP_ONLY;
 const ENV = { ...process.env, TCP_NODELAY: '1', NO_COLOR: '1' };
 
 
@@ -94,26 +98,29 @@ async function benchSftp(work) {
     const many = join(work, 'many');
     mkdirSync(many);
     const fileSize = Math.round((SFTP_MB * 1024 * 1024) / 1000);
-    for (let i = 0; i < 1000; i++) writeFileSync(join(many, `f${String(i).padStart(4, '0')}.bin`), randomBytes(fileSize));
+    if (SFTP_ONLY !== 'one') for (let i = 0; i < 1000; i++) writeFileSync(join(many, `f${String(i).padStart(4, '0')}.bin`), randomBytes(fileSize));
     const one = join(work, 'one');
     mkdirSync(one);
     const big = join(one, 'big.bin');
     const chunk = randomBytes(16 * 1024 * 1024);
-    for (let w = 0; w < SFTP_MB / 16; w++) writeFileSync(big, chunk, { flag: w === 0 ? 'w' : 'a' });
+    if (SFTP_ONLY !== 'many') for (let w = 0; w < SFTP_MB / 16; w++) writeFileSync(big, chunk, { flag: w === 0 ? 'w' : 'a' });
     const bytes = SFTP_MB * 1024 * 1024;
     const sftpArgs = ['-q', '-i', sshd.identity, '-o', `UserKnownHostsFile=${sshd.knownHosts}`, '-o', 'StrictHostKeyChecking=yes', '-P', String(sshd.port), '-b', '-', `${sshd.user}@127.0.0.1`];
     const url = (d) => `sftp://${sshd.user}@127.0.0.1:${sshd.port}${d}`;
-    for (const [label, src, batch] of [
-      [`sftp ${SFTP_MB} MB in 1000 files`, many, (dst) => readdirSync(many).map((f) => `put ${join(many, f)} ${dst}/${f}`).join('\n')],
-      [`sftp ${SFTP_MB} MB in one file`, big, (dst) => `put ${big} ${dst}/big.bin`],
-    ]) {
+    const sets = [
+      ['many', `sftp ${SFTP_MB} MB in 1000 files`, many, (dst) => readdirSync(many).map((f) => `put ${join(many, f)} ${dst}/${f}`).join('\n')],
+      ['one', `sftp ${SFTP_MB} MB in one file`, big, (dst) => `put ${big} ${dst}/big.bin`],
+    ];
+    for (const [which, label, src, batch] of sets) {
+      if (SFTP_ONLY && SFTP_ONLY !== which) continue;
       const f = [];
       const s = [];
       const o = [];
-      const cpu = { f: [], s: [], o: [] };
+      const m = [];
+      const cpu = { f: [], s: [], o: [], m: [] };
       const fiona = (dst, extra) => ['-q', ...extra, '--to', url(dst), '--identity', sshd.identity, '--known-hosts', sshd.knownHosts, src];
       for (let r = 0; r < ROUNDS; r++) {
-        // fiona-send as it runs by default: md5 of every file on both sides, compared, then renamed.
+        // fiona-send as it runs by default: SHA-256 of every file on both sides, compared, then renamed.
         const d1 = join(work, `dst-fiona-${r}`);
         mkdirSync(d1);
         f.push(await timedCpu(cpu.f, () => run(SEND, fiona(d1, []))));
@@ -127,12 +134,20 @@ async function benchSftp(work) {
         mkdirSync(d3);
         s.push(await timedCpu(cpu.s, () => run(SEND, fiona(d3, ['--verify', 'size']))));
         rmSync(d3, { recursive: true, force: true });
+        if (SFTP_MD5) {
+          const d4 = join(work, `dst-md5-${r}`);
+          mkdirSync(d4);
+          m.push(await timedCpu(cpu.m, () => run(SEND, fiona(d4, ['--verify', 'md5sum']))));
+          rmSync(d4, { recursive: true, force: true });
+        }
       }
       report(label, bytes, f, o, 'sftp -b');
-      report(`${label} (like for like: fiona --verify size, no remote md5)`, bytes, s, o, 'sftp -b');
-      // On 2 cores the verified run is bound by CPU: the local and the server's md5 (~1.5 s each
-      // per GB) come on top of the transfer. Whole-machine CPU, so other load shows up here too.
-      console.log(`${label}: machine CPU s (median): fiona-send ${median(cpu.f).toFixed(2)}, fiona-send --verify size ${median(cpu.s).toFixed(2)}, sftp -b ${median(cpu.o).toFixed(2)}`);
+      report(`${label} (like for like: fiona --verify size, no checksums)`, bytes, s, o, 'sftp -b');
+      if (SFTP_MD5) report(`${label} (fiona --verify md5sum)`, bytes, m, o, 'sftp -b');
+      // On 2 cores the verified run is bound by CPU: the local and the server's hash come on top
+      // of the transfer (SHA-256 ~0.6 s per GB each with SHA instructions, MD5 ~1.5 s). Whole-
+      // machine CPU, so other load shows up here too.
+      console.log(`${label}: machine CPU s (median): fiona-send ${median(cpu.f).toFixed(2)}, fiona-send --verify size ${median(cpu.s).toFixed(2)}, ${SFTP_MD5 ? `fiona-send --verify md5sum ${median(cpu.m).toFixed(2)}, ` : ''}sftp -b ${median(cpu.o).toFixed(2)}`);
     }
   } finally {
     sshd.stop();

@@ -36,6 +36,7 @@ import { EMPTY_DIGEST, remoteHashCommand, stdinSum, verificationName, type HashA
 import { LocalHasher } from './md5.js';
 import { execText, hashCommand, parseSums, sshOf } from './sftp-exec.js';
 import { RemoteHashService } from './sftp-hash-service.js';
+import { tunePackets } from './sftp-packets.js';
 import { RemoteStreamHash, SEGMENT } from './sftp-stream-hash.js';
 import type { BlockHasher, Digests } from './sftp-hash.js';
 import { blockLenOf, corkWhileReading, hasherFor, InFlightBudget, uploadFile } from './sftp-upload.js';
@@ -199,6 +200,8 @@ export class SftpTransport implements Transport {
     // Small requests (open, stat, rename) each wait for an answer: without TCP_NODELAY, Nagle
     // and delayed ACKs add ~40 ms to every one of them (measured: 45 ms per 1 MB file).
     sshOf(client)?.setNoDelay(true);
+    // Padding and packet buffers without a call into the RNG and an allocation per packet.
+    tunePackets(sshOf(client));
     // ssh2-sftp-client adds listeners per call; parallel uploads exceed Node's default of 10.
     sshOf(client)?.setMaxListeners(0);
     // ssh2-sftp-client passes an error to the call that saw it and then tells no one else;

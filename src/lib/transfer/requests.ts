@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../site/atomic.js';
+import { jsonFileNames } from '../site/state-json.js';
 import type { SiteLayout } from '../site/layout.js';
 import { signatureCovers, type StudySignature } from '../route/study.js';
 import { withLock } from '../route/with-lock.js';
@@ -105,6 +106,20 @@ async function readJson<T>(path: string): Promise<T | undefined> {
     throw err;
   }
   return JSON.parse(text) as T;
+}
+
+/**
+ * Every `<id>.json` of a folder, read by `read`: a file that cannot be read is left out (the
+ * failed list and the results are looked at, not worked off); none when the folder is missing.
+ */
+async function readEach<T>(dir: string, read: (id: string) => Promise<T | undefined>): Promise<T[]> {
+  const out: T[] = [];
+  for (const n of (await jsonFileNames(dir)) ?? []) {
+    if (n.startsWith('.')) continue;
+    const r = await read(n.slice(0, -5)).catch(() => undefined);
+    if (r) out.push(r);
+  }
+  return out;
 }
 
 const HISTORY_LIMIT = 20;
@@ -231,34 +246,12 @@ export class RequestStore {
     return out.sort((a, b) => (a.created < b.created ? -1 : a.created > b.created ? 1 : a.id < b.id ? -1 : 1));
   }
 
-  async listFailed(): Promise<TransferRequest[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.failed);
-    } catch {
-      return [];
-    }
-    const out: TransferRequest[] = [];
-    for (const n of names) if (n.endsWith('.json')) {
-      const r = await this.readFailed(n.slice(0, -5)).catch(() => undefined);
-      if (r) out.push(r);
-    }
-    return out;
+  listFailed(): Promise<TransferRequest[]> {
+    return readEach(this.failed, (id) => this.readFailed(id));
   }
 
-  async listResults(): Promise<TransferResult[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.results);
-    } catch {
-      return [];
-    }
-    const out: TransferResult[] = [];
-    for (const n of names) if (n.endsWith('.json') && !n.startsWith('.')) {
-      const r = await this.readResult(n.slice(0, -5)).catch(() => undefined);
-      if (r) out.push(r);
-    }
-    return out;
+  listResults(): Promise<TransferResult[]> {
+    return readEach(this.results, (id) => this.readResult(id));
   }
 
   /**

@@ -85,12 +85,7 @@ interface CentralEntry {
 
 async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {
   const buf = Buffer.allocUnsafe(length);
-  let got = 0;
-  while (got < length) {
-    const { bytesRead } = await fh.read(buf, got, length - got, position + got);
-    if (bytesRead === 0) throw new ZipVerifyError(`unexpected end of file at offset ${position + got}`);
-    got += bytesRead;
-  }
+  await readInto(fh, buf, position, length);
   return buf;
 }
 
@@ -245,6 +240,7 @@ class WindowReader {
   }
 }
 
+/** Fill buf[0, length) from the file at position; a file that ends first is an error naming the offset. */
 async function readInto(fh: FileHandle, buf: Buffer, position: number, length: number): Promise<void> {
   let got = 0;
   while (got < length) {

@@ -185,15 +185,18 @@ try {
   // CPU time is the work done, whatever else shares the machine (fiona's is spread over the cores).
   const cpu = (name) => median(results[name].map((m) => m.cpu));
   const part = (name, k) => median(results[name].map((m) => m[k]));
-  for (const name of order) console.log(`${name.padEnd(18)} ${rate(name).toFixed(0).padStart(6)} files/s (median of ${results[name].length}), CPU ${cpu(name).toFixed(2)} s (user ${part(name, 'user').toFixed(2)}, system ${part(name, 'sys').toFixed(2)})`);
+  for (const name of order.filter((k) => results[k].length > 0)) console.log(`${name.padEnd(18)} ${rate(name).toFixed(0).padStart(6)} files/s (median of ${results[name].length}), CPU ${cpu(name).toFixed(2)} s (user ${part(name, 'user').toFixed(2)}, system ${part(name, 'sys').toFixed(2)})`);
   const peak = Math.max(...results.fiona.map((m) => m.rssMb));
   // The ratio of each round's pair (run back to back) is steadier on a shared machine than
   // the ratio of medians; both are printed.
   const pairRatios = results.fiona.map((m, k) => results.gdcmanon[k].seconds / m.seconds);
   console.log(`fiona/gdcmanon per round: ${pairRatios.map((x) => x.toFixed(2)).join(' ')}`);
   console.log(`RATIO fiona/gdcmanon files/s: ${median(pairRatios).toFixed(2)}x (bar 1x; median of the rounds' ratios, both without fsync)`);
-  console.log(`RATIO fiona/pydicom files/s: ${(rate('fiona') / rate('pydicom')).toFixed(2)}x (bar 4x; both without fsync)`);
-  console.log(`RATIO fiona (fsync each output)/gdcmanon files/s: ${(rate('fiona (fsync)') / rate('gdcmanon')).toFixed(2)}x (fiona's default durability; gdcmanon does not fsync)`);
+  if (results.pydicom.length > 0) console.log(`RATIO fiona/pydicom files/s: ${(rate('fiona') / rate('pydicom')).toFixed(2)}x (bar 4x; both without fsync)`);
+  // FIONA_BENCH_FSYNC_ROUNDS=0 (while iterating) leaves no fsync rounds: no line, not a crash.
+  if (results['fiona (fsync)'].length > 0) {
+    console.log(`RATIO fiona (fsync each output)/gdcmanon files/s: ${(rate('fiona (fsync)') / rate('gdcmanon')).toFixed(2)}x (fiona's default durability; gdcmanon does not fsync)`);
+  }
 
   // Memory does not grow with the input: the same files under more paths (hard links, so the
   // disk holds one copy) must need the same peak RSS.

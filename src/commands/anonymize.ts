@@ -65,6 +65,7 @@ interface Opts {
   quarantine?: string;
   threads?: number;
   fsync: boolean;
+  ioThread: boolean;
   pass?: boolean;
   quiet?: boolean;
 }
@@ -135,6 +136,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--quarantine <dir>', 'copy instances that are not released here, with a reason file')
     .option('--threads <n>', 'threads (default: one less than the cores, at least 1; measured faster on 2 cores)', parseIntOption('--threads', 1, 64))
     .option('--no-fsync', 'do not fsync outputs (faster; a power cut may lose the last files written)')
+    .option('--no-io-thread', 'read and write files in the anonymizing thread, not in a second thread (for a machine with no core to spare)')
     .option('--pass', 'pass events this tool does not handle through to stdout')
     .option('-q, --quiet', 'no summary line on stderr');
   program.parse(argv);
@@ -166,7 +168,7 @@ export async function main(argv: string[]): Promise<number> {
   let pool;
   try {
     pool = createAnonymizerPool(
-      { rules, secret, pseudonymTable, quarantineDir, site: siteDir, fsync: o.fsync, version: program.version() },
+      { rules, secret, pseudonymTable, quarantineDir, site: siteDir, fsync: o.fsync, ioThread: o.ioThread ? undefined : false, version: program.version() },
       threads,
       (m) => log.warn(m),
     );
@@ -215,7 +217,8 @@ export async function main(argv: string[]): Promise<number> {
       signal: stop.signal,
       anonymizer: pool,
       outDir,
-      inFlight: pool.threads * 8,
+      // Enough for the I/O thread to read ahead and write behind while this thread works.
+      inFlight: Math.max(16, pool.threads * 8),
       mapping,
       onOutcome,
       onOther: (e) => {

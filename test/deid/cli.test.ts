@@ -506,3 +506,25 @@ describe('stopping', () => {
     expect((await listFiles(out)).filter((f) => f.split('/').pop()!.startsWith('.'))).toEqual([]);
   });
 });
+
+describe('the I/O thread', () => {
+  it('a batch long enough to hand its reads and writes to the I/O thread gives the same bytes as without it', async () => {
+    const many = join(tmp.dir, 'io-many');
+    const r = await runTool('fiona-synth', ['--out', many, '--patients', '1', '--series', '4', '--instances', '100', '--rows', '64', '--seed', '5', '--no-fsync', '-q']);
+    expect(r.exitCode).toBe(0);
+    const a = join(tmp.dir, 'io-a');
+    const b = join(tmp.dir, 'io-b');
+    const ra = await anonymize(['--out', a, '--secret-file', secret, many]);
+    const rb = await anonymize(['--out', b, '--secret-file', secret, '--no-io-thread', '--no-fsync', many]);
+    expect([ra.code, rb.code]).toEqual([0, 0]);
+    expect(ra.stderr).not.toMatch(/thread stopped/);
+    const fa = await listFiles(a);
+    const fb = await listFiles(b);
+    expect(fa.length).toBe(400);
+    expect(fa.map((f) => f.slice(a.length))).toEqual(fb.map((f) => f.slice(b.length)));
+    for (let k = 0; k < fa.length; k++) expect((await readFile(fa[k]!)).equals(await readFile(fb[k]!))).toBe(true);
+    // Every event names a published file; no temp file is left.
+    expect(ra.events.filter((e) => e.event === 'anonymized').length).toBe(400);
+    expect(fa.some((f) => f.endsWith('.tmp'))).toBe(false);
+  }, 120_000);
+});

@@ -1,4 +1,3 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
@@ -15,7 +14,8 @@ import { type Scrubber, createScrubber } from './clean.js';
 import { derivedDateOffset } from './dates.js';
 import { type Identifier, collectIdentifiers, scrubWords } from './identifiers.js';
 import { type Needle, identifierNeedles, uidNeedles } from './leak.js';
-import { BufferPool, DirSyncer, MemorySink, ensureDir, publishTemp, writeAndPublish } from './output.js';
+import { BufferPool, DirSyncer, MemorySink, ensureDir, publishTemp } from './output.js';
+import { type FileIo, localIo } from './io-thread.js';
 import {
   DEIDENTIFICATION_METHOD, DEIDENTIFICATION_METHOD_CODE_SEQUENCE, LONGITUDINAL_TEMPORAL_INFORMATION_MODIFIED,
   type MarkingInput, PATIENT_IDENTITY_REMOVED, encodeCodeItems, longitudinalValue, methodCodes, methodText,
@@ -45,6 +45,11 @@ export interface AnonymizerOptions {
   /** fiona's version, written into DeidentificationMethod and the File Meta. */
   version?: string;
   table?: ProfileTable;
+  /**
+   * Who reads the inputs and publishes the outputs built in memory (default: the calling
+   * thread). An I/O thread (threadIo) puts the kernel's file work on another core; its owner closes it.
+   */
+  io?: FileIo;
 }
 
 export interface AnonymizedResult {
@@ -111,8 +116,11 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
   const version = opts.version ?? '0';
   const fsync = opts.fsync ?? true;
   const dirs = new DirSyncer();
-  const headBuffers = new BufferPool(HEAD_BYTES);
-  const outputBuffers = new BufferPool(256 * 1024);
+  const io = opts.io ?? localIo();
+  const sharedPools = opts.io !== undefined;
+  // Buffers an I/O thread fills or writes are shared with it, not copied.
+  const headBuffers = new BufferPool(HEAD_BYTES, 32, sharedPools);
+  const outputBuffers = new BufferPool(256 * 1024, 32, sharedPools);
 
   const pseudonymFor = (h: DicomHeader): Pseudonym => {
     const original = (h.string(PATIENT_ID) ?? '').trim();
@@ -178,7 +186,7 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
    */
   async function prepare(input: string): Promise<{ h: Header; size: number; head?: Buffer; whole?: Buffer }> {
     try {
-      const head = readHead(input, headBuffers);
+      const head = await io.readHead({ file: input, wholeLimit: IN_MEMORY_LIMIT, headBytes: HEAD_BYTES }, headBuffers);
       if (head.bytes) {
         const whole = head.bytes.length === head.size && head.size <= IN_MEMORY_LIMIT;
         try {
@@ -302,7 +310,7 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
           await rewrite(input, sink, whole ? { ...edits, source: { bytes: whole, header: h } } : edits);
           const out = sink.bytes();
           finishInMemory(out, { needles: needles() });
-          await writeAndPublish(tmp, target, [out], fsync, dirs);
+          await io.write({ tmp, target, bytes: out, fsync });
           bytesOut = out.length;
         } finally {
           sink.release();
@@ -355,32 +363,6 @@ export const IN_MEMORY_LIMIT = 1024 * 1024;
 
 /** Most headers fit in this much; the first read takes it, synchronously (no thread-pool round trips). */
 const HEAD_BYTES = 32 * 1024;
-
-/**
- * The head of a file (read into a pooled buffer) and its size: the whole file when it is
- * small enough to be rewritten in memory, else its first HEAD_BYTES.
- */
-function readHead(file: string, pool: BufferPool): { bytes: Buffer | undefined; buffer: Buffer; size: number } {
-  const fd = openSync(file, 'r');
-  let buf: Buffer | undefined;
-  try {
-    const size = fstatSync(fd).size;
-    const want = size <= IN_MEMORY_LIMIT ? size : HEAD_BYTES;
-    buf = pool.acquire(want);
-    let off = 0;
-    while (off < want) {
-      const n = readSync(fd, buf, off, want - off, off);
-      if (n === 0) break;
-      off += n;
-    }
-    return { bytes: off === want ? buf.subarray(0, want) : undefined, buffer: buf, size };
-  } catch (err) {
-    if (buf) pool.release(buf);
-    throw err;
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** The core's rewrite, with its parse errors turned into a refusal (quarantine) instead of a crash. */
 async function rewrite(input: string, output: Output, edits: RewriteOptions): Promise<RewriteResult> {

@@ -1,4 +1,4 @@
-import { closeSync, fdatasync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fdatasync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { ByteSink } from '../dicom/write.js';
@@ -44,27 +44,58 @@ export async function ensureDir(dir: string): Promise<void> {
   madeDirs.add(dir);
 }
 
+/** Create `tmp` for writing; its folder is made again if it went away since (another run cleaned up). */
+function openTemp(tmp: string): number {
+  try {
+    return openSync(tmp, 'w', 0o644);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    madeDirs.delete(dirname(tmp));
+    mkdirSync(dirname(tmp), { recursive: true });
+    return openSync(tmp, 'w', 0o644);
+  }
+}
+
+function writeAll(fd: number, parts: readonly Uint8Array[]): void {
+  for (const b of parts) {
+    let off = 0;
+    while (off < b.length) off += writeSync(fd, b, off, b.length - off);
+  }
+}
+
+function renameOrRemove(tmp: string, target: string): void {
+  try {
+    renameSync(tmp, target);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** writeAndPublish without fsync: all synchronous calls (in whichever thread calls it). */
+export function writeAndPublishSync(tmp: string, target: string, parts: readonly Uint8Array[]): void {
+  const fd = openTemp(tmp);
+  try {
+    writeAll(fd, parts);
+  } catch (err) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  closeSync(fd);
+  renameOrRemove(tmp, target);
+}
+
 /**
  * Write bytes to `tmp` (small files: synchronous writes cost far less than a round trip
  * through the thread pool each), fsync, and rename to `target`.
  */
 export async function writeAndPublish(tmp: string, target: string, parts: readonly Uint8Array[], fsync: boolean, dirs?: DirSyncer): Promise<void> {
-  let fd: number;
+  if (!fsync) return writeAndPublishSync(tmp, target, parts);
+  const fd = openTemp(tmp);
   try {
-    fd = openSync(tmp, 'w', 0o644);
-  } catch (err) {
-    // The folder went away since it was made (another run cleaned up): make it again, once.
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    madeDirs.delete(dirname(tmp));
-    await ensureDir(dirname(tmp));
-    fd = openSync(tmp, 'w', 0o644);
-  }
-  try {
-    for (const b of parts) {
-      let off = 0;
-      while (off < b.length) off += writeSync(fd, b, off, b.length - off);
-    }
-    if (fsync) await syncData(fd);
+    writeAll(fd, parts);
+    await syncData(fd);
   } catch (err) {
     closeSync(fd);
     rmSync(tmp, { force: true });
@@ -76,12 +107,7 @@ export async function writeAndPublish(tmp: string, target: string, parts: readon
 
 /** Rename a finished temp file into place and make the rename durable. */
 export async function publishTemp(tmp: string, target: string, fsync: boolean, dirs?: DirSyncer): Promise<void> {
-  try {
-    renameSync(tmp, target);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
+  renameOrRemove(tmp, target);
   if (fsync) await (dirs ? dirs.sync(dirname(target)) : fsyncDir(dirname(target)));
 }
 
@@ -92,16 +118,22 @@ export async function publishTemp(tmp: string, target: string, fsync: boolean, d
  */
 export class BufferPool {
   private readonly free: Buffer[] = [];
+  /**
+   * `shared`: buffers over SharedArrayBuffers, which another thread (the output writer) sees
+   * without a copy when they are posted to it.
+   */
   constructor(
     private readonly minSize: number,
     private readonly keep = 32,
+    private readonly shared = false,
   ) {}
 
   acquire(size: number): Buffer {
     for (let k = this.free.length - 1; k >= 0; k--) {
       if (this.free[k]!.length >= size) return this.free.splice(k, 1)[0]!;
     }
-    return Buffer.allocUnsafe(Math.max(size, this.minSize));
+    const n = Math.max(size, this.minSize);
+    return this.shared ? Buffer.from(new SharedArrayBuffer(n)) : Buffer.allocUnsafe(n);
   }
 
   release(b: Buffer): void {

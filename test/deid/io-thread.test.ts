@@ -1,0 +1,95 @@
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+// The built module: its worker script (io-worker.js) is found beside it, which the
+// TypeScript sources do not have.
+import { threadIo, type ThreadIo } from '../../dist/lib/deid/io-thread.js';
+import { BufferPool } from '../../dist/lib/deid/output.js';
+import { makeTempDir } from '../helpers/tmp.js';
+
+/** Distinct bytes per file, so a mix-up between files would show. */
+function content(k: number, size: number): Buffer {
+  const b = Buffer.alloc(size);
+  for (let i = 0; i < size; i++) b[i] = (i * 31 + k * 7) & 0xff;
+  return b;
+}
+
+describe('file I/O thread', () => {
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  let io: ThreadIo | undefined;
+  beforeEach(async () => {
+    ({ dir, cleanup } = await makeTempDir('fiona-io-'));
+  });
+  afterEach(async () => {
+    await io?.close();
+    io = undefined;
+    await cleanup();
+  });
+
+  it('reads heads and publishes outputs in the thread, byte for byte, leaving no temp file', async () => {
+    const warnings: string[] = [];
+    io = threadIo({ eager: true, onWarning: (m) => warnings.push(m) });
+    await io.ready();
+    const pool = new BufferPool(1024, 32, true);
+    const inputs = [100, 5000, 70_000, 200_000, 3_000_000].map((size, k) => {
+      const f = join(dir, `in-${k}`);
+      writeFileSync(f, content(k, size));
+      return { f, size, k };
+    });
+    const heads = await Promise.all(inputs.map((i) => io!.readHead({ file: i.f, wholeLimit: 1024 * 1024, headBytes: 32 * 1024 }, pool)));
+    heads.forEach((h, n) => {
+      const { size, k } = inputs[n]!;
+      expect(h.size).toBe(size);
+      // Up to the limit the whole file, else its first 32 KiB.
+      expect(Buffer.compare(h.bytes!, content(k, size).subarray(0, size <= 1024 * 1024 ? size : 32 * 1024))).toBe(0);
+    });
+    mkdirSync(join(dir, 'out'));
+    await Promise.all(
+      heads.map((h, n) => io!.write({ tmp: join(dir, 'out', `.t${n}.tmp`), target: join(dir, 'out', `o${n}.dcm`), bytes: h.bytes!, fsync: n % 2 === 0 })),
+    );
+    heads.forEach((h, n) => expect(Buffer.compare(readFileSync(join(dir, 'out', `o${n}.dcm`)), h.bytes!)).toBe(0));
+    expect(readdirSync(join(dir, 'out')).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    expect(warnings).toEqual([]);
+  });
+
+  it('gives the caller the error with its code: a missing input, an output folder that is a file', async () => {
+    io = threadIo({ eager: true });
+    await io.ready();
+    const pool = new BufferPool(1024, 32, true);
+    await expect(io.readHead({ file: join(dir, 'missing'), wholeLimit: 1 << 20, headBytes: 1 << 15 }, pool)).rejects.toMatchObject({ code: 'ENOENT' });
+    writeFileSync(join(dir, 'file'), 'x');
+    const bytes = Buffer.from(new SharedArrayBuffer(4));
+    await expect(io.write({ tmp: join(dir, 'file', '.t.tmp'), target: join(dir, 'file', 'o.dcm'), bytes, fsync: false })).rejects.toMatchObject({ code: 'ENOTDIR' });
+    // The thread goes on after an error.
+    mkdirSync(join(dir, 'ok'));
+    await io.write({ tmp: join(dir, 'ok', '.t.tmp'), target: join(dir, 'ok', 'o.dcm'), bytes, fsync: false });
+    expect(existsSync(join(dir, 'ok', 'o.dcm'))).toBe(true);
+  });
+
+  it('loses nothing when the thread dies: what it had in hand is done by the calling thread', async () => {
+    // A stand-in worker that says it is ready, then dies at the first request.
+    const script = join(dir, 'dies.mjs');
+    writeFileSync(script, "import { parentPort } from 'node:worker_threads';\nparentPort.on('message', () => process.exit(7));\nparentPort.postMessage('ready');\n");
+    const warnings: string[] = [];
+    io = threadIo({ eager: true, workerUrl: pathToFileURL(script), onWarning: (m) => warnings.push(m) });
+    await io.ready();
+    const pool = new BufferPool(1024, 32, true);
+    const f = join(dir, 'in');
+    writeFileSync(f, content(1, 10_000));
+    mkdirSync(join(dir, 'out'));
+    const bytes = Buffer.from(new SharedArrayBuffer(3000));
+    bytes.set(content(2, 3000));
+    const [head] = await Promise.all([
+      io.readHead({ file: f, wholeLimit: 1 << 20, headBytes: 1 << 15 }, pool),
+      io.write({ tmp: join(dir, 'out', '.a.tmp'), target: join(dir, 'out', 'a.dcm'), bytes, fsync: true }),
+    ]);
+    expect(Buffer.compare(head.bytes!, content(1, 10_000))).toBe(0);
+    expect(Buffer.compare(readFileSync(join(dir, 'out', 'a.dcm')), bytes)).toBe(0);
+    expect(warnings.join('\n')).toMatch(/file I\/O thread stopped \(exit code 7\)/);
+    // Later requests are done in the calling thread.
+    await io.write({ tmp: join(dir, 'out', '.b.tmp'), target: join(dir, 'out', 'b.dcm'), bytes, fsync: false });
+    expect(Buffer.compare(readFileSync(join(dir, 'out', 'b.dcm')), bytes)).toBe(0);
+  });
+});

@@ -65,18 +65,24 @@ function job(fields: Record<string, unknown>): string {
   return `${JSON.stringify({ project: 'STUDYX', studyinstanceuid: study.studyUid, exportType: 'DICOM', downloadAttempts: 0, ...fields })}\n`;
 }
 
+/** A test's own queue folder: the jobs file (with these jobs), the state folder and the output folder. */
+async function queueFolder(name: string, jobsText: string, jobsName = 'jobs'): Promise<{ dir: string; jobs: string; state: string; out: string }> {
+  const dir = join(tmp.dir, name);
+  await mkdir(dir, { recursive: true });
+  const jobs = join(dir, jobsName);
+  await writeFile(jobs, jobsText);
+  return { dir, jobs, state: join(dir, 'state'), out: join(dir, 'out') };
+}
+
 async function zipsIn(out: string): Promise<string[]> {
   return (await readdir(out)).filter((f) => f.endsWith('.zip')).sort();
 }
 
 describe('fiona-zip-export --jobs', () => {
   it('each job ends done or failed with its reason; mails; measurements; no temp folder', async () => {
-    const dir = join(tmp.dir, 'q1');
-    await mkdir(dir);
-    const jobs = join(dir, 'prepared_downloads_list.jobs');
     const password = 'secret pass 123';
-    await writeFile(
-      jobs,
+    const { dir, jobs, state, out } = await queueFolder(
+      'q1',
       job({ patientid: 'P-001', accessionnumber: study.accession, event: 'baseline' }) +
         '{"project": "STUDYX", broken\n' +
         '{"project":"STUDYX","exportType":"DICOM"}\n' +
@@ -90,9 +96,8 @@ describe('fiona-zip-export --jobs', () => {
           sender_email: 'pi@example.org',
           password: Buffer.from(password).toString('base64'),
         }),
+      'prepared_downloads_list.jobs',
     );
-    const state = join(dir, 'state');
-    const out = join(dir, 'out');
     const r = await runTool(
       'fiona-zip-export',
       queueArgs(jobs, state, out, ['--smtp', smtp.url, '--mail-from', 'fiona@example.org', '--link-base', 'https://fiona.example.org/dl/']),
@@ -166,12 +171,7 @@ describe('fiona-zip-export --jobs', () => {
   });
 
   it('--once takes one job per run; a job appended later is taken by a later run', async () => {
-    const dir = join(tmp.dir, 'q2');
-    await mkdir(dir);
-    const jobs = join(dir, 'jobs');
-    await writeFile(jobs, job({ event: 'a' }) + job({ event: 'b' }));
-    const state = join(dir, 'state');
-    const out = join(dir, 'out');
+    const { jobs, state, out } = await queueFolder('q2', job({ event: 'a' }) + job({ event: 'b' }));
     for (let i = 1; i <= 3; i++) {
       if (i === 3) await appendFile(jobs, job({ event: 'c' }));
       const r = await runTool('fiona-zip-export', queueArgs(jobs, state, out, ['--once']), { env: env() });
@@ -182,12 +182,7 @@ describe('fiona-zip-export --jobs', () => {
   });
 
   it('two runs at once never take the same job', async () => {
-    const dir = join(tmp.dir, 'q3');
-    await mkdir(dir);
-    const jobs = join(dir, 'jobs');
-    await writeFile(jobs, ['e1', 'e2', 'e3', 'e4'].map((event) => job({ event })).join(''));
-    const state = join(dir, 'state');
-    const out = join(dir, 'out');
+    const { jobs, state, out } = await queueFolder('q3', ['e1', 'e2', 'e3', 'e4'].map((event) => job({ event })).join(''));
     const [a, b] = await Promise.all([
       runTool('fiona-zip-export', queueArgs(jobs, state, out), { env: env() }),
       runTool('fiona-zip-export', queueArgs(jobs, state, out), { env: env() }),
@@ -243,12 +238,7 @@ describe('fiona-zip-export --jobs', () => {
   });
 
   it('attempts are counted: a PACS that stays away fails the job at the limit; FIONA downloadAttempts honoured', async () => {
-    const dir = join(tmp.dir, 'q5');
-    await mkdir(dir);
-    const jobs = join(dir, 'jobs');
-    await writeFile(jobs, job({ event: 'x' }) + job({ event: 'y', downloadAttempts: 7 }));
-    const state = join(dir, 'state');
-    const out = join(dir, 'out');
+    const { jobs, state, out } = await queueFolder('q5', job({ event: 'x' }) + job({ event: 'y', downloadAttempts: 7 }));
     const port = await freePort();
     const args = ['--jobs', jobs, '--state', state, '--out', out, '--from', `NOBODY@127.0.0.1:${port}`, '--method', 'get', '--max-attempts', '2'];
     let r = await runTool('fiona-zip-export', args, { env: env() });
@@ -268,12 +258,7 @@ describe('fiona-zip-export --jobs', () => {
   });
 
   it('a mail server that fails once: the archive is published once, the mail goes out on the next run', async () => {
-    const dir = join(tmp.dir, 'q6');
-    await mkdir(dir);
-    const jobs = join(dir, 'jobs');
-    await writeFile(jobs, job({ event: 'm', email: 'late@example.org' }));
-    const state = join(dir, 'state');
-    const out = join(dir, 'out');
+    const { jobs, state, out } = await queueFolder('q6', job({ event: 'm', email: 'late@example.org' }));
     smtp.failNext(1);
     let r = await runTool('fiona-zip-export', queueArgs(jobs, state, out, ['--smtp', smtp.url]), { env: env() });
     expect(r.exitCode).toBe(1);
@@ -302,12 +287,7 @@ describe('fiona-zip-export --jobs from a PACS', () => {
 
   for (const method of ['get', 'move'] as const) {
     it(`pulls the study by accession number (C-FIND, then C-${method.toUpperCase()}) and exports it`, async () => {
-      const dir = join(tmp.dir, `qp-${method}`);
-      await mkdir(dir);
-      const jobs = join(dir, 'jobs');
-      await writeFile(jobs, `${JSON.stringify({ project: 'STUDYX', accessionnumber: study.accession, patientid: 'P-9', exportType: 'DICOM' })}\n`);
-      const state = join(dir, 'state');
-      const out = join(dir, 'out');
+      const { dir, jobs, state, out } = await queueFolder(`qp-${method}`, `${JSON.stringify({ project: 'STUDYX', accessionnumber: study.accession, patientid: 'P-9', exportType: 'DICOM' })}\n`);
       const r = await runTool(
         'fiona-zip-export',
         ['--jobs', jobs, '--state', state, '--out', out, '--from', `${pacs.aet}@127.0.0.1:${pacs.dicomPort}`, '--aet', 'FIONA', '--method', method, '--port', String(port)],

@@ -3,7 +3,7 @@
  * classified by fiona-classify (raw/ and participants/ links), completed by
  * fiona-detect-study (manifests), delivered by fiona-send into storescp (records).
  */
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
 import { existsSync, lstatSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -49,9 +49,18 @@ const MAX_UID_BYTES = 66;
 /** Nested sequences deeper than this are left to the full reader. */
 const MAX_DEPTH = 32;
 
-/** VRs whose explicit header has 2 reserved bytes and a 32-bit length (PS3.5 7.1.2). */
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
-const SHORT_VRS = new Set(['AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FL', 'FD', 'IS', 'LO', 'LT', 'PN', 'SH', 'SL', 'SS', 'ST', 'TM', 'UI', 'UL', 'US']);
+/**
+ * Explicit VRs by their two bytes (first << 8 | second): 1 for a 16-bit length, 2 for the
+ * long form with 2 reserved bytes and a 32-bit length (PS3.5 7.1.2), 0 for no VR. A table,
+ * not a Set of strings: ~100 element headers per file, no string made for each.
+ */
+const VR_KIND = new Uint8Array(65536);
+const vrCode = (vr: string): number => (vr.charCodeAt(0) << 8) | vr.charCodeAt(1);
+for (const vr of ['AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FL', 'FD', 'IS', 'LO', 'LT', 'PN', 'SH', 'SL', 'SS', 'ST', 'TM', 'UI', 'UL', 'US']) VR_KIND[vrCode(vr)] = 1;
+for (const vr of ['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']) VR_KIND[vrCode(vr)] = 2;
+const VR_UI = vrCode('UI');
+const VR_SQ = vrCode('SQ');
+const VR_UN = vrCode('UN');
 
 /** Not a plain case: the full reader decides. */
 class Unsure extends Error {}
@@ -99,9 +108,13 @@ interface Layout {
   littleEndian: boolean;
 }
 
+const IMPLICIT_LAYOUT: Layout = { explicit: false, littleEndian: true };
+const META_LAYOUT: Layout = { explicit: true, littleEndian: true };
+
 interface ElementHeader {
   tag: number;
-  vr: string;
+  /** The VR's two bytes (vrCode), 0 in implicit VR and for item tags. */
+  vr: number;
   /** Value length, UNDEFINED for an undefined length. */
   length: number;
   /** Bytes of the element header. */
@@ -118,10 +131,11 @@ function elementHeader(c: Cursor, pos: number, layout: Layout): ElementHeader {
   const le = layout.littleEndian;
   const tag = readTag(b, o, le);
   // Item and delimitation tags have no VR in either encoding.
-  if (tag >>> 16 === 0xfffe || !layout.explicit) return { tag, vr: '', length: le ? b.readUInt32LE(o + 4) : b.readUInt32BE(o + 4), headerLength: 8 };
-  const vr = String.fromCharCode(b[o + 4]!, b[o + 5]!);
-  if (SHORT_VRS.has(vr)) return { tag, vr, length: le ? b.readUInt16LE(o + 6) : b.readUInt16BE(o + 6), headerLength: 8 };
-  if (!LONG_VRS.has(vr)) throw new Unsure();
+  if (tag >>> 16 === 0xfffe || !layout.explicit) return { tag, vr: 0, length: le ? b.readUInt32LE(o + 4) : b.readUInt32BE(o + 4), headerLength: 8 };
+  const vr = (b[o + 4]! << 8) | b[o + 5]!;
+  const kind = VR_KIND[vr];
+  if (kind === 1) return { tag, vr, length: le ? b.readUInt16LE(o + 6) : b.readUInt16BE(o + 6), headerLength: 8 };
+  if (kind !== 2) throw new Unsure();
   o = c.at(pos, 12);
   return { tag, vr, length: le ? c.bytes.readUInt32LE(o + 8) : c.bytes.readUInt32BE(o + 8), headerLength: 12 };
 }
@@ -176,10 +190,10 @@ function skipValue(c: Cursor, pos: number, h: ElementHeader, layout: Layout, dep
     if (pos + h.length > c.size) throw new Unsure();
     return pos + h.length;
   }
-  if (layout.explicit && h.vr !== 'SQ' && h.vr !== 'UN') throw new Unsure();
+  if (layout.explicit && h.vr !== VR_SQ && h.vr !== VR_UN) throw new Unsure();
   // UN of undefined length holds implicit VR little endian; inside big endian data, leave it to the full reader.
-  if (h.vr === 'UN' && !layout.littleEndian) throw new Unsure();
-  const inner = h.vr === 'UN' ? { explicit: false, littleEndian: true } : layout;
+  if (h.vr === VR_UN && !layout.littleEndian) throw new Unsure();
+  const inner = h.vr === VR_UN ? IMPLICIT_LAYOUT : layout;
   return skipSequence(c, pos, inner, depth + 1);
 }
 
@@ -187,7 +201,7 @@ function skipValue(c: Cursor, pos: number, h: ElementHeader, layout: Layout, dep
 function readMeta(c: Cursor): { ts: string; end: number; mediaClass?: string; mediaInstance?: string } {
   const o = c.at(128, 4);
   if (c.bytes.toString('latin1', o, o + 4) !== 'DICM') throw new Unsure();
-  const layout: Layout = { explicit: true, littleEndian: true };
+  const layout = META_LAYOUT;
   let pos = 132;
   let ts: string | undefined;
   let mediaClass: string | undefined;
@@ -198,7 +212,7 @@ function readMeta(c: Cursor): { ts: string; end: number; mediaClass?: string; me
     const h = elementHeader(c, pos, layout);
     if (h.length === UNDEFINED) throw new Unsure();
     const value = pos + h.headerLength;
-    if ((h.tag === TRANSFER_SYNTAX_UID || h.tag === MEDIA_SOP_CLASS_UID || h.tag === MEDIA_SOP_INSTANCE_UID) && h.vr !== 'UI') throw new Unsure();
+    if ((h.tag === TRANSFER_SYNTAX_UID || h.tag === MEDIA_SOP_CLASS_UID || h.tag === MEDIA_SOP_INSTANCE_UID) && h.vr !== VR_UI) throw new Unsure();
     if (h.tag === TRANSFER_SYNTAX_UID) ts = uidValue(c, value, h.length);
     else if (h.tag === MEDIA_SOP_CLASS_UID) mediaClass = optionalUid(c, value, h.length);
     else if (h.tag === MEDIA_SOP_INSTANCE_UID) mediaInstance = optionalUid(c, value, h.length);
@@ -223,8 +237,7 @@ function optionalUid(c: Cursor, pos: number, length: number): string | undefined
 function layoutAgrees(c: Cursor, pos: number, layout: Layout): boolean {
   if (pos + 8 > c.size) return true; // an empty data set: nothing to disagree
   const o = c.at(pos, 8);
-  const vr = String.fromCharCode(c.bytes[o + 4]!, c.bytes[o + 5]!);
-  const looksExplicit = SHORT_VRS.has(vr) || LONG_VRS.has(vr);
+  const looksExplicit = VR_KIND[(c.bytes[o + 4]! << 8) | c.bytes[o + 5]!] !== 0;
   return looksExplicit === layout.explicit;
 }
 
@@ -258,7 +271,7 @@ export function scanInstanceHead(fd: number, size: number): InstanceHead | undef
       const value = pos + h.headerLength;
       if (h.tag === SOP_CLASS_UID || h.tag === SOP_INSTANCE_UID || h.tag === STUDY_INSTANCE_UID) {
         // Another VR than UI (UN, say) is a value the full reader does not read as a string.
-        if (layout.explicit && h.vr !== 'UI') return undefined;
+        if (layout.explicit && h.vr !== VR_UI) return undefined;
         const uid = uidValue(c, value, h.length);
         if (h.tag === SOP_CLASS_UID) sopClassUid = uid;
         else if (h.tag === SOP_INSTANCE_UID) sopInstanceUid = uid;

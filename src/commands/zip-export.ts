@@ -152,6 +152,9 @@ export async function main(argv: string[]): Promise<number> {
         })(),
       }
     : undefined;
+  // Where studies come from: an explicit --from wins over everything, an explicit --site over
+  // a PACS from the config (queue and one-off alike).
+  const fromPacs = pacs !== undefined && (o.from !== undefined || o.site === undefined);
   const deid: Omit<DeidSettings, 'project'> = {
     secretFile: o.secretFile,
     patientId: o.patientId,
@@ -206,9 +209,7 @@ export async function main(argv: string[]): Promise<number> {
       deid,
       configRaw: config.raw,
       sourceFor: (job) => {
-        // An explicit --site wins over a PACS from the config; an explicit --from over everything.
-        const fromSite = site !== undefined && (o.site !== undefined || !pacs) && o.from === undefined;
-        if (pacs && !fromSite) return pacsSource(pacs, { studyUid: job.studyinstanceuid, accession: job.accessionnumber }, version);
+        if (pacs && fromPacs) return pacsSource(pacs, { studyUid: job.studyinstanceuid, accession: job.accessionnumber }, version);
         if (!site) throw new ExportError('no source: give --site DIR (or --from PACS)', true);
         return { kind: 'site', site };
       },
@@ -233,7 +234,7 @@ export async function main(argv: string[]): Promise<number> {
   if (o.folder) {
     if (o.study) throw new UsageError('--folder and --study exclude each other');
     source = { kind: 'folder', dir: resolve(o.folder) };
-  } else if (o.study && pacs && (o.from !== undefined || o.site === undefined)) {
+  } else if (o.study && pacs && fromPacs) {
     source = pacsSource(pacs, { studyUid: o.study }, version);
   } else if (o.study) {
     if (!site) throw new UsageError('--study needs --site DIR (or --from PACS)');

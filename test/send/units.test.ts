@@ -18,7 +18,8 @@ import { backoffDelay } from '../../src/lib/transport/retry.js';
 import { describeDicomFile, describeWithReader } from '../../src/lib/transport/dicom.js';
 import { scanInstanceHead } from '../../src/lib/net/scu/instance-head.js';
 import { closeSync, fstatSync, openSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { mkdir, readdir, symlink } from 'node:fs/promises';
+import { expandPaths } from '../../src/lib/transport/files.js';
 import { requireProgram } from '../peers/process.js';
 import { runTool } from '../helpers/cli.js';
 import type { AttemptResult, SendFile, Transport } from '../../src/lib/transport/types.js';
@@ -282,5 +283,21 @@ describe('C-STORE file heads (scanInstanceHead)', () => {
     expect(await describeDicomFile(cut)).toMatchObject({ ok: false, reason: expect.stringMatching(/not readable as DICOM/) });
     expect(await describeDicomFile(text)).toMatchObject({ ok: false, reason: expect.stringMatching(/not readable as DICOM/) });
     expect(await describeDicomFile(join(tmp.dir, 'missing.dcm'))).toMatchObject({ ok: false, reason: expect.stringMatching(/not readable as DICOM: ENOENT/) });
+  });
+});
+
+describe('expandPaths', () => {
+  test('folders sorted and named relative, unfinished and hidden names skipped, links followed, each folder once, errors named', async () => {
+    const root = join(tmp.dir, 'tree');
+    await mkdir(join(root, 'b', 'c'), { recursive: true });
+    await mkdir(join(root, 'a'), { recursive: true });
+    for (const f of ['a/2.dcm', 'a/1.dcm', 'b/c/3.dcm', 'b/.hidden', 'b/x.part', 'b/y.tmp', 'top.dcm']) await writeFile(join(root, f), f);
+    await symlink(join(root, 'a'), join(root, 'b', 'link-to-a'));
+    await symlink(join(root, 'top.dcm'), join(root, 'b', 'link.dcm'));
+    const r = await expandPaths([root, join(root, 'a', '1.dcm'), join(tmp.dir, 'nope')]);
+    expect(r.files.map((f) => f.name)).toEqual(['tree/a/1.dcm', 'tree/a/2.dcm', 'tree/b/c/3.dcm', 'tree/b/link.dcm', 'tree/top.dcm', '1.dcm']);
+    expect(r.files[0]!.path).toBe(join(root, 'a', '1.dcm'));
+    expect(r.files[3]!.path).toBe(join(root, 'b', 'link.dcm'));
+    expect(r.errors).toEqual([{ path: join(tmp.dir, 'nope'), reason: expect.stringMatching(/ENOENT/) }]);
   });
 });

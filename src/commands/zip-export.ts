@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createLogger, createProgress, type Progress } from '../lib/cli/output.js';
@@ -295,7 +295,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw err;
   } finally {
-    await import('node:fs/promises').then((fs) => fs.rm(workDir, { recursive: true, force: true }));
+    await rm(workDir, { recursive: true, force: true });
   }
 }
 

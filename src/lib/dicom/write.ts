@@ -140,6 +140,41 @@ async function render(plan: Plan, sink: Sink, fromMemory: Header | undefined, fd
   }
 }
 
+/** Outputs up to this size go to a ByteSink in one synchronous pass (larger ones yield to the event loop now and then). */
+const SYNC_LIMIT = 16 * PIECE;
+
+/** render() for a ByteSink, synchronously; returns the bytes written. */
+function renderSync(plan: Plan, sink: ByteSink, fromMemory: Header | undefined, fd: number | undefined): number {
+  let written = 0;
+  for (const s of plan.segments) {
+    if (s.kind === 'bytes') {
+      sink.accept(s.data);
+      written += s.data.length;
+      continue;
+    }
+    const mem = fromMemory?.store.slice(s.start, s.end - s.start);
+    if (mem) {
+      sink.accept(mem);
+      written += mem.length;
+      continue;
+    }
+    if (fd === undefined) throw new Error(`bytes ${s.start}..${s.end} of the input are not available`);
+    const block = acquireBlock();
+    try {
+      for (let p = s.start; p < s.end; p += PIECE) {
+        const len = Math.min(PIECE, s.end - p);
+        const piece = readAt(fd, p, len, block);
+        if (piece.length !== len) throw new Error(`input changed while rewriting: short read at offset ${p}`);
+        sink.accept(piece);
+        written += len;
+      }
+    } finally {
+      releaseBlock(block);
+    }
+  }
+  return written;
+}
+
 function streamWriter(stream: NodeJS.WritableStream): Writer {
   return (b) =>
     new Promise<void>((resolve, reject) => {
@@ -217,6 +252,11 @@ export async function writePlan(
       await render(body, sink, memory, inFd);
     }
   };
+  if (typeof output !== 'string' && isByteSink(output) && !deflate && head.length + (body?.length ?? 0) <= SYNC_LIMIT) {
+    // A small output to a synchronous sink: each piece handed straight over, no staging
+    // block (the sink copies what it keeps) and no promise per piece.
+    return renderSync(head, output, memory, inFd) + (body ? renderSync(body, output, memory, inFd) : 0);
+  }
   if (typeof output !== 'string' && isByteSink(output)) {
     const sink = new Sink((b) => output.accept(b), true);
     try {

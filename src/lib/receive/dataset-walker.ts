@@ -13,6 +13,7 @@
  * (FFFE,xxxx) always have a 4-byte length. An explicit VR UN element of undefined length holds
  * a sequence in Implicit VR Little Endian (PS3.5 6.2.2).
  */
+import { formatTag } from '../dicom/tags.js';
 
 export interface WalkerEncoding {
   explicitVr: boolean;
@@ -59,12 +60,6 @@ interface Context {
 }
 
 type State = 'header' | 'skip' | 'capture';
-
-export function formatTag(tag: number): string {
-  const g = (tag >>> 16).toString(16).toUpperCase().padStart(4, '0');
-  const e = (tag & 0xffff).toString(16).toUpperCase().padStart(4, '0');
-  return `(${g},${e})`;
-}
 
 export class DatasetWalker {
   private pos = 0;

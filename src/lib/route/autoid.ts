@@ -5,7 +5,7 @@ import { sanitizePathPart } from '../site/sanitize.js';
 import { compileAutoIdPattern } from './autoid-pattern.js';
 import { loadOrCreateKey, writePrivateFileAtomic } from './private-file.js';
 import type { Project } from './types.js';
-import { withLock } from './with-lock.js';
+import { withLock } from '../site/lock.js';
 
 /**
  * Automatic pseudonyms: the same patient always gets the same ID in a project, a new patient

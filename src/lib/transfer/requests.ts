@@ -5,7 +5,7 @@ import { writeJsonAtomic } from '../site/atomic.js';
 import { jsonFileNames } from '../site/state-json.js';
 import type { SiteLayout } from '../site/layout.js';
 import { signatureCovers, type StudySignature } from '../route/study.js';
-import { withLock } from '../route/with-lock.js';
+import { withLock } from '../site/lock.js';
 
 /**
  * The transfer queue on disk, shared by fiona-route (writes requests) and fiona-transfer

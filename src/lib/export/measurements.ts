@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import { writeJsonAtomic } from '../site/atomic.js';
-import { tryLock } from '../site/lock.js';
+import { withLock } from '../site/lock.js';
+import { readJsonObject } from '../site/state-json.js';
 
 /**
  * execMeasurements.json as FIONA kept it: { "<project>": <seconds> }, each new export
@@ -20,20 +20,9 @@ const average = (old: number | undefined, now: number): number => round(old === 
 
 export async function recordMeasurement(file: string, project: string, seconds: number, stages: StageTimes): Promise<void> {
   // Two runs finishing at once must not lose each other's update.
-  let lock;
-  for (let i = 0; i < 100 && !lock; i++) {
-    lock = await tryLock(`${file}.lock`);
-    if (!lock) await new Promise((r) => setTimeout(r, 50));
-  }
-  if (!lock) throw new Error(`${file}.lock is held by another process`);
-  try {
-    let data: MeasurementsFile = {};
-    try {
-      const parsed = JSON.parse(await readFile(file, 'utf8')) as unknown;
-      if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) data = parsed as MeasurementsFile;
-    } catch {
-      // Missing or damaged (FIONA's writer was not atomic): start over rather than fail the export.
-    }
+  await withLock(`${file}.lock`, async () => {
+    // Missing or damaged (FIONA's writer was not atomic): start over rather than fail the export.
+    const data = ((await readJsonObject(file)) ?? {}) as MeasurementsFile;
     const old = data[project];
     data[project] = average(typeof old === 'number' ? old : undefined, seconds);
     const all = data._stages ?? {};
@@ -42,9 +31,7 @@ export async function recordMeasurement(file: string, project: string, seconds: 
     all[project] = mine;
     data._stages = all;
     await writeJsonAtomic(file, data);
-  } finally {
-    await lock.release();
-  }
+  }, 5_000);
 }
 
 /** Times the stages of one export. */

@@ -1,10 +1,11 @@
 /**
- * Reading the JSON state files other tools keep under <site>/state/ (fiona-transfer's
- * requests/ and transfers/, fiona-detect-study's detect-study.json) for tools that only look
- * (fiona-cleanup, fiona-heartbeat). Those files are written atomically, so a file that does
- * not parse is one being replaced right now, or damaged; either way the looker skips it and
- * the next run sees it again. The owner of a format (e.g. transfer/requests.ts) reads its
- * own files strictly instead.
+ * Tolerant reading of JSON state files: for tools that only look at another tool's state
+ * under <site>/state/ (fiona-cleanup and fiona-heartbeat reading fiona-transfer's requests/
+ * and transfers/, fiona-detect-study's detect-study.json), and for files whose loss costs
+ * nothing (execMeasurements.json). Such files are written atomically, so one that does not
+ * parse is being replaced right now, or damaged; either way the reader skips it and the next
+ * run sees it again. The owner of a format (e.g. transfer/requests.ts) reads its own files
+ * strictly instead.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { isObject } from '../config/config.js';
 import { UsageError } from '../errors.js';
 import { parseRules, RulesError, type RawRules } from './parse.js';
 import type { RoutingRules } from './types.js';
@@ -16,10 +17,6 @@ export interface RulesSource {
 }
 
 type Raw = Record<string, unknown>;
-
-function isObject(v: unknown): v is Raw {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /**
  * Keys a local rules file may use (fiona's names and FIONA's REDCap names). A misspelt key

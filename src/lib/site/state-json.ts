@@ -9,6 +9,7 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isObject } from '../config/config.js';
 
 export type JsonObject = Record<string, unknown>;
 
@@ -30,7 +31,7 @@ export async function jsonFileNames(dir: string): Promise<string[] | undefined> 
 export async function readJsonObject(path: string): Promise<JsonObject | undefined> {
   try {
     const value: unknown = JSON.parse(await readFile(path, 'utf8'));
-    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as JsonObject) : undefined;
+    return isObject(value) ? value : undefined;
   } catch {
     return undefined;
   }

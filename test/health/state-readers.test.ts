@@ -10,7 +10,7 @@ import { readActivity } from '../../src/lib/cleanup/policy.js';
 import { checkTransferQueue } from '../../src/lib/health/queues.js';
 import { findStuck } from '../../src/lib/health/stuck.js';
 import { ensureSite } from '../../src/lib/site/layout.js';
-import { jsonFileNames, readJsonObject, readJsonObjects } from '../../src/lib/site/state-json.js';
+import { jsonFileNames, readJsonObject, readJsonObjects, readTextIfExists } from '../../src/lib/site/state-json.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
@@ -40,6 +40,10 @@ test('readJsonObjects reads the *.json objects of a folder and skips what does n
   expect(await readJsonObjects(d)).toEqual([{ path: join(d, 'a.json'), value: { study: '1.2' } }]);
   expect(await readJsonObject(join(d, 'missing.json'))).toBeUndefined();
   expect(await readJsonObject(join(d, 'c.json'))).toBeUndefined();
+  // The strict read: only "not there" is undefined.
+  expect(await readTextIfExists(join(d, 'a.json'))).toBe('{"study":"1.2"}');
+  expect(await readTextIfExists(join(d, 'missing.json'))).toBeUndefined();
+  await expect(readTextIfExists(d)).rejects.toMatchObject({ code: 'EISDIR' });
 });
 
 test('cleanup activity: open, queued, running, failed and done transfers; damaged files skipped', async () => {

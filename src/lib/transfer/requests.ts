@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../site/atomic.js';
-import { jsonFileNames } from '../site/state-json.js';
+import { jsonFileNames, readTextIfExists } from '../site/state-json.js';
 import type { SiteLayout } from '../site/layout.js';
 import { signatureCovers, type StudySignature } from '../route/study.js';
 import { withLock } from '../site/lock.js';
@@ -97,15 +97,10 @@ export function requestId(k: RequestKey): string {
   return createHash('sha256').update(JSON.stringify([k.study, k.project, k.pseudonym, k.event])).digest('hex').slice(0, 24);
 }
 
+/** A queue file; undefined when it is not there, an error when it cannot be read or parsed. */
 async function readJson<T>(path: string): Promise<T | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-  return JSON.parse(text) as T;
+  const text = await readTextIfExists(path);
+  return text === undefined ? undefined : (JSON.parse(text) as T);
 }
 
 /**

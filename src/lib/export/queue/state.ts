@@ -3,6 +3,7 @@ import { open, readFile, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { writeJsonAtomic } from '../../site/atomic.js';
 import { tryLock, type Lock } from '../../site/lock.js';
+import { readTextIfExists } from '../../site/state-json.js';
 import { parseJobsFile, type JobEntry } from './job.js';
 
 /**
@@ -73,14 +74,8 @@ export class ExportQueue {
   }
 
   async entries(): Promise<JobEntry[]> {
-    let text: string;
-    try {
-      text = await readFile(this.opts.jobsFile, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
-    return parseJobsFile(text);
+    const text = await readTextIfExists(this.opts.jobsFile);
+    return text === undefined ? [] : parseJobsFile(text);
   }
 
   async state(id: string): Promise<JobState | undefined> {
@@ -141,12 +136,8 @@ export class ExportQueue {
    */
   async appendResult(r: ResultLine): Promise<void> {
     await mkdir(dirname(this.resultsFile), { recursive: true });
-    try {
-      const existing = await readFile(this.resultsFile, 'utf8');
-      if (existing.includes(`"id":"${r.id}"`)) return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
+    const existing = await readTextIfExists(this.resultsFile);
+    if (existing?.includes(`"id":"${r.id}"`)) return;
     const fh = await open(this.resultsFile, 'a', 0o640);
     try {
       await fh.write(`${JSON.stringify(r)}\n`);

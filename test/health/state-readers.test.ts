@@ -10,7 +10,8 @@ import { readActivity } from '../../src/lib/cleanup/policy.js';
 import { checkTransferQueue } from '../../src/lib/health/queues.js';
 import { findStuck } from '../../src/lib/health/stuck.js';
 import { ensureSite } from '../../src/lib/site/layout.js';
-import { jsonFileNames, readJsonObject, readJsonObjects, readTextIfExists } from '../../src/lib/site/state-json.js';
+import { readdirIfExists, readTextIfExists } from '../../src/lib/site/if-exists.js';
+import { jsonFileNames, readJsonObject, readJsonObjects } from '../../src/lib/site/state-json.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
@@ -44,6 +45,9 @@ test('readJsonObjects reads the *.json objects of a folder and skips what does n
   expect(await readTextIfExists(join(d, 'a.json'))).toBe('{"study":"1.2"}');
   expect(await readTextIfExists(join(d, 'missing.json'))).toBeUndefined();
   await expect(readTextIfExists(d)).rejects.toMatchObject({ code: 'EISDIR' });
+  expect(await readdirIfExists(join(d, 'none'))).toEqual([]);
+  expect((await readdirIfExists(d)).length).toBe(6);
+  await expect(readdirIfExists(join(d, 'a.json'))).rejects.toMatchObject({ code: 'ENOTDIR' });
 });
 
 test('cleanup activity: open, queued, running, failed and done transfers; damaged files skipped', async () => {

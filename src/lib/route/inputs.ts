@@ -1,8 +1,8 @@
-import { readdir } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { isPathSafeUid } from '../dicom/uid.js';
 import type { InputItem } from '../events/types.js';
 import type { SiteLayout } from '../site/layout.js';
+import { readdirIfExists } from '../site/if-exists.js';
 
 /** Events that mean "this study is (again) complete": fiona-detect-study's. */
 export const ROUTED_EVENTS = new Set(['study-complete', 'study-updated']);
@@ -31,12 +31,6 @@ export function studyFromInput(item: InputItem, site: SiteLayout): string | unde
 
 /** Completed studies: those with a manifest under <site>/studies/ (for --scan). */
 export async function listManifests(site: SiteLayout): Promise<string[]> {
-  let names: string[];
-  try {
-    names = await readdir(site.studies);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
+  const names = await readdirIfExists(site.studies);
   return names.filter((n) => n.endsWith('.json') && !n.startsWith('.')).map((n) => n.slice(0, -5)).filter(isPathSafeUid).sort();
 }

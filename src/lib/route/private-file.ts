@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, link, mkdir, readFile, rm } from 'node:fs/promises';
+import { chmod, link, mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fsyncDir, tempNameFor, writeFileAtomic, writeSyncedFile } from '../site/atomic.js';
+import { readTextIfExists } from '../site/if-exists.js';
 
 /**
  * Files only the gateway may read (keys, pseudonym mappings): folder 0700, file 0600,
@@ -20,14 +21,10 @@ export async function writePrivateFileAtomic(target: string, data: string | Uint
 /** Read a secret key file, creating it (32 random bytes, hex) on first use. */
 export async function loadOrCreateKey(path: string): Promise<Buffer> {
   const read = async (): Promise<Buffer | undefined> => {
-    try {
-      const text = (await readFile(path, 'utf8')).trim();
-      if (!/^[0-9a-f]{64}$/.test(text)) throw new Error(`${path} is not a 64-digit hex key`);
-      return Buffer.from(text, 'hex');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
-    }
+    const text = (await readTextIfExists(path))?.trim();
+    if (text === undefined) return undefined;
+    if (!/^[0-9a-f]{64}$/.test(text)) throw new Error(`${path} is not a 64-digit hex key`);
+    return Buffer.from(text, 'hex');
   };
   const existing = await read();
   if (existing) return existing;

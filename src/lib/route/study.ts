@@ -1,8 +1,9 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readHeader } from '../dicom/read.js';
 import { isPathSafeUid } from '../dicom/uid.js';
 import type { SiteLayout } from '../site/layout.js';
+import { readdirIfExists } from '../site/if-exists.js';
 
 /**
  * What routing and transfer need to know of a study on disk. The series JSON files that
@@ -72,12 +73,7 @@ async function readJson(path: string): Promise<Record<string, unknown> | undefin
 }
 
 async function listDir(dir: string): Promise<string[]> {
-  try {
-    return (await readdir(dir)).sort();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
+  return (await readdirIfExists(dir)).sort();
 }
 
 /**

@@ -18,19 +18,6 @@ export interface JsonFile {
   value: JsonObject;
 }
 
-/**
- * A file's text, or undefined when it does not exist; any other failure (permissions, I/O)
- * is thrown. The strict read for the owner of a file, for whom "not there yet" is normal.
- */
-export async function readTextIfExists(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
 /** Names of the `*.json` files in dir, or undefined when dir is missing or unreadable. */
 export async function jsonFileNames(dir: string): Promise<string[] | undefined> {
   try {

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../site/atomic.js';
-import { jsonFileNames, readTextIfExists } from '../site/state-json.js';
+import { readdirIfExists, readTextIfExists } from '../site/if-exists.js';
+import { jsonFileNames } from '../site/state-json.js';
 import type { SiteLayout } from '../site/layout.js';
 import { signatureCovers, type StudySignature } from '../route/study.js';
 import { withLock } from '../site/lock.js';
@@ -220,15 +221,8 @@ export class RequestStore {
 
   /** Queued requests, oldest first. */
   async listQueued(): Promise<TransferRequest[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.requests);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
     const out: TransferRequest[] = [];
-    for (const n of names) {
+    for (const n of await readdirIfExists(this.requests)) {
       if (!n.endsWith('.json') || n.startsWith('.')) continue;
       try {
         const r = await this.readRequest(n.slice(0, -5));

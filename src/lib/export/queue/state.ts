@@ -3,7 +3,7 @@ import { open, readFile, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { writeJsonAtomic } from '../../site/atomic.js';
 import { tryLock, type Lock } from '../../site/lock.js';
-import { readTextIfExists } from '../../site/state-json.js';
+import { readTextIfExists } from '../../site/if-exists.js';
 import { parseJobsFile, type JobEntry } from './job.js';
 
 /**

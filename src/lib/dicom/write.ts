@@ -1,10 +1,10 @@
-import { closeSync, constants, fdatasyncSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, fdatasyncSync, fsyncSync, openSync, renameSync, rmSync, writeSync, writevSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { threadId } from 'node:worker_threads';
 import { deflateRawSync } from 'node:zlib';
 import type { Header } from './header.js';
-import type { Plan } from './plan.js';
+import type { Plan, Segment } from './plan.js';
 import { readAt } from './read.js';
 
 /**
@@ -146,34 +146,86 @@ const SYNC_LIMIT = 16 * PIECE;
 /** render() for a ByteSink, synchronously; returns the bytes written. */
 function renderSync(plan: Plan, sink: ByteSink, fromMemory: Header | undefined, fd: number | undefined): number {
   let written = 0;
-  for (const s of plan.segments) {
-    if (s.kind === 'bytes') {
-      sink.accept(s.data);
-      written += s.data.length;
-      continue;
-    }
-    const mem = fromMemory?.store.slice(s.start, s.end - s.start);
-    if (mem) {
-      sink.accept(mem);
-      written += mem.length;
-      continue;
-    }
-    if (fd === undefined) throw new Error(`bytes ${s.start}..${s.end} of the input are not available`);
-    const block = acquireBlock();
-    try {
-      for (let p = s.start; p < s.end; p += PIECE) {
-        const len = Math.min(PIECE, s.end - p);
-        const piece = readAt(fd, p, len, block);
-        if (piece.length !== len) throw new Error(`input changed while rewriting: short read at offset ${p}`);
-        sink.accept(piece);
-        written += len;
-      }
-    } finally {
-      releaseBlock(block);
-    }
-  }
+  for (const s of plan.segments) written += renderSegment(s, sink, fromMemory, fd);
   return written;
 }
+
+function renderSegment(s: Segment, sink: ByteSink, fromMemory: Header | undefined, fd: number | undefined): number {
+  if (s.kind === 'bytes') {
+    sink.accept(s.data);
+    return s.data.length;
+  }
+  const mem = fromMemory?.store.slice(s.start, s.end - s.start);
+  if (mem) {
+    sink.accept(mem);
+    return mem.length;
+  }
+  if (fd === undefined) throw new Error(`bytes ${s.start}..${s.end} of the input are not available`);
+  const block = acquireBlock();
+  try {
+    for (let p = s.start; p < s.end; p += PIECE) {
+      const len = Math.min(PIECE, s.end - p);
+      const piece = readAt(fd, p, len, block);
+      if (piece.length !== len) throw new Error(`input changed while rewriting: short read at offset ${p}`);
+      sink.accept(piece);
+    }
+  } finally {
+    releaseBlock(block);
+  }
+  return s.end - s.start;
+}
+
+/**
+ * The pieces of head + body, valid until the rewrite returns: views of the header's windows
+ * and the plan's new bytes as they are; what has to be read from the input is copied (the
+ * read block is reused).
+ */
+function gatherParts(head: Plan, body: Plan | undefined, memory: Header | undefined, fd: number | undefined): Uint8Array[] {
+  const parts: Uint8Array[] = [];
+  const copying: ByteSink = {
+    accept(b: Uint8Array): void {
+      parts.push(Buffer.from(b));
+    },
+  };
+  for (const plan of body ? [head, body] : [head]) {
+    for (const s of plan.segments) {
+      const mem = s.kind === 'bytes' ? s.data : memory?.store.slice(s.start, s.end - s.start);
+      if (mem) parts.push(mem);
+      else renderSegment(s, copying, undefined, fd);
+    }
+  }
+  return parts;
+}
+
+/** writev all the parts (in IOV_MAX-sized runs, resuming after a short write). */
+function writeParts(fd: number, parts: Uint8Array[]): number {
+  let total = 0;
+  let k = 0;
+  while (k < parts.length) {
+    const run = parts.slice(k, k + IOV_RUN);
+    let n = writevSync(fd, run);
+    total += n;
+    // A short write (rare: a signal, a full disk about to fail): finish this run piece by piece.
+    for (const p of run) {
+      if (n >= p.length) {
+        n -= p.length;
+        continue;
+      }
+      let off = n;
+      n = 0;
+      while (off < p.length) {
+        const w = writeSync(fd, p, off, p.length - off);
+        off += w;
+        total += w;
+      }
+    }
+    k += IOV_RUN;
+  }
+  return total;
+}
+
+/** Pieces per writev call (IOV_MAX on Linux is 1024). */
+const IOV_RUN = 512;
 
 function streamWriter(stream: NodeJS.WritableStream): Writer {
   return (b) =>
@@ -273,18 +325,25 @@ export async function writePlan(
     await sink.flush();
     return sink.written;
   }
+  // A small output to a file: its pieces gathered (views of the input in memory, the new
+  // bytes) and written with writev, no staging copy, no promise per piece.
+  const parts = !deflate && head.length + (body?.length ?? 0) <= SYNC_LIMIT ? gatherParts(head, body, memory, inFd) : undefined;
   const tmp = tempNameFor(output);
   const outFd = openSync(tmp, 'w', 0o644);
   let written = 0;
   try {
-    const sink = new Sink(fileWriter(outFd), true);
-    try {
-      await emit(sink);
-      await sink.flush();
-    } finally {
-      sink.release();
+    if (parts) {
+      written = writeParts(outFd, parts);
+    } else {
+      const sink = new Sink(fileWriter(outFd), true);
+      try {
+        await emit(sink);
+        await sink.flush();
+      } finally {
+        sink.release();
+      }
+      written = sink.written;
     }
-    written = sink.written;
     // fdatasync: the data and the size; the rename is made durable by the folder fsync below.
     if (opts.fsync) fdatasyncSync(outFd);
     closeSync(outFd);

@@ -3,7 +3,7 @@
  * until the free-space target holds (or all of them, without a target).
  */
 import { join } from 'node:path';
-import { diskUsage, type Threshold } from '../health/disk.js';
+import { diskUsage, meetsThreshold, type Threshold } from '../health/disk.js';
 import { tryLock } from '../site/lock.js';
 import type { SiteLayout } from '../site/layout.js';
 import { judge, readActivity, type DeliveryPolicy } from './policy.js';
@@ -47,10 +47,9 @@ export interface CleanupReport {
   targetMet: boolean;
 }
 
+/** No target: every old study that may go goes. */
 function meets(free: number, total: number, t: Threshold | undefined): boolean {
-  if (!t) return true;
-  if (t.percent !== undefined) return total > 0 && (free / total) * 100 >= t.percent;
-  return free >= (t.bytes ?? 0);
+  return t === undefined || meetsThreshold(free, total, t);
 }
 
 export async function runCleanup(o: CleanupOptions, hooks: CleanupHooks = {}): Promise<CleanupReport> {

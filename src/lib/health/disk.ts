@@ -22,9 +22,13 @@ export function parseThreshold(text: string): Threshold {
   return { bytes: Math.round(Number(size[1]) * mult) };
 }
 
-function below(freeBytes: number, totalBytes: number, t: Threshold): boolean {
-  if (t.percent !== undefined) return (freeBytes / totalBytes) * 100 < t.percent;
-  return freeBytes < (t.bytes ?? 0);
+/**
+ * Is at least the threshold free? A file system that reports no size has 0% free (as the
+ * disk check's message says). Shared by fiona-heartbeat's alarms and fiona-cleanup's target.
+ */
+export function meetsThreshold(freeBytes: number, totalBytes: number, t: Threshold): boolean {
+  if (t.percent !== undefined) return totalBytes > 0 && (freeBytes / totalBytes) * 100 >= t.percent;
+  return freeBytes >= (t.bytes ?? 0);
 }
 
 export function formatBytes(n: number): string {
@@ -47,7 +51,7 @@ export async function diskUsage(path: string): Promise<{ free: number; total: nu
 export async function checkDisk(path: string, warn: Threshold, crit: Threshold): Promise<CheckResult> {
   const { free, total } = await diskUsage(path);
   const pct = total > 0 ? (free / total) * 100 : 0;
-  const state = below(free, total, crit) ? 'critical' : below(free, total, warn) ? 'warning' : 'ok';
+  const state = !meetsThreshold(free, total, crit) ? 'critical' : !meetsThreshold(free, total, warn) ? 'warning' : 'ok';
   return {
     name: 'disk',
     state,

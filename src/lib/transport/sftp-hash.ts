@@ -23,7 +23,8 @@ export interface Block {
 
 /**
  * Runs in the worker (eval'd, CommonJS): per stream one Hash per algorithm (named by the
- * first block's message), blocks in message order.
+ * stream's first message), blocks in message order. A stream's last block comes with `l`:
+ * its digests go back with that block's release, one message instead of two round trips.
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -39,8 +40,13 @@ const start = (m) => {
 parentPort.on('message', (m) => {
   if (m.t === 'u') {
     const data = mem.subarray(m.b * blockLen, m.b * blockLen + m.n);
-    for (const [, h] of start(m)) h.update(data);
-    parentPort.postMessage({ t: 'r', b: m.b });
+    const s = start(m);
+    for (const [, h] of s) h.update(data);
+    if (!m.l) return parentPort.postMessage({ t: 'r', b: m.b });
+    hashes.delete(m.id);
+    const d = {};
+    for (const [a, h] of s) d[a] = h.digest('hex');
+    parentPort.postMessage({ t: 'r', b: m.b, id: m.id, d });
   } else if (m.t === 'd') {
     const s = start(m);
     hashes.delete(m.id);
@@ -50,7 +56,28 @@ parentPort.on('message', (m) => {
   }
 });`;
 
-type Msg = { t: 'r'; b: number } | { t: 'h'; id: number; d: Digests };
+type Msg = { t: 'r'; b: number; id?: number; d?: Digests } | { t: 'h'; id: number; d: Digests };
+
+interface Deferred {
+  promise: Promise<Digests>;
+  resolve: (d: Digests) => void;
+  reject: (e: Error) => void;
+  /** Answered by the worker (or failed). */
+  settled: boolean;
+  /** Handed out by digest() (or dropped): the entry goes once it is settled too. */
+  claimed: boolean;
+}
+
+function deferred(claimed: boolean): Deferred {
+  let resolve!: (d: Digests) => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<Digests>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => undefined); // a dropped stream's failure is nobody's business
+  return { promise, resolve, reject, settled: false, claimed };
+}
 
 export class BlockHasher {
   readonly blockLen: number;
@@ -63,7 +90,8 @@ export class BlockHasher {
   private readonly atWorker = new Set<number>();
   /** Streams fed to the worker: their state is lost if it dies. */
   private readonly workerIds = new Set<number>();
-  private readonly digests = new Map<number, { resolve: (d: Digests) => void; reject: (e: Error) => void }>();
+  /** Digests the worker owes (asked for, or coming with a last block). */
+  private readonly digests = new Map<number, Deferred>();
   /** The algorithms of each open stream. */
   private readonly algs = new Map<number, HashAlg[]>();
   /** In-process hashes (no worker). */
@@ -110,8 +138,11 @@ export class BlockHasher {
     return id;
   }
 
-  /** Hash the first `len` bytes of `block` into stream `id`; the block is released after. */
-  update(id: number, block: Block, len: number): void {
+  /**
+   * Hash the first `len` bytes of `block` into stream `id`; the block is released after.
+   * `last`: no more blocks follow (the digests come back with this block).
+   */
+  update(id: number, block: Block, len: number, last = false): void {
     const algs = this.algs.get(id) ?? [];
     if (algs.length === 0 || (this.workerIds.has(id) && !this.worker)) {
       this.release(block); // nothing to compute, or its earlier blocks died with the worker: digest() fails
@@ -125,10 +156,12 @@ export class BlockHasher {
       this.release(block);
       return;
     }
+    const first = !this.workerIds.has(id);
     this.workerIds.add(id);
     this.atWorker.add(block.index);
+    if (last) this.digests.set(id, deferred(false));
     this.owedChanged();
-    this.worker.postMessage({ t: 'u', id, a: algs, b: block.index, n: len });
+    this.worker.postMessage({ t: 'u', id, ...(first ? { a: algs } : {}), b: block.index, n: len, ...(last ? { l: 1 } : {}) });
   }
 
   /** The stream's digests (only the algorithms it was begun with). */
@@ -141,13 +174,19 @@ export class BlockHasher {
       return Promise.resolve(Object.fromEntries(hs.map(([a, h]) => [a, h.digest('hex')])) as Digests);
     }
     this.workerIds.delete(id);
+    const owed = this.digests.get(id);
+    if (owed) {
+      // Asked for with the last block; perhaps answered already.
+      owed.claimed = true;
+      if (owed.settled) this.digests.delete(id);
+      return owed.promise;
+    }
     if (!this.worker) return Promise.reject(new Error('local checksum failed: the hashing thread ended'));
-    const w = this.worker;
-    return new Promise((resolve, reject) => {
-      this.digests.set(id, { resolve, reject });
-      this.owedChanged();
-      w.postMessage({ t: 'd', id, a: algs });
-    });
+    const d = deferred(true);
+    this.digests.set(id, d);
+    this.owedChanged();
+    this.worker.postMessage({ t: 'd', id, a: algs });
+    return d.promise;
   }
 
   /** Forget a stream that will not be finished (a failed upload). */
@@ -164,7 +203,9 @@ export class BlockHasher {
   }
 
   private owedChanged(): void {
-    if (this.atWorker.size + this.digests.size > 0) this.worker?.ref();
+    let owed = this.atWorker.size;
+    for (const d of this.digests.values()) if (!d.settled) owed++;
+    if (owed > 0) this.worker?.ref();
     else this.worker?.unref();
   }
 
@@ -172,10 +213,14 @@ export class BlockHasher {
     if (m.t === 'r') {
       this.atWorker.delete(m.b);
       this.release(this.blocks[m.b]!);
-    } else {
+    }
+    if (m.id !== undefined && m.d) {
       const d = this.digests.get(m.id);
-      this.digests.delete(m.id);
-      d?.resolve(m.d);
+      if (d) {
+        d.settled = true;
+        d.resolve(m.d);
+        if (d.claimed) this.digests.delete(m.id);
+      }
     }
     this.owedChanged();
   }
@@ -187,8 +232,12 @@ export class BlockHasher {
   private fail(w: Worker, err: Error): void {
     if (this.worker !== w) return;
     this.worker = undefined;
-    for (const d of this.digests.values()) d.reject(new Error(`local checksum failed: ${err.message}`));
-    this.digests.clear();
+    for (const [id, d] of this.digests) {
+      if (d.settled) continue;
+      d.settled = true;
+      d.reject(new Error(`local checksum failed: ${err.message}`));
+      if (d.claimed) this.digests.delete(id);
+    }
     const held = [...this.atWorker];
     this.atWorker.clear();
     for (const b of held) this.release(this.blocks[b]!);

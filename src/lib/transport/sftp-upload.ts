@@ -64,8 +64,14 @@ export class InFlightBudget {
  * less client CPU per GB (alternating runs; wall time too noisy on the shared 2-core box).
  */
 const BLOCK_WRITES = 16;
-/** Blocks shared by the uploads of one connection (read, handed to ssh2 and the hasher, free again). */
-const BLOCKS = 8;
+/**
+ * Blocks shared by the uploads of one connection (read, handed to ssh2 and the hasher, free
+ * again): one per file of the default --parallel 16, so small files do not queue for a block
+ * while the hashing thread gives theirs back (1,000 files of 1 MB: 6.5 s against 7.7 s with 8
+ * blocks, 3 alternating rounds). A small file touches only the pages it uses, and a big one
+ * at most the in-flight budget's worth, so the 64 MiB are not all resident.
+ */
+const BLOCKS = 16;
 const DEFAULT_WINDOW = 16 * 1024 * 1024;
 
 /** The block size for a session: BLOCK_WRITES requests of the server's largest write. */
@@ -153,12 +159,20 @@ function closeRemote(sftp: SFTPWrapper, handle: Buffer): Promise<void> {
   });
 }
 
+/** A finished upload: the remote file is complete and closed. */
+export interface Uploaded {
+  /**
+   * The digests (opts.algs) of the bytes sent. Not awaited by uploadFile: the hashing thread
+   * may still be on the last block, and the next file need not wait for it.
+   */
+  digests: Promise<Digests>;
+}
+
 /**
- * Upload `local` to `remote` (created or truncated); resolves with the digests (opts.algs) of
- * the bytes sent. `hasher` comes from hasherFor() on this session (its blocks are the unit
- * of reading).
+ * Upload `local` to `remote` (created or truncated). `hasher` comes from hasherFor() on
+ * this session (its blocks are the unit of reading).
  */
-export async function uploadFile(sftp: SFTPWrapper, hasher: BlockHasher, local: string, remote: string, opts: UploadOptions): Promise<Digests> {
+export async function uploadFile(sftp: SFTPWrapper, hasher: BlockHasher, local: string, remote: string, opts: UploadOptions): Promise<Uploaded> {
   const { size } = opts;
   const writeLen = maxWriteOf(sftp);
   const blockLen = hasher.blockLen;
@@ -241,7 +255,7 @@ export async function uploadFile(sftp: SFTPWrapper, hasher: BlockHasher, local: 
               }
               sock?.uncork();
               // The hasher releases the block once it has read it.
-              hasher.update(sums, block, len);
+              hasher.update(sums, block, len, at + len === size);
               readPos = at + len;
               pump();
             },
@@ -261,7 +275,7 @@ export async function uploadFile(sftp: SFTPWrapper, hasher: BlockHasher, local: 
     handle = undefined;
     await closeRemote(sftp, h);
     digested = true;
-    return await hasher.digest(sums);
+    return { digests: hasher.digest(sums) };
   } finally {
     if (!digested) hasher.drop(sums);
     await fh.close().catch(() => undefined);

@@ -87,8 +87,8 @@ interface LocalFacts {
 /** A .part that is up, waiting for its check and rename. */
 interface Uploaded {
   file: SendFile;
-  /** Digests of the bytes sent. */
-  sums: Digests;
+  /** Digests of the bytes sent (the hashing thread may still be on the last block). */
+  sums: Promise<Digests>;
   /** The server's digest of the .part, computed during the upload (undefined: not available). */
   remoteSum?: Promise<string | undefined>;
 }
@@ -473,7 +473,7 @@ export class SftpTransport implements Transport {
               stream.catch(release);
             }
             const sftp = sftpOf(client);
-            const sums = await uploadFile(sftp, this.blocksFor(sftp), file.path, part, {
+            const { digests } = await uploadFile(sftp, this.blocksFor(sftp), file.path, part, {
               size,
               algs: this.localAlgs(),
               budget: this.budget,
@@ -488,7 +488,7 @@ export class SftpTransport implements Transport {
               return sum;
             });
             remoteSum?.catch(() => undefined);
-            ready.push({ file, sums, remoteSum });
+            ready.push({ file, sums: digests, remoteSum });
             notify();
           } catch (err) {
             void stream?.then((r) => r?.abort(), () => undefined);
@@ -614,10 +614,19 @@ export class SftpTransport implements Transport {
     const sizes = alg ? [] : await Promise.all(parts.map((p) => client.stat(p).then((s) => s.size, () => -1)));
     const there = alg ? await this.serverSums(alg, batch, parts) : [];
     await Promise.all(
-      batch.map(async ({ file, sums }, i) => {
+      batch.map(async ({ file, sums: hashed }, i) => {
         const facts = local.get(file)!;
         const part = parts[i]!;
         const final = this.remotePath(file.name);
+        let sums: Digests;
+        try {
+          sums = { ...(await hashed) };
+        } catch (err) {
+          // The hashing thread died with this file's blocks: send it again.
+          await client.delete(part, true).catch(() => undefined);
+          report({ file, ok: false, reason: (err as Error).message, retryable: true, details: { remote: final } });
+          return;
+        }
         try {
           let problem: string | undefined;
           // A digest the upload did not compute (it began before the probe answered md5sum,

@@ -53,14 +53,35 @@ function write(q: Extract<IoRequest, { op: 'write' }>): Promise<void> {
   );
 }
 
-parentPort!.on('message', (requests: IoRequest[]) => {
-  for (const q of requests) {
-    if (q.op === 'read') read(q);
-    else if (!q.fsync) writeNow(q);
+/** Writes waiting, done a few at a time so that reads asked for meanwhile are not held up. */
+const queue: Extract<IoRequest, { op: 'write' }>[] = [];
+let pumping = false;
+const WRITES_PER_TURN = 4;
+
+function pump(): void {
+  for (let k = 0; k < WRITES_PER_TURN && queue.length > 0; k++) {
+    const q = queue.shift()!;
+    if (!q.fsync) writeNow(q);
     // With fsync the writes overlap (the fdatasyncs run on the thread pool and the
     // filesystem commits them together), as in the calling thread; each is answered when done.
     else void write(q).then(sendReplies);
   }
+  // Answered as they are done: the calling thread starts its next files meanwhile.
   sendReplies();
+  if (queue.length > 0) setImmediate(pump);
+  else pumping = false;
+}
+
+parentPort!.on('message', (requests: IoRequest[]) => {
+  // Reads first, answered at once: they are what the calling thread waits for.
+  for (const q of requests) {
+    if (q.op === 'read') read(q);
+    else queue.push(q);
+  }
+  sendReplies();
+  if (!pumping && queue.length > 0) {
+    pumping = true;
+    setImmediate(pump);
+  }
 });
 parentPort!.postMessage('ready');

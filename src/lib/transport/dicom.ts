@@ -50,7 +50,7 @@ export async function describeDicomFile(path: string): Promise<Described> {
     } finally {
       closeSync(fd);
     }
-    if (head) return described(path, head.sopClassUid, head.sopInstanceUid, head.studyInstanceUid, head.transferSyntaxUid, head.datasetOffset, head.fileSize);
+    if (head) return described(path, head);
     return await describeWithReader(path);
   } catch (err) {
     return { ok: false, reason: `not readable as DICOM: ${(err as Error).message}` };
@@ -66,8 +66,14 @@ export async function describeWithReader(path: string): Promise<Described> {
   // Tags by number: a keyword would load the whole dictionary (half a second) for nothing.
   const sopClassUid = header.string(SOP_CLASS_UID) ?? header.string(MEDIA_SOP_CLASS_UID);
   const sopInstanceUid = header.string(SOP_INSTANCE_UID) ?? header.string(MEDIA_SOP_INSTANCE_UID);
-  const size = header.fileSize ?? fstatSizeOf(path);
-  return described(path, sopClassUid, sopInstanceUid, header.string(STUDY_INSTANCE_UID), header.transferSyntaxUid, header.datasetOffset, size);
+  return described(path, {
+    sopClassUid,
+    sopInstanceUid,
+    studyInstanceUid: header.string(STUDY_INSTANCE_UID),
+    transferSyntaxUid: header.transferSyntaxUid,
+    datasetOffset: header.datasetOffset,
+    fileSize: header.fileSize ?? fstatSizeOf(path),
+  });
 }
 
 function fstatSizeOf(path: string): number {
@@ -79,23 +85,17 @@ function fstatSizeOf(path: string): number {
   }
 }
 
-function described(
-  path: string,
-  sopClassUid: string | undefined,
-  sopInstanceUid: string | undefined,
-  study: string | undefined,
-  transferSyntaxUid: string,
-  datasetOffset: number,
-  size: number,
-): Described {
+/** The head's UIDs checked (a file without valid SOP UIDs cannot be stored), as the instance to send. */
+function described(path: string, h: Omit<InstanceHead, 'sopClassUid' | 'sopInstanceUid'> & { sopClassUid?: string; sopInstanceUid?: string }): Described {
+  const { sopClassUid, sopInstanceUid } = h;
   if (!sopClassUid || !isValidUid(sopClassUid)) return { ok: false, reason: `no valid SOP Class UID (0008,0016): ${JSON.stringify(sopClassUid ?? '')}` };
   if (!sopInstanceUid || sopInstanceUid.length > 64 || !/^[0-9.]+$/.test(sopInstanceUid)) {
     return { ok: false, reason: `no valid SOP Instance UID (0008,0018): ${JSON.stringify(sopInstanceUid ?? '')}` };
   }
   return {
     ok: true,
-    study,
-    instance: { path, sopClassUid, sopInstanceUid, transferSyntaxUid, datasetOffset, datasetLength: size - datasetOffset },
+    study: h.studyInstanceUid,
+    instance: { path, sopClassUid, sopInstanceUid, transferSyntaxUid: h.transferSyntaxUid, datasetOffset: h.datasetOffset, datasetLength: h.fileSize - h.datasetOffset },
   };
 }
 

@@ -4,7 +4,7 @@ export { parseTagRef, formatTagRef } from './tagref.js';
 export { compileRules, RuleFileError, type LoadOptions } from './rules-load.js';
 export { evaluateInstance, evaluateRule, type InstanceResult } from './rules-eval.js';
 export * from './series.js';
-export { seriesJsonPath, flushSeries, readSeriesJson, lockSeries } from './series-store.js';
+export { seriesJsonPath, flushSeries, readSeriesJson } from './series-store.js';
 export { linkInstance, linkParticipant, instanceLinkPath, ensureSymlink } from './links.js';
 export { Classifier, UNKNOWN_CONNECTION, type ClassifyJob, type ClassifierOptions } from './classifier.js';
 export { instanceLookup } from './lookup.js';

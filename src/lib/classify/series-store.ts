@@ -2,7 +2,7 @@ import { readdir, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../site/atomic.js';
 import type { SiteLayout } from '../site/layout.js';
-import { tryLock, type Lock } from '../site/lock.js';
+import { withLock } from '../site/lock.js';
 import { mergeSeries, type SeriesDelta, type SeriesJson } from './series.js';
 import type { RuleSet } from './types.js';
 
@@ -18,22 +18,6 @@ export function seriesJsonPath(layout: SiteLayout, study: string, series: string
 
 function lockPath(layout: SiteLayout, study: string, series: string): string {
   return join(layout.raw, study, `.${series}.lock`);
-}
-
-export class SeriesLockTimeout extends Error {}
-
-/** Take the series lock, waiting (with backoff) while another live process holds it. */
-export async function lockSeries(layout: SiteLayout, study: string, series: string, timeoutMs = 30_000): Promise<Lock> {
-  const path = lockPath(layout, study, series);
-  const until = Date.now() + timeoutMs;
-  let wait = 2;
-  for (;;) {
-    const lock = await tryLock(path);
-    if (lock) return lock;
-    if (Date.now() > until) throw new SeriesLockTimeout(`the series lock ${path} is held by another process for over ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, wait));
-    wait = Math.min(100, wait * 2);
-  }
 }
 
 export interface ReadResult {
@@ -82,7 +66,8 @@ export interface FlushResult {
 
 /**
  * Merge `delta` into the series JSON on disk under the lock. `fresh` supplies the fields of
- * a series that has no JSON yet (the first instance this process saw).
+ * a series that has no JSON yet (the first instance this process saw). The lock is waited
+ * for (with backoff, up to withLock's 30 s) while another live process holds it.
  */
 export async function flushSeries(
   layout: SiteLayout,
@@ -93,14 +78,11 @@ export async function flushSeries(
   rules: RuleSet,
 ): Promise<FlushResult> {
   const path = seriesJsonPath(layout, study, series);
-  const lock = await lockSeries(layout, study, series);
-  try {
+  return withLock(lockPath(layout, study, series), async () => {
     const { json: onDisk, corruptMovedTo } = await readSeriesJson(path);
     const numFiles = await countLinks(join(layout.raw, study, series));
     const json = mergeSeries(onDisk ?? fresh, delta, rules, numFiles);
     await writeJsonAtomic(path, json);
     return corruptMovedTo ? { json, corruptMovedTo } : { json };
-  } finally {
-    await lock.release();
-  }
+  });
 }

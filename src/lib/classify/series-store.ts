@@ -1,6 +1,7 @@
-import { readdir, readFile, rename } from 'node:fs/promises';
+import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../site/atomic.js';
+import { readdirIfExists, readTextIfExists } from '../site/if-exists.js';
 import type { SiteLayout } from '../site/layout.js';
 import { withLock } from '../site/lock.js';
 import { mergeSeries, type SeriesDelta, type SeriesJson } from './series.js';
@@ -28,13 +29,8 @@ export interface ReadResult {
 
 /** The series JSON on disk; a corrupt one is moved aside (kept for inspection), not trusted. */
 export async function readSeriesJson(path: string): Promise<ReadResult> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-    throw err;
-  }
+  const text = await readTextIfExists(path);
+  if (text === undefined) return {};
   try {
     const v = JSON.parse(text) as SeriesJson;
     if (typeof v === 'object' && v !== null && !Array.isArray(v)) return { json: v };
@@ -48,15 +44,9 @@ export async function readSeriesJson(path: string): Promise<ReadResult> {
 
 /** Number of instance links in raw/<Study>/<Series>/ (hidden temp names excluded). */
 export async function countLinks(dir: string): Promise<number> {
-  try {
-    const names = await readdir(dir);
-    let n = 0;
-    for (const name of names) if (!name.startsWith('.')) n++;
-    return n;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
-    throw err;
-  }
+  let n = 0;
+  for (const name of await readdirIfExists(dir)) if (!name.startsWith('.')) n++;
+  return n;
 }
 
 export interface FlushResult {

@@ -1,6 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isPathSafeUid } from '../dicom/uid.js';
+import { readdirIfExists } from '../site/if-exists.js';
 import type { SiteLayout } from '../site/layout.js';
 
 /**
@@ -63,11 +64,6 @@ export async function studyActivity(layout: SiteLayout, study: string): Promise<
 
 /** Entries of a folder that are not hidden (temp names, locks). */
 export async function countEntries(dir: string, suffix?: string): Promise<number> {
-  try {
-    const names = await readdir(dir);
-    return names.filter((n) => !n.startsWith('.') && (suffix === undefined || n.endsWith(suffix))).length;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
-    throw err;
-  }
+  const names = await readdirIfExists(dir);
+  return names.filter((n) => !n.startsWith('.') && (suffix === undefined || n.endsWith(suffix))).length;
 }

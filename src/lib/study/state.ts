@@ -1,7 +1,8 @@
-import { readFile, rename } from 'node:fs/promises';
+import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isPathSafeUid } from '../dicom/uid.js';
 import { writeJsonAtomic } from '../site/atomic.js';
+import { readTextIfExists } from '../site/if-exists.js';
 import type { SiteLayout } from '../site/layout.js';
 
 /**
@@ -41,13 +42,8 @@ export function emptyState(): DetectState {
 /** Load the state; a damaged file is moved aside and an empty state returned (the site fills it in). */
 export async function loadState(layout: SiteLayout, warn: (m: string) => void): Promise<DetectState> {
   const path = statePath(layout);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return emptyState();
-    throw err;
-  }
+  const text = await readTextIfExists(path);
+  if (text === undefined) return emptyState();
   try {
     return sanitize(JSON.parse(text) as Partial<DetectState>);
   } catch (err) {

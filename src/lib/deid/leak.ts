@@ -28,10 +28,16 @@ function spellings(value: string): string[] {
 /** Needles for the identifiers whose values the output must not contain. */
 export function identifierNeedles(ids: Identifier[], allowed: ReadonlySet<string>): Needle[] {
   const needles: Needle[] = [];
+  const seen = new Set<string>();
   const add = (label: string, value: string, min: number): void => {
     const v = value.trim();
     if (v.length < min || allowed.has(v) || allowed.has(v.toUpperCase())) return;
-    for (const text of spellings(v)) needles.push({ label, text });
+    // The same spelling twice (a name with no parts to split, a value under two tags) is searched for once.
+    for (const text of spellings(v)) {
+      if (seen.has(text)) continue;
+      seen.add(text);
+      needles.push({ label, text });
+    }
   };
   for (const id of ids) {
     // A short number (an ID like "101") also spells a series or instance number: only

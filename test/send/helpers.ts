@@ -1,20 +1,18 @@
 import { execa } from 'execa';
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { waitForPort } from '../peers/ports.js';
 import { basename, join } from 'node:path';
 import { binPath, parseEvents, runTool } from '../helpers/cli.js';
 import { dcmcjpeg, dcmcjpls, dcmconv, dcmcrle, dcmodify, p10Parts } from '../peers/dcmtk.js';
 import { startSshd, type Sshd } from '../peers/sshd.js';
+import { filesUnder } from '../helpers/files.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import { afterAll, beforeAll } from 'vitest';
 
-/** Every regular file under dir (recursive), sorted. */
-export async function filesUnder(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name)).sort();
-}
+// The shared walk; re-exported because the send tests import it from here.
+export { filesUnder };
 
 /** A small synthetic study (private tags, nested sequences) from fiona-synth. */
 export async function synthStudy(out: string, opts: { series?: number; instances?: number; rows?: number; seed?: string } = {}): Promise<string[]> {

@@ -1,13 +1,10 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import { filesUnder } from '../helpers/files.js';
 
 /** Every .dcm file under dir, sorted, as paths relative to dir. */
 export async function listDicom(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries
-    .filter((e) => e.isFile() && e.name.endsWith('.dcm'))
-    .map((e) => relative(dir, join(e.parentPath, e.name)))
-    .sort();
+  return (await filesUnder(dir)).filter((f) => f.endsWith('.dcm')).map((f) => relative(dir, f));
 }
 
 /** All files under dir with their bytes, for byte-for-byte comparison. */

@@ -12,10 +12,15 @@
  * allocPacket() is replaced by one that does the same (same layout, same length and padding
  * rules, padding from the CSPRNG) but takes the padding from a pool filled 64 KiB at a time
  * (every random byte used once, as before), and carves packets from 1 MiB slabs. A slab is
- * never reused: it is freed by the garbage collector once no packet in it is referenced any
- * more, exactly like a packet of its own, so nothing can be overwritten while the socket
- * still holds it. The encryption stays ssh2's (in place, through the binding, which takes
- * the buffer's offset into account), and so does every protocol rule.
+ * used again only once every packet carved from it has been written to the kernel: the
+ * connections tuned here write each packet with a callback (the same `sock.write` ssh2
+ * makes, under the same condition) that counts it off its slab. A packet that leaves any
+ * other way (a connection not tuned here) is never counted off, so its slab is never used
+ * again and the garbage collector frees it like a packet of its own. Reusing slabs keeps
+ * 1 GB of sent data from being 1 GB of new ArrayBuffers, whose external memory is what
+ * drives V8's mark-compact collections here. The encryption stays ssh2's (in place, through
+ * the binding, which takes the buffer's offset into account), and so does every protocol
+ * rule.
  *
  * Only the class whose layout this reproduces is patched (checked by name and by the shape
  * of a packet it allocates); any other cipher keeps ssh2's own code. FIONA_SSH_PACKETS=ssh2
@@ -27,19 +32,52 @@ const SLAB = 1024 * 1024;
 const POOL = 64 * 1024;
 const PATCHED = Symbol.for('fiona.sftp-packets');
 
-let slab = Buffer.allocUnsafeSlow(0);
+interface Slab {
+  buf: Buffer;
+  /** Packets carved from it that have not been counted off as written. */
+  outstanding: number;
+  /** Full: no more packets come from it. */
+  retired: boolean;
+}
+
+/** Slabs by their memory, to find a written packet's slab. */
+const slabOf = new WeakMap<ArrayBufferLike, Slab>();
+/** Retired slabs whose every packet has been written: ready to be used again. */
+const spare: Slab[] = [];
+/** Slabs kept for reuse at most (the rest go to the garbage collector). */
+const MAX_SPARE = 32;
+let slab: Slab | undefined;
 let slabAt = 0;
 const pool = Buffer.allocUnsafeSlow(POOL);
 let poolAt = POOL;
 
+function retire(s: Slab): void {
+  s.retired = true;
+  if (s.outstanding === 0 && spare.length < MAX_SPARE) spare.push(s);
+}
+
+/** A packet of `s` has been written to the kernel. */
+function written(s: Slab): void {
+  s.outstanding--;
+  if (s.retired && s.outstanding === 0 && spare.length < MAX_SPARE) spare.push(s);
+}
+
 /** n bytes from a slab (8-byte aligned); a packet bigger than a quarter slab gets its own buffer. */
 function take(n: number): Buffer {
   if (n > SLAB / 4) return Buffer.allocUnsafeSlow(n);
-  if (slabAt + n > slab.length) {
-    slab = Buffer.allocUnsafeSlow(SLAB);
+  if (!slab || slabAt + n > SLAB) {
+    if (slab) retire(slab);
+    slab = spare.pop();
+    if (slab) {
+      slab.retired = false;
+    } else {
+      slab = { buf: Buffer.allocUnsafeSlow(SLAB), outstanding: 0, retired: false };
+      slabOf.set(slab.buf.buffer, slab);
+    }
     slabAt = 0;
   }
-  const b = slab.subarray(slabAt, slabAt + n);
+  const b = slab.buf.subarray(slabAt, slabAt + n);
+  slab.outstanding++;
   slabAt = (slabAt + n + 7) & ~7;
   return b;
 }
@@ -67,27 +105,66 @@ function allocPacket(payloadLen: number): Buffer {
   return packet;
 }
 
+interface Writable {
+  writable: boolean;
+  _readableState?: { ended: boolean };
+  write(data: Buffer, cb?: (err?: Error | null) => void): boolean;
+}
+
+/** ssh2's own condition for writing a packet (utils.js isWritable). */
+function isWritable(sock: Writable): boolean {
+  return !!sock && sock.writable && !!sock._readableState && sock._readableState.ended === false;
+}
+
+/**
+ * The write ssh2 makes for every outgoing packet (`if (isWritable(sock)) sock.write(data)`),
+ * with a callback that counts a slab packet off once the kernel has it.
+ */
+function trackedWrite(sock: Writable): (data: Buffer) => void {
+  return (data: Buffer): void => {
+    if (!isWritable(sock)) return;
+    const s = slabOf.get(data.buffer);
+    if (s) sock.write(data, () => written(s));
+    else sock.write(data);
+  };
+}
+
 interface CipherProto {
   constructor: { name: string };
   allocPacket(payloadLen: number): Buffer;
   [PATCHED]?: boolean;
 }
 
+interface Ssh2Client {
+  _sock?: Writable;
+  _protocol?: { _cipher?: { _onWrite?: unknown }; _onWrite?: unknown };
+}
+
 /**
  * Patch the outbound cipher class of an ssh2 connection (the ssh2 `Client`) once the
- * handshake is done. Returns whether the connection now uses the cheaper packets.
+ * handshake is done, and write this connection's packets with the slab-counting write.
+ * Returns whether the connection now uses the cheaper packets.
  */
 export function tunePackets(ssh: unknown): boolean {
   if (process.env.FIONA_SSH_PACKETS === 'ssh2') return false;
-  const cipher = (ssh as { _protocol?: { _cipher?: object } } | undefined)?._protocol?._cipher;
-  if (!cipher) return false;
+  const client = ssh as Ssh2Client | undefined;
+  const protocol = client?._protocol;
+  const cipher = protocol?._cipher;
+  const sock = client?._sock;
+  if (!protocol || !cipher || !sock || typeof cipher._onWrite !== 'function' || typeof protocol._onWrite !== 'function') return false;
   const proto = Object.getPrototypeOf(cipher) as CipherProto;
-  if (proto[PATCHED]) return true;
-  if (proto.constructor?.name !== 'AESGCMCipherBinding' || typeof proto.allocPacket !== 'function') return false;
-  // The layout check: ssh2's own packet for a payload of 1 byte must look like ours would.
-  const probe = proto.allocPacket.call(cipher, 1);
-  if (probe.length !== 36 || probe.readUInt32BE(0) !== 16 || probe[4] !== 14) return false;
-  proto.allocPacket = allocPacket;
-  proto[PATCHED] = true;
+  if (!proto[PATCHED]) {
+    if (proto.constructor?.name !== 'AESGCMCipherBinding' || typeof proto.allocPacket !== 'function') return false;
+    // The layout check: ssh2's own packet for a payload of 1 byte must look like ours would.
+    const probe = proto.allocPacket.call(cipher, 1);
+    if (probe.length !== 36 || probe.readUInt32BE(0) !== 16 || probe[4] !== 14) return false;
+    proto.allocPacket = allocPacket;
+    proto[PATCHED] = true;
+  }
+  // The current cipher writes through its own copy of the write function; a cipher made at a
+  // rekey takes the protocol's.
+  const write = trackedWrite(sock);
+  cipher._onWrite = write;
+  protocol._onWrite = write;
   return true;
 }

@@ -12,26 +12,32 @@ import { sanitizePathPart } from '../site/sanitize.js';
  * UIDs are checked by the caller; PatientID, date and time are sanitised here.
  */
 
-/** A symlink whose target is `target`; an existing link elsewhere is replaced atomically. */
-export async function ensureSymlink(link: string, target: string): Promise<'created' | 'exists' | 'replaced'> {
+/** Create the symlink (and its folder when missing); false when something is already at `link`. */
+async function createSymlink(link: string, target: string): Promise<boolean> {
   try {
     await symlink(target, link);
-    return 'created';
+    return true;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
       await mkdir(dirname(link), { recursive: true });
-      return ensureSymlink(link, target);
+      return createSymlink(link, target);
     }
     if (code !== 'EEXIST') throw err;
+    return false;
   }
-  let current: string | undefined;
-  try {
-    current = await readlink(link);
-  } catch {
-    current = undefined; // a plain file or folder there: replaced below only if it is a file
-  }
-  if (current === target) return 'exists';
+}
+
+/** Where the link at `path` points; undefined when it is not a link (a plain file or folder). */
+async function currentTarget(path: string): Promise<string | undefined> {
+  return readlink(path).catch(() => undefined);
+}
+
+/** A symlink whose target is `target`; an existing link elsewhere is replaced atomically. */
+export async function ensureSymlink(link: string, target: string): Promise<'created' | 'exists' | 'replaced'> {
+  if (await createSymlink(link, target)) return 'created';
+  // A plain file or folder there is replaced below only if it is a file.
+  if ((await currentTarget(link)) === target) return 'exists';
   const tmp = tempNameFor(link);
   await symlink(target, tmp);
   try {
@@ -76,19 +82,7 @@ export async function linkParticipant(
   const studyDir = join(layout.raw, study);
   const first = join(layout.participants, patient, when);
   const target = linkTarget(layout, first, studyDir);
-  try {
-    await symlink(target, first);
-    return first;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') {
-      await mkdir(dirname(first), { recursive: true });
-      return linkParticipant(layout, study, patientId, studyDate, studyTime);
-    }
-    if (code !== 'EEXIST') throw err;
-  }
-  const current = await readlink(first).catch(() => undefined);
-  if (current === target) return first;
+  if ((await createSymlink(first, target)) || (await currentTarget(first)) === target) return first;
   const second = `${first}_${study}`;
   await ensureSymlink(second, linkTarget(layout, second, studyDir));
   return second;

@@ -272,7 +272,14 @@ describe('C-STORE file heads (scanInstanceHead)', () => {
     await writeFile(cut, bytes.subarray(0, inSop + 10));
     const text = join(tmp.dir, 'text.dcm');
     await writeFile(text, 'not a DICOM file\n'.repeat(20));
-    for (const f of [deflated, noMeta, mislabelled, cut, text]) {
+    // A File Meta group length that disagrees with where the meta elements end.
+    const badLength = join(tmp.dir, 'bad-group-length.dcm');
+    const copy = Buffer.from(bytes);
+    expect(copy.readUInt16LE(132)).toBe(0x0002);
+    expect(copy.readUInt16LE(134)).toBe(0x0000);
+    copy.writeUInt32LE(copy.readUInt32LE(140) + 8, 140);
+    await writeFile(badLength, copy);
+    for (const f of [deflated, noMeta, mislabelled, cut, text, badLength]) {
       expect(scan(f), f).toBeUndefined();
       expect(await describeDicomFile(f)).toEqual(await describeWithReader(f).catch((err: Error) => ({ ok: false, reason: `not readable as DICOM: ${err.message}` })));
     }

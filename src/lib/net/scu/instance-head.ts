@@ -59,6 +59,7 @@ const vrCode = (vr: string): number => (vr.charCodeAt(0) << 8) | vr.charCodeAt(1
 for (const vr of ['AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FL', 'FD', 'IS', 'LO', 'LT', 'PN', 'SH', 'SL', 'SS', 'ST', 'TM', 'UI', 'UL', 'US']) VR_KIND[vrCode(vr)] = 1;
 for (const vr of ['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']) VR_KIND[vrCode(vr)] = 2;
 const VR_UI = vrCode('UI');
+const VR_UL = vrCode('UL');
 const VR_SQ = vrCode('SQ');
 const VR_UN = vrCode('UN');
 
@@ -209,6 +210,7 @@ function readMeta(c: Cursor): { ts: string; end: number; mediaClass?: string; me
   let ts: string | undefined;
   let mediaClass: string | undefined;
   let mediaInstance: string | undefined;
+  let groupEnd: number | undefined;
   while (pos + 8 <= c.size) {
     const o = c.at(pos, 2);
     if (c.bytes.readUInt16LE(o) !== 0x0002) break;
@@ -216,13 +218,18 @@ function readMeta(c: Cursor): { ts: string; end: number; mediaClass?: string; me
     if (h.length === UNDEFINED) throw new Unsure();
     const value = pos + h.headerLength;
     if ((h.tag === TRANSFER_SYNTAX_UID || h.tag === MEDIA_SOP_CLASS_UID || h.tag === MEDIA_SOP_INSTANCE_UID) && h.vr !== VR_UI) throw new Unsure();
-    if (h.tag === TRANSFER_SYNTAX_UID) ts = uidValue(c, value, h.length);
+    if (h.tag === 0x00020000) {
+      if (h.vr !== VR_UL || h.length !== 4) throw new Unsure();
+      groupEnd = value + 4 + c.bytes.readUInt32LE(c.at(value, 4));
+    } else if (h.tag === TRANSFER_SYNTAX_UID) ts = uidValue(c, value, h.length);
     else if (h.tag === MEDIA_SOP_CLASS_UID) mediaClass = optionalUid(c, value, h.length);
     else if (h.tag === MEDIA_SOP_INSTANCE_UID) mediaInstance = optionalUid(c, value, h.length);
     pos = value + h.length;
     if (pos > c.size) throw new Unsure();
   }
-  if (!ts) throw new Unsure();
+  // Where the elements end and where the group length says the meta ends must agree: the
+  // data set's first byte is what C-STORE sends first, and a disagreement is the full reader's call.
+  if (!ts || (groupEnd !== undefined && groupEnd !== pos)) throw new Unsure();
   return { ts, end: pos, mediaClass, mediaInstance };
 }
 

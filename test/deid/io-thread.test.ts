@@ -47,7 +47,7 @@ describe('file I/O thread', () => {
     });
     mkdirSync(join(dir, 'out'));
     await Promise.all(
-      heads.map((h, n) => io!.write({ tmp: join(dir, 'out', `.t${n}.tmp`), target: join(dir, 'out', `o${n}.dcm`), bytes: h.bytes!, fsync: n % 2 === 0 })),
+      heads.map((h, n) => io!.write({ tmp: join(dir, 'out', `.t${n}.tmp`), target: join(dir, 'out', `o${n}.dcm`), parts: [h.bytes!], fsync: n % 2 === 0 })),
     );
     heads.forEach((h, n) => expect(Buffer.compare(readFileSync(join(dir, 'out', `o${n}.dcm`)), h.bytes!)).toBe(0));
     expect(readdirSync(join(dir, 'out')).filter((f) => f.endsWith('.tmp'))).toEqual([]);
@@ -61,10 +61,10 @@ describe('file I/O thread', () => {
     await expect(io.readHead({ file: join(dir, 'missing'), wholeLimit: 1 << 20, headBytes: 1 << 15 }, pool)).rejects.toMatchObject({ code: 'ENOENT' });
     writeFileSync(join(dir, 'file'), 'x');
     const bytes = Buffer.from(new SharedArrayBuffer(4));
-    await expect(io.write({ tmp: join(dir, 'file', '.t.tmp'), target: join(dir, 'file', 'o.dcm'), bytes, fsync: false })).rejects.toMatchObject({ code: 'ENOTDIR' });
+    await expect(io.write({ tmp: join(dir, 'file', '.t.tmp'), target: join(dir, 'file', 'o.dcm'), parts: [bytes], fsync: false })).rejects.toMatchObject({ code: 'ENOTDIR' });
     // The thread goes on after an error.
     mkdirSync(join(dir, 'ok'));
-    await io.write({ tmp: join(dir, 'ok', '.t.tmp'), target: join(dir, 'ok', 'o.dcm'), bytes, fsync: false });
+    await io.write({ tmp: join(dir, 'ok', '.t.tmp'), target: join(dir, 'ok', 'o.dcm'), parts: [bytes], fsync: false });
     expect(existsSync(join(dir, 'ok', 'o.dcm'))).toBe(true);
   });
 
@@ -83,13 +83,13 @@ describe('file I/O thread', () => {
     bytes.set(content(2, 3000));
     const [head] = await Promise.all([
       io.readHead({ file: f, wholeLimit: 1 << 20, headBytes: 1 << 15 }, pool),
-      io.write({ tmp: join(dir, 'out', '.a.tmp'), target: join(dir, 'out', 'a.dcm'), bytes, fsync: true }),
+      io.write({ tmp: join(dir, 'out', '.a.tmp'), target: join(dir, 'out', 'a.dcm'), parts: [bytes.subarray(0, 1000), bytes.subarray(1000)], fsync: true }),
     ]);
     expect(Buffer.compare(head.bytes!, content(1, 10_000))).toBe(0);
     expect(Buffer.compare(readFileSync(join(dir, 'out', 'a.dcm')), bytes)).toBe(0);
     expect(warnings.join('\n')).toMatch(/file I\/O thread stopped \(exit code 7\)/);
     // Later requests are done in the calling thread.
-    await io.write({ tmp: join(dir, 'out', '.b.tmp'), target: join(dir, 'out', 'b.dcm'), bytes, fsync: false });
+    await io.write({ tmp: join(dir, 'out', '.b.tmp'), target: join(dir, 'out', 'b.dcm'), parts: [bytes], fsync: false });
     expect(Buffer.compare(readFileSync(join(dir, 'out', 'b.dcm')), bytes)).toBe(0);
   });
 });

@@ -8,7 +8,7 @@ import { tempNameFor } from '../dicom/write.js';
 import { quarantineFile } from '../site/quarantine.js';
 import { sanitizePathPart } from '../site/sanitize.js';
 import { type SeriesClassLookup, annotationReason, burnedInReason } from './burned-in.js';
-import { finishInMemory, finishOnDisk } from './finish.js';
+import { finishOnDisk, finishParts } from './finish.js';
 import { RefusedError } from './refused.js';
 import { type Scrubber, createScrubber } from './clean.js';
 import { derivedDateOffset } from './dates.js';
@@ -308,10 +308,11 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
         const sink = new MemorySink(outputBuffers, size);
         try {
           await rewrite(input, sink, whole ? { ...edits, source: { bytes: whole, header: h } } : edits);
-          const out = sink.bytes();
-          finishInMemory(out, { needles: needles() });
-          await io.write({ tmp, target, bytes: out, fsync });
-          bytesOut = out.length;
+          // Parts: the pixel data value may be a view of the input (kept until this file is done).
+          const parts = sink.parts();
+          finishParts(parts, { needles: needles() });
+          await io.write({ tmp, target, parts, fsync });
+          bytesOut = sink.size;
         } finally {
           sink.release();
         }

@@ -53,6 +53,30 @@ export function finishInMemory(bytes: Buffer, o: FinishInput): void {
   }
 }
 
+/**
+ * finishInMemory for an output in parts (MemorySink.parts()): one part, or the bytes before
+ * the top-level pixel data value, the value (kept by reference from the input), the bytes
+ * after it. The parts outside the value are checked as finishInMemory checks them.
+ */
+export function finishParts(parts: Uint8Array[], o: FinishInput): void {
+  if (parts.length === 1) return finishInMemory(Buffer.from(parts[0]!.buffer, parts[0]!.byteOffset, parts[0]!.byteLength), o);
+  const [headPart, value, tail] = parts;
+  if (parts.length !== 3 || !headPart || !value || !tail) throw new Error(`the written output has ${parts.length} parts (a bug; nothing was released)`);
+  const head = Buffer.from(headPart.buffer, headPart.byteOffset, headPart.byteLength);
+  // The head alone parses up to the pixel data (stopping before its value, which is not there).
+  const out = parseOutput(head);
+  const px = out.element(PIXEL_DATA);
+  if (!px || px.valueOffset !== head.length || px.end !== head.length + value.length) {
+    throw new Error('the written output does not hold its pixel data where it was put (a bug; nothing was released)');
+  }
+  if (hasPreamble(head)) head.fill(0, 0, 128);
+  if (o.needles.length === 0) return;
+  const hit =
+    findNeedle(haystackOf(head.subarray(0, px.headerOffset)), o.needles) ??
+    (tail.length > 0 ? findNeedle(haystackOf(tail), o.needles, px.end) : undefined);
+  if (hit) throw leakError({ ...hit, where: hit.offset < px.headerOffset ? elementAt(out, hit.offset) : undefined });
+}
+
 /** The same for an output too large to hold: its preamble zeroed and checked in the temp file. */
 export async function finishOnDisk(tmp: string, o: FinishInput, fsync: boolean): Promise<void> {
   const out = await readHeaderFull(tmp).catch((err: unknown) => {

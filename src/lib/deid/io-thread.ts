@@ -38,15 +38,15 @@ export interface HeadRequest {
 export interface WriteJob {
   tmp: string;
   target: string;
-  /** The whole output. Must stay untouched until write() settles. */
-  bytes: Uint8Array;
+  /** The output's parts, in order. Must stay untouched until write() settles. */
+  parts: Uint8Array[];
   fsync: boolean;
 }
 
 export interface FileIo {
   /** Read a file's head into a buffer of `pool` (give it back with pool.release when done). */
   readHead(r: HeadRequest, pool: BufferPool): Promise<Head>;
-  /** Write `bytes` under `tmp`, rename to `target`; resolves once published (durably, with fsync). */
+  /** Write `parts` under `tmp`, rename to `target`; resolves once published (durably, with fsync). */
   write(job: WriteJob): Promise<void>;
   /** Wait for what is in flight, stop the thread. */
   close(): Promise<void>;
@@ -90,7 +90,7 @@ export function localIo(): FileIo {
     async readHead(r, pool) {
       return readHeadLocal(r, pool);
     },
-    write: (j) => writeAndPublish(j.tmp, j.target, [j.bytes], j.fsync, dirs),
+    write: (j) => writeAndPublish(j.tmp, j.target, j.parts, j.fsync, dirs),
     close: async () => {},
   };
 }

@@ -39,7 +39,7 @@ function read(q: Extract<IoRequest, { op: 'read' }>): void {
 /** A write without fsync: synchronous calls only (writeAndPublish awaits nothing then). */
 function writeNow(q: Extract<IoRequest, { op: 'write' }>): void {
   try {
-    writeAndPublishSync(q.tmp, q.target, [q.bytes]);
+    writeAndPublishSync(q.tmp, q.target, q.parts);
     reply({ id: q.id });
   } catch (err) {
     reply(failed(q.id, err));
@@ -47,7 +47,7 @@ function writeNow(q: Extract<IoRequest, { op: 'write' }>): void {
 }
 
 function write(q: Extract<IoRequest, { op: 'write' }>): Promise<void> {
-  return writeAndPublish(q.tmp, q.target, [q.bytes], q.fsync, dirs).then(
+  return writeAndPublish(q.tmp, q.target, q.parts, q.fsync, dirs).then(
     () => reply({ id: q.id }),
     (err: unknown) => reply(failed(q.id, err)),
   );

@@ -143,12 +143,19 @@ export class BufferPool {
 
 /**
  * The core's synchronous byte sink, copying what it is given into one pooled buffer (for
- * outputs small enough to check in memory). Copying is not optional: the pieces may be
- * views of a block the core reuses for the next file. Call release() when the bytes are no
- * longer needed.
+ * outputs small enough to check in memory). Copying is not optional for accept(): the
+ * pieces may be views of a block the core reuses for the next file. What comes through
+ * keep() (the pixel data value, a view of the caller's input buffer, valid while the
+ * caller holds it) is kept by reference: the output is then its parts, not one buffer.
+ * Call release() when the bytes are no longer needed.
  */
 export class MemorySink implements ByteSink {
   private buf: Buffer;
+  /** Bytes copied into buf. */
+  private used = 0;
+  /** Pieces kept by reference, and where in buf's bytes they go. */
+  private readonly kept: Array<{ at: number; bytes: Uint8Array }> = [];
+  /** The output's length (copied and kept). */
   size = 0;
 
   /** `expected`: about how many bytes will come (the input's size), to allocate once. */
@@ -160,19 +167,35 @@ export class MemorySink implements ByteSink {
   }
 
   accept(chunk: Uint8Array): void {
-    if (this.size + chunk.length > this.buf.length) {
-      const bigger = this.pool.acquire(Math.max(this.buf.length * 2, this.size + chunk.length));
-      this.buf.copy(bigger, 0, 0, this.size);
+    if (this.used + chunk.length > this.buf.length) {
+      const bigger = this.pool.acquire(Math.max(this.buf.length * 2, this.used + chunk.length));
+      this.buf.copy(bigger, 0, 0, this.used);
       this.pool.release(this.buf);
       this.buf = bigger;
     }
-    this.buf.set(chunk, this.size);
+    this.buf.set(chunk, this.used);
+    this.used += chunk.length;
     this.size += chunk.length;
   }
 
-  /** The bytes written so far (a view of the pooled buffer: valid until release()). */
-  bytes(): Buffer {
-    return this.buf.subarray(0, this.size);
+  keep(bytes: Uint8Array): void {
+    this.kept.push({ at: this.used, bytes });
+    this.size += bytes.length;
+  }
+
+  /**
+   * The output in order: views of the pooled buffer and the pieces kept by reference (valid
+   * until release(), and while the kept pieces' owner holds them). One part when nothing was kept.
+   */
+  parts(): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    let from = 0;
+    for (const k of this.kept) {
+      out.push(this.buf.subarray(from, k.at), k.bytes);
+      from = k.at;
+    }
+    out.push(this.buf.subarray(from, this.used));
+    return out;
   }
 
   release(): void {

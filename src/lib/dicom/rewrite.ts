@@ -12,6 +12,7 @@ import { LONG_VRS } from './vr.js';
 import { acquireBlock, releaseBlock, writePlan, type Output } from './write.js';
 
 const SPECIFIC_CHARACTER_SET = 0x00080005;
+const PIXEL_DATA = 0x7fe00010;
 
 /**
  * Byte-preserving rewrite: decide edits on the element index, then write the output as the
@@ -489,6 +490,10 @@ async function rewriteIndexed(header: Header, size: number, fd: number | undefin
   const head = metaChanges ? planMeta(header, metaChanges) : new Plan().copy(0, header.datasetOffset);
   const datasetEnd = header.inflated ? header.store.windows[0]!.bytes.length : size;
   const body = edits.dirtyLists.has(header.elements) ? planner.list(header.elements, header.datasetOffset, datasetEnd, ctx) : new Plan().copy(header.datasetOffset, datasetEnd);
-  const bytesOut = await writePlan(fd, header, head, body, output, { fsync, verbatim: false });
+  // The caller's source outlives the rewrite: a sink that can keep a reference takes the
+  // pixel data value (most of the file) that way instead of copying it.
+  const px = whole && !header.inflated ? header.element(PIXEL_DATA) : undefined;
+  const keep = px && px.length !== UNDEFINED_LENGTH ? { start: px.valueOffset, end: px.end } : undefined;
+  const bytesOut = await writePlan(fd, header, head, body, output, { fsync, verbatim: false, keep });
   return { changed, bytesIn: size, bytesOut };
 }

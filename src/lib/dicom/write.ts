@@ -23,6 +23,12 @@ import { readAt } from './read.js';
  */
 export interface ByteSink {
   accept(bytes: Uint8Array): void;
+  /**
+   * Optional: bytes of the caller's source (RewriteOptions.source) that stay valid until the
+   * caller is done with its source, given in order like the others: the sink may keep a
+   * reference instead of a copy. Only the top-level pixel data value is given this way.
+   */
+  keep?(bytes: Uint8Array): void;
 }
 
 export type Output = string | NodeJS.WritableStream | ByteSink;
@@ -143,14 +149,35 @@ async function render(plan: Plan, sink: Sink, fromMemory: Header | undefined, fd
 /** Outputs up to this size go to a ByteSink in one synchronous pass (larger ones yield to the event loop now and then). */
 const SYNC_LIMIT = 16 * PIECE;
 
+/** An input range whose bytes go to the sink's keep() (by reference), not accept(). */
+interface KeepRange {
+  start: number;
+  end: number;
+  sink: Required<ByteSink>;
+}
+
 /** render() for a ByteSink, synchronously; returns the bytes written. */
-function renderSync(plan: Plan, sink: ByteSink, fromMemory: Header | undefined, fd: number | undefined): number {
+function renderSync(plan: Plan, sink: ByteSink, fromMemory: Header | undefined, fd: number | undefined, keep?: KeepRange): number {
   let written = 0;
-  for (const s of plan.segments) written += renderSegment(s, sink, fromMemory, fd);
+  for (const s of plan.segments) {
+    if (keep && s.kind === 'copy' && s.start <= keep.start && s.end >= keep.end && keep.end > keep.start) {
+      // The kept range inside a copied one: before it copied, it by reference, after it copied.
+      const kept = fromMemory!.store.slice(keep.start, keep.end - keep.start);
+      if (kept) {
+        written += renderSegment({ kind: 'copy', start: s.start, end: keep.start }, sink, fromMemory, fd);
+        keep.sink.keep(kept);
+        written += kept.length;
+        written += renderSegment({ kind: 'copy', start: keep.end, end: s.end }, sink, fromMemory, fd);
+        continue;
+      }
+    }
+    written += renderSegment(s, sink, fromMemory, fd);
+  }
   return written;
 }
 
 function renderSegment(s: Segment, sink: ByteSink, fromMemory: Header | undefined, fd: number | undefined): number {
+  if (s.kind === 'copy' && s.end <= s.start) return 0;
   if (s.kind === 'bytes') {
     sink.accept(s.data);
     return s.data.length;
@@ -283,7 +310,7 @@ export async function writePlan(
   head: Plan,
   body: Plan | undefined,
   output: Output,
-  opts: { fsync: boolean; verbatim: boolean },
+  opts: { fsync: boolean; verbatim: boolean; keep?: { start: number; end: number } },
 ): Promise<number> {
   const deflate = header.inflated && !opts.verbatim;
   const inFd = deflate ? undefined : inputFd;
@@ -307,7 +334,8 @@ export async function writePlan(
   if (typeof output !== 'string' && isByteSink(output) && !deflate && head.length + (body?.length ?? 0) <= SYNC_LIMIT) {
     // A small output to a synchronous sink: each piece handed straight over, no staging
     // block (the sink copies what it keeps) and no promise per piece.
-    return renderSync(head, output, memory, inFd) + (body ? renderSync(body, output, memory, inFd) : 0);
+    const keep = output.keep && opts.keep && memory ? { ...opts.keep, sink: output as Required<ByteSink> } : undefined;
+    return renderSync(head, output, memory, inFd, keep) + (body ? renderSync(body, output, memory, inFd, keep) : 0);
   }
   if (typeof output !== 'string' && isByteSink(output)) {
     const sink = new Sink((b) => output.accept(b), true);

@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SiteLayout } from '../site/layout.js';
 import { writeFileVisible } from '../site/atomic.js';
+import { readJsonObject } from '../site/state-json.js';
 import { countEntries, listSeries } from './site-scan.js';
 
 /**
@@ -42,22 +42,10 @@ export function manifestPath(layout: SiteLayout, study: string): string {
   return join(layout.studies, `${study}.json`);
 }
 
+/** The study's manifest; undefined when missing, unreadable or not this study's (tolerant, as a report record). */
 export async function readManifest(layout: SiteLayout, study: string): Promise<StudyManifest | undefined> {
-  try {
-    const v = JSON.parse(await readFile(manifestPath(layout, study), 'utf8')) as StudyManifest;
-    return typeof v === 'object' && v !== null && v.study === study ? v : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function readSeriesJson(path: string): Promise<Record<string, unknown> | undefined> {
-  try {
-    const v = JSON.parse(await readFile(path, 'utf8')) as unknown;
-    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
+  const v = await readJsonObject(manifestPath(layout, study));
+  return v?.study === study ? (v as unknown as StudyManifest) : undefined;
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
@@ -72,7 +60,7 @@ export async function buildManifest(layout: SiteLayout, study: string, arrivals:
   const series: SeriesEntry[] = [];
   const studyFields: Partial<StudyManifest> = {};
   for (const uid of await listSeries(layout, study)) {
-    const json = await readSeriesJson(join(layout.raw, study, `${uid}.json`));
+    const json = await readJsonObject(join(layout.raw, study, `${uid}.json`));
     const links = await countEntries(join(layout.raw, study, uid));
     const files = links > 0 ? links : await countEntries(join(layout.archive, study, uid), '.dcm');
     const types = Array.isArray(json?.ClassifyType) ? (json.ClassifyType as unknown[]).filter((t): t is string => typeof t === 'string') : [];

@@ -62,12 +62,8 @@ function writeTag(buf: Buffer, off: number, t: number, big: boolean): void {
 
 function header(t: number, vr: VR, length: number, o: EncodeOptions): Buffer {
   const big = o.syntax === 'big';
-  if (o.syntax === 'implicit') {
-    const b = Buffer.alloc(8);
-    writeTag(b, 0, t, false);
-    b.writeUInt32LE(length, 4);
-    return b;
-  }
+  // Implicit VR: tag and a 4-byte length, the same layout as an item marker.
+  if (o.syntax === 'implicit') return marker(t, length, false);
   if (LONG_VRS.has(vr)) {
     const b = Buffer.alloc(12);
     writeTag(b, 0, t, big);

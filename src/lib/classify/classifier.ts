@@ -10,7 +10,7 @@ import { instanceLookup } from './lookup.js';
 import { linkInstance, linkParticipant } from './links.js';
 import { evaluateInstance } from './rules-eval.js';
 import { emptyDelta, fieldsFromHeader, mergeSeries, minSlice, type IncomingConnection, type SeriesDelta, type SeriesJson } from './series.js';
-import { flushSeries, readSeriesJson } from './series-store.js';
+import { flushSeries, readSeriesJson, seriesJsonPath } from './series-store.js';
 import type { RuleSet } from './types.js';
 
 /**
@@ -192,7 +192,7 @@ export class Classifier {
     const { layout } = this.opts;
     const dir = join(layout.raw, study, series);
     const names = await readdir(dir).catch(() => [] as string[]);
-    const { json, corruptMovedTo } = await readSeriesJson(join(layout.raw, study, `${series}.json`));
+    const { json, corruptMovedTo } = await readSeriesJson(seriesJsonPath(layout, study, series));
     if (corruptMovedTo) this.opts.warn(`series JSON was not valid JSON; moved aside to ${corruptMovedTo} and rebuilt`);
     return {
       study,

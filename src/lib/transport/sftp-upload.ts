@@ -66,12 +66,13 @@ export class InFlightBudget {
 const BLOCK_WRITES = 16;
 /**
  * Blocks shared by the uploads of one connection (read, handed to ssh2 and the hasher, free
- * again): one per file of the default --parallel 16, so small files do not queue for a block
- * while the hashing thread gives theirs back (1,000 files of 1 MB: 6.5 s against 7.7 s with 8
- * blocks, 3 alternating rounds). A small file touches only the pages it uses, and a big one
- * at most the in-flight budget's worth, so the 64 MiB are not all resident.
+ * again), at least this many and one per file in flight, so small files do not queue for a
+ * block while the hashing thread gives theirs back (1,000 files of 1 MB: 6.5 s against 7.7 s
+ * with 8 blocks for 16 files, 3 alternating rounds). A small file touches only the pages it
+ * uses, and free blocks are taken last-freed first, so a big file keeps reusing the few its
+ * in-flight window needs: the shared memory is mostly never resident.
  */
-const BLOCKS = 16;
+const MIN_BLOCKS = 16;
 const DEFAULT_WINDOW = 16 * 1024 * 1024;
 
 /** The block size for a session: BLOCK_WRITES requests of the server's largest write. */
@@ -80,8 +81,8 @@ export function blockLenOf(sftp: SFTPWrapper): number {
 }
 
 /** A hasher whose blocks fit the session's writes. */
-export function hasherFor(sftp: SFTPWrapper): BlockHasher {
-  return new BlockHasher(blockLenOf(sftp), BLOCKS);
+export function hasherFor(sftp: SFTPWrapper, files = 1): BlockHasher {
+  return new BlockHasher(blockLenOf(sftp), Math.max(MIN_BLOCKS, files));
 }
 
 /** The SSH connection's socket (ssh2 keeps it private), to send a block's packets in one write. */

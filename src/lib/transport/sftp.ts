@@ -61,12 +61,14 @@ export interface SftpTransportOptions {
   verify?: VerifyMode;
   /** Write <name>.md5 beside each file. */
   md5File?: boolean;
-  /** Files uploaded at the same time over the one connection (default 4). */
+  /** Files uploaded at the same time over the one connection (default DEFAULT_PARALLEL). */
   parallel?: number;
   /** SSH handshake and authentication (ms). */
   connectMs?: number;
 }
 
+/** Files uploaded at once over one connection when the caller does not say (fiona-send's --parallel default too). */
+export const DEFAULT_PARALLEL = 16;
 /** Files per hashing process on the server. */
 const SUM_BATCH = 64;
 /**
@@ -247,7 +249,7 @@ export class SftpTransport implements Transport {
   private blocksFor(sftp: SFTPWrapper): BlockHasher {
     if (this.blocks?.blockLen !== blockLenOf(sftp)) {
       void this.blocks?.close();
-      this.blocks = hasherFor(sftp);
+      this.blocks = hasherFor(sftp, this.opts.parallel ?? DEFAULT_PARALLEL);
     }
     return this.blocks;
   }
@@ -498,7 +500,7 @@ export class SftpTransport implements Transport {
           }
         }
       };
-      await Promise.all(Array.from({ length: Math.max(1, Math.min(this.opts.parallel ?? 4, todo.length)) }, worker));
+      await Promise.all(Array.from({ length: Math.max(1, Math.min(this.opts.parallel ?? DEFAULT_PARALLEL, todo.length)) }, worker));
     };
 
     const verifier = async (): Promise<void> => {

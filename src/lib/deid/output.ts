@@ -116,6 +116,8 @@ export async function publishTemp(tmp: string, target: string, fsync: boolean, d
  * buffer per file leaves garbage outside the JavaScript heap faster than the collector looks
  * at it (hundreds of MB); with a pool, memory is the buffers of the files in flight.
  */
+const ROUND = 16 * 1024;
+
 export class BufferPool {
   private readonly free: Buffer[] = [];
   /**
@@ -132,12 +134,23 @@ export class BufferPool {
     for (let k = this.free.length - 1; k >= 0; k--) {
       if (this.free[k]!.length >= size) return this.free.splice(k, 1)[0]!;
     }
-    const n = Math.max(size, this.minSize);
+    // Rounded up: files of a batch differ by a few bytes, and a buffer sized to one exactly
+    // would not serve the next one a little larger (a new allocation per file, the old one
+    // left to a collector that, in an I/O thread which allocates little, seldom runs).
+    const n = Math.ceil(Math.max(size, this.minSize) / ROUND) * ROUND;
     return this.shared ? Buffer.from(new SharedArrayBuffer(n)) : Buffer.allocUnsafe(n);
   }
 
   release(b: Buffer): void {
-    if (this.free.length < this.keep) this.free.push(b);
+    if (this.free.length < this.keep) {
+      this.free.push(b);
+      return;
+    }
+    // Full: keep the larger buffers (small ones left from the first files would otherwise
+    // crowd out the ones the batch needs, and every file would allocate again).
+    let smallest = 0;
+    for (let k = 1; k < this.free.length; k++) if (this.free[k]!.length < this.free[smallest]!.length) smallest = k;
+    if (this.free[smallest]!.length < b.length) this.free[smallest] = b;
   }
 }
 

@@ -405,7 +405,7 @@ export class UlAssociation {
     this.touch();
     const pool = next.pool;
     const sent = next.prepared
-      ? this.write(next.prepared, () => {
+      ? this.writeRequestStart(next.prepared, () => {
           if (pool) this.giveBack(pool, 'written');
         })
       : next.send!();
@@ -440,8 +440,9 @@ export class UlAssociation {
         if (first) writePdataHeader(out, 0, pcId, cmdBytes - 12, 0x03), writeStoreCommand(out, 12, cmd);
         const at = frameFromFile(out, cmdBytes, { fd, path: data.path, position: pos, length: want, pad: lastBlock ? pad : 0 }, pcId, fragment, lastBlock);
         pos += want;
+        const block = out.subarray(0, at);
+        await (first ? this.writeRequestStart(block) : this.write(block));
         first = false;
-        await this.write(out.subarray(0, at));
         if (lastBlock) break;
       }
     } finally {
@@ -468,6 +469,22 @@ export class UlAssociation {
 
   private recycle(p: Pending): void {
     if (p.pool) this.giveBack(p.pool, 'answered');
+  }
+
+  /**
+   * The start of a request: its command PDU and first data PDU in a write of their own, the
+   * rest in a second one. The peer can start on the data set while the kernel still copies the
+   * rest (one write of a whole 130 KB request reaches the peer as 64 KiB segments). Measured
+   * from inside fiona-send, 1,000 x 130 KB into storescp, three sets of alternating runs:
+   * median time from a request's write to its response 1.10 / 1.30 / 1.30 ms with the split,
+   * 1.35 / 1.41 / 1.42 ms without (the command PDU alone first, or two data PDUs: no better).
+   */
+  private writeRequestStart(buf: Buffer, onWritten?: () => void): Promise<void> {
+    const head = firstDataPduEnd(buf);
+    if (head >= buf.length || this.failure) return this.write(buf, onWritten);
+    // Written in order: the second write's callback means both are out.
+    this.socket.write(buf.subarray(0, head));
+    return this.write(buf.subarray(head), onWritten);
   }
 
   /** Write and wait for the socket to drain when its buffer is full (back-pressure). */
@@ -668,6 +685,16 @@ function writePdataHeader(buf: Buffer, at: number, pcId: number, dataLength: num
   buf.writeUInt8(pcId, at + 10);
   buf.writeUInt8(control, at + 11);
   return at + 12;
+}
+
+/** Where the second PDU of `buf` (PDUs back to back: the command, then the first data PDU) ends; buf.length when it holds fewer. */
+function firstDataPduEnd(buf: Buffer): number {
+  let at = 0;
+  for (let pdu = 0; pdu < 2; pdu++) {
+    if (at + 6 > buf.length) return buf.length;
+    at += 6 + buf.readUInt32BE(at + 2);
+  }
+  return Math.min(at, buf.length);
 }
 
 function pdataHead(pcId: number, length: number, control: number, value: Buffer): Buffer {

@@ -343,7 +343,7 @@ describe('servers with fewer tools', () => {
     }
   }, 60_000);
 
-  test('openssl but no dd: a big file is verified by the batch sha256 after its upload', async () => {
+  test('openssl but no dd: a big file is verified by sha256 (python3 reads it during the upload, else openssl after)', async () => {
     const noDd = await startSshd({ extraConfig: await onlyTools(join(tmp.dir, 'nodd2-bin'), ['sh', 'openssl']) });
     try {
       const src = join(tmp.dir, 'src12');
@@ -469,6 +469,12 @@ describe('upload pieces against the real sshd', () => {
       expect(await h.digest(marked)).toEqual(want);
       await h.close();
     }
+  });
+
+  test.each(['sha256', 'md5'] as HashAlg[])('the %s hash during the upload gives no digest for a file the server cannot read', async (alg) => {
+    const r = (await RemoteStreamHash.start(sshOf(client)!, alg, join(tmp.dir, 'no-such-file.part')))!;
+    r.request(3);
+    expect(await r.finish(10_000)).toBeUndefined();
   });
 
   test.each(['sha256', 'md5'] as HashAlg[])('the %s that runs during the upload sees a byte changed on the server in a segment it has not read yet', async (alg) => {

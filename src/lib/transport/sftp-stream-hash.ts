@@ -1,18 +1,23 @@
 /**
- * Checksum of a file on the server computed while it is uploaded: one exec channel runs
+ * Checksum of a file on the server computed while it is uploaded. For MD5 one exec channel runs
  *
  *   f='<path>'; while read s c; do dd if="$f" bs=1048576 skip=$s ${c:+count=$c}; done | md5sum
  *
- * (or `| openssl dgst -sha256 -r` for SHA-256)
  * and is told on its stdin which 1 MiB blocks to read next, only once the server has
  * acknowledged every byte of them. The reads follow each other without a gap and the last
  * one runs to the end of the file, so the one hash covers every byte of the .part exactly
  * once, and after the upload only the last segment is left to hash. The command string
- * holds nothing but the quoted path; the numbers travel on stdin and are ours.
+ * holds nothing but the quoted path (and fixed text); the numbers travel on stdin and are ours.
  *
- * POSIX sh, dd and the hashing command are needed. Where one is missing the answer is FAILED
- * (or no digest at all), and the caller checks the file by a whole-file checksum after the
- * upload instead. probeStreamHash tries the construct on /dev/null.
+ * For SHA-256 the same protocol is served by a few lines of Python (`python3`, hashlib on
+ * OpenSSL) that read the ranges with pread: `dd | openssl dgst` would cost the server more
+ * than the hash itself, because openssl reads a pipe 8 KiB at a time (measured: 1.4-1.7 s of
+ * CPU per GB through the pipe against 0.8 s reading the file; Python's pread of 1 MiB is as
+ * cheap as openssl on the file).
+ *
+ * POSIX sh and dd + md5sum (MD5) or python3 (SHA-256) are needed. Where one is missing the
+ * answer is FAILED (or no digest at all), and the caller checks the file by a whole-file
+ * checksum after the upload instead. probeStreamHash tries the construct on /dev/null.
  */
 import { EMPTY_DIGEST, remoteHashCommand, stdinSum, type HashAlg } from './checksum.js';
 import { openExec, shellQuote, type SshExec, type ExecStream } from './sftp-exec.js';
@@ -23,11 +28,38 @@ export const DD_BLOCK = 1024 * 1024;
 export const SEGMENT = 64 * DD_BLOCK;
 
 /**
+ * The SHA-256 reader: lines `s c` (c blocks from block s) or `s` (from block s to the end of
+ * the file), read as dd would (a short read at the end of the file is not an error: the
+ * digest comparison decides); prints `<hex>  -` like md5sum. A file it cannot open or read
+ * ends it with a traceback on stderr and no digest.
+ */
+const PY_SHA256 = [
+  'import sys, os, hashlib',
+  `B = ${1024 * 1024}`,
+  'h = hashlib.sha256()',
+  'fd = os.open(sys.argv[1], os.O_RDONLY)',
+  'for line in sys.stdin:',
+  '    p = line.split()',
+  '    pos = int(p[0]) * B',
+  '    end = pos + int(p[1]) * B if len(p) > 1 else None',
+  '    while end is None or pos < end:',
+  '        d = os.pread(fd, B if end is None else min(B, end - pos), pos)',
+  '        if not d:',
+  '            break',
+  '        h.update(d)',
+  '        pos += len(d)',
+  'sys.stdout.write(h.hexdigest() + "  -\\n")',
+].join('\n');
+
+/**
  * A dd that fails (missing, unreadable file) says FAILED on the channel through fd 3, beside
  * the hash's line: the hash alone would print the digest of the bytes it got, which for a dd
  * that never ran is the valid-looking digest of nothing.
  */
 export function streamHashCommand(alg: HashAlg, path: string): string {
+  // The system's python3 where it is (a python3 first in the login PATH may be a version
+  // manager's shim that costs a shell script and a lock per start), else the PATH's.
+  if (alg === 'sha256') return `p=/usr/bin/python3; [ -x "$p" ] || p=python3; exec "$p" -c ${shellQuote(PY_SHA256)} ${shellQuote(path)}`;
   return (
     `f=${shellQuote(path)}; { while read s c; do dd if="$f" bs=${DD_BLOCK} skip=$s \${c:+count=$c} 2>/dev/null ` +
     `|| { echo FAILED >&3; exit 1; }; done | ${remoteHashCommand(alg)}; } 3>&1`

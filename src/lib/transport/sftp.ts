@@ -260,19 +260,15 @@ export class SftpTransport implements Transport {
 
   /**
    * The digest big files get on the server while they go up (undefined: none, they are
-   * hashed after the upload). MD5 only: `openssl dgst` reads a pipe 8 KiB at a time, so
-   * `dd | openssl dgst -sha256` costs the server 1.4-1.7 s of CPU per GB against 0.8 s for
-   * `openssl dgst -sha256 file` after the upload (measured, 1 GB in one file, alternating
-   * runs: wall 7.3 s after against 8.0 s during, on the loaded 2-core machine). md5sum is
-   * the slower hash (1.6 s per GB), so hashing it during the upload still pays.
+   * hashed after the upload). SHA-256 goes through python3's pread, not `dd | openssl dgst`
+   * (see sftp-stream-hash.ts): through the pipe it cost the server 1.4-1.7 s of CPU per GB
+   * against 0.8 s for `openssl dgst -sha256 file` after the upload.
    */
   private async streaming(): Promise<HashAlg | undefined> {
     // No probe of its own (an exec costs the server a login shell): a stream that fails
-    // (no dd, no POSIX sh) says so, its file is checked by the batch service, and the rest of
-    // the connection's big files go that way too.
-    if (this.streamBroken) return undefined;
-    const alg = remoteAlgOf(await this.verification());
-    return alg === 'md5' ? alg : undefined;
+    // (no dd, no python3, no POSIX sh) says so, its file is checked by the batch service, and
+    // the rest of the connection's big files go that way too.
+    return this.streamBroken ? undefined : remoteAlgOf(await this.verification());
   }
 
   /**

@@ -9,7 +9,6 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { execa } from 'execa';
 import { sumLine, type HashAlg } from './checksum.js';
 
 const PER_CHILD = 32;
@@ -58,6 +57,9 @@ export class LocalHasher {
         const done = new Set<Pending>();
         if (this.childWorks && simple.length > 0) {
           try {
+            // Loaded here, not at the top: execa costs ~0.1-0.15 s to load, and most runs never
+            // hash a file outside an upload.
+            const { execa } = await import('execa');
             const r = await execa(cmd, [...args, ...simple.map((p) => p.path)], { reject: false, stripFinalNewline: true });
             const lines = String(r.stdout).split('\n');
             if (r.exitCode === 0 && lines.length === simple.length) {

@@ -218,7 +218,7 @@ export async function main(argv: string[]): Promise<number> {
       anonymizer: pool,
       outDir,
       // Enough for the I/O thread to read ahead and write behind while this thread works.
-      inFlight: Math.max(32, pool.threads * 8),
+      inFlight: Math.max(16, pool.threads * 8),
       mapping,
       onOutcome,
       onOther: (e) => {

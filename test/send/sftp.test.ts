@@ -20,8 +20,16 @@ import { RemoteHashService } from '../../src/lib/transport/sftp-hash-service.js'
 import { probeStreamHash, RemoteStreamHash } from '../../src/lib/transport/sftp-stream-hash.js';
 import { tunePackets } from '../../src/lib/transport/sftp-packets.js';
 import { hasherFor, uploadFile } from '../../src/lib/transport/sftp-upload.js';
+import { requireProgram } from '../peers/process.js';
 import { startSshd, type Sshd } from '../peers/sshd.js';
 import { binPath, filesUnder, md5, parseEvents, send, sftpArgs, withSshd, type TempDir } from './helpers.js';
+
+// The server side of --verify sha256 (the sshd here runs on this machine): a missing openssl
+// fails the tests with the install command instead of quietly testing the md5sum fallback.
+beforeAll(() => {
+  requireProgram('openssl', 'openssl');
+  requireProgram('python3', 'python3');
+});
 
 let tmp: TempDir;
 let sshd: Sshd;

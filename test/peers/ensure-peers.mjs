@@ -19,6 +19,8 @@ const PEERS = [
   ['unzip', 'unzip'],
   ['dciodvfy', 'dicom3tools'],
   ['gdcmanon', 'libgdcm-tools'],
+  // the SFTP peer's server-side SHA-256 (openssl dgst), as on a real data centre's server
+  ['openssl', 'openssl'],
 ];
 
 function have(bin, path) {

@@ -2,7 +2,7 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { Option } from 'commander';
-import { createProgram, parseDuration, parseIntOption } from '../lib/cli/program.js';
+import { createProgram, durationOption, parseIntOption } from '../lib/cli/program.js';
 import { createLogger } from '../lib/cli/output.js';
 import { loadConfig } from '../lib/config/config.js';
 import { UsageError } from '../lib/errors.js';
@@ -58,11 +58,6 @@ interface SendOptions {
   config?: string;
 }
 
-/** A duration option whose default shows as written (e.g. "2s"), not in milliseconds. */
-function duration(flags: string, description: string, def: string): Option {
-  return new Option(flags, description).argParser(parseDuration).default(parseDuration(def), def);
-}
-
 export async function main(argv: string[]): Promise<number> {
   const program = createProgram('fiona-send', 'Deliver DICOM files or archives to a PACS (C-STORE) or a data centre (SFTP), verified, with retries.', HELP)
     .requiredOption('--to <url>', 'destination: dicom://CALLED@HOST:PORT?calling=AET or sftp://USER@HOST:PORT/DIR')
@@ -77,12 +72,12 @@ export async function main(argv: string[]): Promise<number> {
     .option('--associations <n>', 'dicom: associations in parallel (a PACS may limit them; storescp without --fork takes one at a time)', parseIntOption('--associations', 1, 64), 1)
     .option('--parallel <n>', 'sftp: files uploaded at the same time over the one connection', parseIntOption('--parallel', 1, 64), 16)
     .option('--retries <n>', 'retries per file after the first attempt', parseIntOption('--retries', 0, 1000), 3)
-    .addOption(duration('--retry-delay <duration>', 'wait before the first retry; doubles each time', '2s'))
-    .addOption(duration('--max-delay <duration>', 'longest wait between retries', '5m'))
+    .addOption(durationOption('--retry-delay <duration>', 'wait before the first retry; doubles each time', '2s'))
+    .addOption(durationOption('--max-delay <duration>', 'longest wait between retries', '5m'))
     .option('--max-attempts <n>', 'outbox: attempts over all runs before an item goes to failed/ (default: 1 + retries)', parseIntOption('--max-attempts', 1, 1_000_000))
-    .addOption(duration('--min-age <duration>', 'outbox: leave items younger than this for the next run', '0s'))
+    .addOption(durationOption('--min-age <duration>', 'outbox: leave items younger than this for the next run', '0s'))
     .option('--max-items <n>', 'outbox: at most this many items per run', parseIntOption('--max-items', 1))
-    .addOption(duration('--timeout <duration>', 'network: give up on a peer silent for this long', '60s'))
+    .addOption(durationOption('--timeout <duration>', 'network: give up on a peer silent for this long', '60s'))
     .option('--site <dir>', 'record deliveries of this site\'s studies for fiona-cleanup (default: the config\'s site)')
     .option('--calling <aet>', 'dicom: calling AE title when the URL has none (default: the config\'s AE title)')
     .option('-q, --quiet', 'no progress lines on stderr');

@@ -18,7 +18,8 @@ import { backoffDelay } from '../../src/lib/transport/retry.js';
 import { describeDicomFile, describeWithReader } from '../../src/lib/transport/dicom.js';
 import { scanInstanceHead } from '../../src/lib/net/scu/instance-head.js';
 import { closeSync, fstatSync, openSync } from 'node:fs';
-import { mkdir, readdir, symlink } from 'node:fs/promises';
+import { mkdir, symlink } from 'node:fs/promises';
+import { filesUnder } from '../helpers/files.js';
 import { expandPaths } from '../../src/lib/transport/files.js';
 import { requireProgram } from '../peers/process.js';
 import { runTool } from '../helpers/cli.js';
@@ -218,8 +219,7 @@ describe('C-STORE file heads (scanInstanceHead)', () => {
       closeSync(fd);
     }
   };
-  const filesUnder = async (dir: string): Promise<string[]> =>
-    (await readdir(dir, { recursive: true })).map(String).filter((f) => f.endsWith('.dcm')).map((f) => join(dir, f)).sort();
+  const dicomUnder = async (dir: string): Promise<string[]> => (await filesUnder(dir)).filter((f) => f.endsWith('.dcm'));
 
   test('plain files of every encoding, sequences of defined and undefined length: the scanner answers, as the full reader does', async () => {
     requireProgram('dcmconv', 'dcmtk');
@@ -228,7 +228,7 @@ describe('C-STORE file heads (scanInstanceHead)', () => {
       const r = await runTool('fiona-synth', ['--out', join(base, ts), '--patients', '1', '--series', '6', '--instances', '1', '--rows', '16', '--transfer-syntax', ts, '--charset', 'utf8', '--no-fsync']);
       expect(r.exitCode, String(r.stderr)).toBe(0);
     }
-    const synth = await filesUnder(base);
+    const synth = await dicomUnder(base);
     expect(synth.length).toBe(18);
     // DCMTK's writer with undefined-length sequences and items, in each encoding.
     const undef: string[] = [];
@@ -251,7 +251,7 @@ describe('C-STORE file heads (scanInstanceHead)', () => {
 
   test('anything not plain is left to the full reader, which answers as before', async () => {
     requireProgram('dcmconv', 'dcmtk');
-    const src = (await filesUnder(join(tmp.dir, 'heads', 'explicit')))[0]!;
+    const src = (await dicomUnder(join(tmp.dir, 'heads', 'explicit')))[0]!;
     const deflated = join(tmp.dir, 'deflated.dcm');
     await execa('dcmconv', ['+td', src, deflated]);
     const noMeta = join(tmp.dir, 'no-meta.dcm');

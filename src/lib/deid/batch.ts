@@ -52,12 +52,8 @@ export async function runBatch(units: AsyncIterable<InputUnit>, o: BatchOptions)
     o.onOutcome(outcome);
   };
   const it = units[Symbol.asyncIterator]();
-  const stopped = new Promise<'stop'>((resolve) => {
-    if (o.signal?.aborted) resolve('stop');
-    o.signal?.addEventListener('abort', () => resolve('stop'), { once: true });
-  });
   for (;;) {
-    const next = await Promise.race([it.next(), stopped]);
+    const next = await nextOrStop(it, o.signal);
     if (next === 'stop') {
       summary.interrupted = true;
       void it.return?.();
@@ -81,4 +77,31 @@ export async function runBatch(units: AsyncIterable<InputUnit>, o: BatchOptions)
   await Promise.all(running);
   summary.seconds = (performance.now() - started) / 1000;
   return summary;
+}
+
+/**
+ * The iterator's next unit, or 'stop' as soon as the signal is aborted (a stdin that stays
+ * open would otherwise hold the batch). Not Promise.race with one long-lived "stopped"
+ * promise: each race leaves a reaction on that promise, which never settles, so every unit
+ * of the batch (its path, its iterator result, the race's promise and closures: about 500
+ * bytes a file) stayed reachable to the end of the run: 19 MB of heap for 40,000 files.
+ * Here the abort listener is removed as soon as the unit comes.
+ */
+export function nextOrStop<T>(it: AsyncIterator<T>, signal?: AbortSignal): Promise<IteratorResult<T> | 'stop'> {
+  if (!signal) return it.next();
+  if (signal.aborted) return Promise.resolve('stop');
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => resolve('stop');
+    signal.addEventListener('abort', onAbort, { once: true });
+    it.next().then(
+      (r) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(r);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }

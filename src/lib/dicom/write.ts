@@ -356,22 +356,19 @@ export async function writePlan(
   // A small output to a file: its pieces gathered (views of the input in memory, the new
   // bytes) and written with writev, no staging copy, no promise per piece.
   const parts = !deflate && head.length + (body?.length ?? 0) <= SYNC_LIMIT ? gatherParts(head, body, memory, inFd) : undefined;
+  if (parts) return publishPartsSync(output, parts, opts.fsync);
   const tmp = tempNameFor(output);
   const outFd = openSync(tmp, 'w', 0o644);
   let written = 0;
   try {
-    if (parts) {
-      written = writeParts(outFd, parts);
-    } else {
-      const sink = new Sink(fileWriter(outFd), true);
-      try {
-        await emit(sink);
-        await sink.flush();
-      } finally {
-        sink.release();
-      }
-      written = sink.written;
+    const sink = new Sink(fileWriter(outFd), true);
+    try {
+      await emit(sink);
+      await sink.flush();
+    } finally {
+      sink.release();
     }
+    written = sink.written;
     // fdatasync: the data and the size; the rename is made durable by the folder fsync below.
     if (opts.fsync) fdatasyncSync(outFd);
     closeSync(outFd);
@@ -391,5 +388,38 @@ export async function writePlan(
     throw err;
   }
   if (opts.fsync) fsyncDirSync(dirname(output));
+  return written;
+}
+
+/**
+ * Publish an output held in memory as `parts`, synchronously: a temp name beside `output`,
+ * writev, fdatasync (with fsync), close, rename, folder fsync (with fsync). On an error the
+ * temp name is removed and nothing appears under `output`. Returns the bytes written.
+ */
+export function publishPartsSync(output: string, parts: Uint8Array[], fsync: boolean): number {
+  const tmp = tempNameFor(output);
+  const outFd = openSync(tmp, 'w', 0o644);
+  let written = 0;
+  try {
+    written = writeParts(outFd, parts);
+    // fdatasync: the data and the size; the rename is made durable by the folder fsync below.
+    if (fsync) fdatasyncSync(outFd);
+    closeSync(outFd);
+  } catch (err) {
+    try {
+      closeSync(outFd);
+    } catch {
+      // already closed
+    }
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  try {
+    renameSync(tmp, output);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  if (fsync) fsyncDirSync(dirname(output));
   return written;
 }

@@ -1,0 +1,214 @@
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { setImmediate as turn } from 'node:timers/promises';
+import { PublishThread } from './publish-thread.js';
+import { rewriteDicom, type RewriteOptions, type RewriteResult } from './rewrite.js';
+import { publishPartsSync, tempNameFor, type ByteSink } from './write.js';
+
+/**
+ * Rewriting many files in one process. rewriteDicom writes a small output synchronously
+ * (open the temp name, writev, [fdatasync], close, rename): cheap in JavaScript, but the
+ * kernel's share (creating a file right after deletes on ext4 costs 0.1-1 ms) then runs on
+ * the calling thread between two files' parse/plan/render, while a second core idles.
+ * rewriteFiles reads and renders each output into memory on the calling thread and hands
+ * its creation, write, fdatasync, close and rename to a second thread (publish-thread.ts),
+ * a bounded number of files at a time, so the next file's JavaScript runs while the
+ * previous outputs are published. Until that thread has started, and if it dies, the
+ * calling thread publishes itself (the same synchronous calls as rewriteDicom).
+ *
+ * Same guarantees as rewriteDicom one by one: the same bytes; a temp name beside the
+ * target renamed into place only once written (and fdatasynced with the folder synced
+ * when fsync is on, the default), removed on error; an error in one file is that file's
+ * result (message naming it), the others go on. Memory: about inFlight + 2 inputs and
+ * rendered headers (buffers reused), whatever the number of files.
+ */
+
+export interface RewriteJob {
+  input: string;
+  /** Output path (may be the input itself: the temp name is renamed over it). */
+  output: string;
+  /** This file's edits; the batch's `fsync` applies to all files. */
+  opts: RewriteOptions;
+}
+
+export interface BatchOptions {
+  /** fdatasync each output and fsync its folder before the file's result is given (default true). */
+  fsync?: boolean;
+  /** Outputs being published at once (default 4). 1 keeps one write overlapping the next file's work. */
+  inFlight?: number;
+  /** Inputs larger than this are rewritten by rewriteDicom itself, streaming, not held in memory (default 16 MiB). */
+  memoryLimit?: number;
+}
+
+interface Io {
+  thread: PublishThread;
+  inputs: SharedBuffers;
+  scratch: SharedBuffers;
+}
+
+export type RewriteOutcome =
+  | { job: RewriteJob; ok: true; result: RewriteResult }
+  | { job: RewriteJob; ok: false; error: Error };
+
+const DEFAULT_IN_FLIGHT = 4;
+const DEFAULT_MEMORY_LIMIT = 16 * 1024 * 1024;
+
+/**
+ * Buffers backed by SharedArrayBuffers, reused: views of them go to the publishing thread
+ * without a copy or a transfer, and they return here once the file is published. So the
+ * memory of a batch is about (inFlight + 2) inputs, whatever the number of files.
+ */
+class SharedBuffers {
+  private readonly free: Buffer[] = [];
+  constructor(private readonly keepAtMost: number) {}
+  acquire(n: number): Buffer {
+    const b = this.free.pop();
+    if (b && b.length >= n) return b;
+    // Rounded up: files of a batch differ a little in size; one growth serves the next ones.
+    return Buffer.from(new SharedArrayBuffer(Math.max(4096, Math.ceil((n * 1.125) / 4096) * 4096)));
+  }
+  release(b: Buffer): void {
+    if (this.free.length < this.keepAtMost) this.free.push(b);
+  }
+}
+
+/**
+ * The output as pieces: bytes given to accept() are copied (they are valid only during
+ * the call) into one buffer of `scratch`; keep() pieces (the source's pixel data) are views
+ * of the input buffer, which the batch holds until the file is published.
+ */
+class Parts implements Required<ByteSink> {
+  private readonly parts: Uint8Array[] = [];
+  /** Copies of accept()ed pieces not yet merged (small ones share Node's 8 KiB pool slabs). */
+  private loose: Buffer[] = [];
+  private looseBytes = 0;
+  /** Buffers taken from `scratch`, to give back. */
+  readonly taken: Buffer[] = [];
+  constructor(private readonly scratch: SharedBuffers) {}
+  accept(b: Uint8Array): void {
+    this.loose.push(Buffer.from(b));
+    this.looseBytes += b.length;
+  }
+  keep(b: Uint8Array): void {
+    this.merge();
+    this.parts.push(b);
+  }
+  /** The pieces in order, all in shared buffers. Call once, at the end. */
+  done(): Uint8Array[] {
+    this.merge();
+    return this.parts;
+  }
+  private merge(): void {
+    if (this.looseBytes === 0) return;
+    const out = this.scratch.acquire(this.looseBytes);
+    this.taken.push(out);
+    let off = 0;
+    for (const b of this.loose) {
+      out.set(b, off);
+      off += b.length;
+    }
+    this.parts.push(out.subarray(0, off));
+    this.loose = [];
+    this.looseBytes = 0;
+  }
+}
+
+/** Read a whole file (synchronously: from the page cache this is cheaper than pool round trips). Undefined when larger than `limit`. */
+function readWhole(file: string, limit: number, pool: SharedBuffers): { buffer: Buffer; bytes: Buffer } | undefined {
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (size > limit) return undefined;
+    const buffer = pool.acquire(size);
+    let off = 0;
+    try {
+      while (off < size) {
+        const n = readSync(fd, buffer, off, size - off, off);
+        if (n === 0) break;
+        off += n;
+      }
+    } catch (err) {
+      pool.release(buffer);
+      throw err;
+    }
+    // Shorter than fstat said (truncated meanwhile): parse what is there; the parser names where it stops.
+    return { buffer, bytes: buffer.subarray(0, off) };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function named(err: unknown, job: RewriteJob): Error {
+  const e = err instanceof Error ? err : new Error(String(err));
+  // Parse errors already name the input; others (ENOENT, ENOSPC) name a path; make sure the job's input is there.
+  if (!e.message.includes(job.input)) e.message = `${job.input}: ${e.message}`;
+  return e;
+}
+
+/** Render one job into memory and publish it; the promise settles with the file's outcome. */
+async function runJob(job: RewriteJob, fsync: boolean, memoryLimit: number, io: Io): Promise<RewriteOutcome> {
+  let input: { buffer: Buffer; bytes: Buffer } | undefined;
+  let sink: Parts | undefined;
+  try {
+    input = readWhole(job.input, memoryLimit, io.inputs);
+    if (!input) return { job, ok: true, result: await rewriteDicom(job.input, job.output, { ...job.opts, fsync }) };
+    sink = new Parts(io.scratch);
+    const r = await rewriteDicom(job.input, sink, { ...job.opts, source: { bytes: input.bytes } });
+    const parts = sink.done();
+    let bytesOut: number;
+    if (io.thread.ready) {
+      try {
+        bytesOut = await io.thread.publish({ tmp: tempNameFor(job.output), target: job.output, parts, fsync });
+      } catch (err) {
+        // The thread died with this file in hand: the bytes are still here (shared memory), publish them from this thread.
+        if (!io.thread.stopped) throw err;
+        bytesOut = publishPartsSync(job.output, parts, fsync);
+      }
+    } else {
+      // Until the thread has started (some 40 ms here), or after it stopped: publish here, as rewriteDicom does.
+      bytesOut = publishPartsSync(job.output, parts, fsync);
+    }
+    return { job, ok: true, result: { ...r, bytesOut } };
+  } catch (err) {
+    return { job, ok: false, error: named(err, job) };
+  } finally {
+    if (input) io.inputs.release(input.buffer);
+    for (const b of sink?.taken ?? []) io.scratch.release(b);
+  }
+}
+
+/**
+ * Rewrite each job's input to its output, yielding each file's outcome in job order.
+ * While up to `inFlight` outputs are being written and renamed on the pool, the next
+ * file is read, parsed, planned and rendered. Errors are outcomes, never thrown (except
+ * from the job iterable itself).
+ */
+export async function* rewriteFiles(jobs: Iterable<RewriteJob> | AsyncIterable<RewriteJob>, opts: BatchOptions = {}): AsyncGenerator<RewriteOutcome> {
+  const fsync = opts.fsync ?? true;
+  const inFlight = Math.max(1, opts.inFlight ?? DEFAULT_IN_FLIGHT);
+  const memoryLimit = opts.memoryLimit ?? DEFAULT_MEMORY_LIMIT;
+  const io: Io = {
+    thread: new PublishThread(),
+    inputs: new SharedBuffers(inFlight + 2),
+    scratch: new SharedBuffers(inFlight + 2),
+  };
+  const queue: Promise<RewriteOutcome>[] = [];
+  let sinceTurn = 0;
+  try {
+    for await (const job of jobs) {
+      // The job's synchronous part (read, parse, plan, render) runs now; its publish continues on the pool.
+      queue.push(runJob(job, fsync, memoryLimit, io));
+      // Until the thread has started, files are published here with no turn of the event
+      // loop in between: give it one now and then, or its "ready" would never be heard.
+      if (!io.thread.ready && ++sinceTurn >= 8) {
+        sinceTurn = 0;
+        await turn();
+      }
+      while (queue.length > inFlight) yield await queue.shift()!;
+    }
+    while (queue.length > 0) yield await queue.shift()!;
+  } finally {
+    // The consumer stopped early (break) or the job iterable threw: let what was started finish, so no temp name is left behind.
+    await Promise.allSettled(queue);
+    await io.thread.close();
+  }
+}

@@ -37,12 +37,20 @@ export interface BatchOptions {
   inFlight?: number;
   /** Inputs larger than this are rewritten by rewriteDicom itself, streaming, not held in memory (default 16 MiB). */
   memoryLimit?: number;
+  /** Filled in as files are published: how many by the second thread, how many by the calling thread (diagnostics, tests). */
+  stats?: BatchStats;
+}
+
+export interface BatchStats {
+  onThread: number;
+  here: number;
 }
 
 interface Io {
   thread: PublishThread;
   inputs: SharedBuffers;
   scratch: SharedBuffers;
+  stats: BatchStats;
 }
 
 export type RewriteOutcome =
@@ -158,14 +166,17 @@ async function runJob(job: RewriteJob, fsync: boolean, memoryLimit: number, io: 
     if (io.thread.ready) {
       try {
         bytesOut = await io.thread.publish({ tmp: tempNameFor(job.output), target: job.output, parts, fsync });
+        io.stats.onThread++;
       } catch (err) {
         // The thread died with this file in hand: the bytes are still here (shared memory), publish them from this thread.
         if (!io.thread.stopped) throw err;
         bytesOut = publishPartsSync(job.output, parts, fsync);
+        io.stats.here++;
       }
     } else {
       // Until the thread has started (some 40 ms here), or after it stopped: publish here, as rewriteDicom does.
       bytesOut = publishPartsSync(job.output, parts, fsync);
+      io.stats.here++;
     }
     return { job, ok: true, result: { ...r, bytesOut } };
   } catch (err) {
@@ -190,6 +201,7 @@ export async function* rewriteFiles(jobs: Iterable<RewriteJob> | AsyncIterable<R
     thread: new PublishThread(),
     inputs: new SharedBuffers(inFlight + 2),
     scratch: new SharedBuffers(inFlight + 2),
+    stats: opts.stats ?? { onThread: 0, here: 0 },
   };
   const queue: Promise<RewriteOutcome>[] = [];
   let sinceTurn = 0;

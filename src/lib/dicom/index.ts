@@ -15,7 +15,7 @@ export { TS, encodingOf } from './transfer-syntax.js';
 export { decodeText, encodeText } from './charset.js';
 export { rewriteDicom } from './rewrite.js';
 export { rewriteFiles } from './batch.js';
-export type { BatchOptions, RewriteJob, RewriteOutcome } from './batch.js';
+export type { BatchOptions, BatchStats, RewriteJob, RewriteOutcome } from './batch.js';
 export type { ByteSink, Output } from './write.js';
 export type { EditDecision, ElementContext, RewriteOptions, RewriteResult, RewriteSource, SetEntry } from './rewrite.js';
 export { encodeValue, encodeValueFor, formatDS } from './encode.js';

@@ -18,8 +18,8 @@ import { publishPartsSync, tempNameFor, type ByteSink } from './write.js';
  * Same guarantees as rewriteDicom one by one: the same bytes; a temp name beside the
  * target renamed into place only once written (and fdatasynced with the folder synced
  * when fsync is on, the default), removed on error; an error in one file is that file's
- * result (message naming it), the others go on. Memory: about inFlight + 2 inputs and
- * rendered headers (buffers reused), whatever the number of files.
+ * result (message naming it), the others go on. Memory: at most `inFlight` files and
+ * `maxBytesInFlight` input bytes held (buffers reused), whatever the number of files.
  */
 
 export interface RewriteJob {
@@ -33,8 +33,10 @@ export interface RewriteJob {
 export interface BatchOptions {
   /** fdatasync each output and fsync its folder before the file's result is given (default true). */
   fsync?: boolean;
-  /** Outputs being published at once (default 4). 1 keeps one write overlapping the next file's work. */
+  /** Files rendered and not yet published, at most (default 16). 1 keeps one publish overlapping the next file's work. */
   inFlight?: number;
+  /** Input bytes held for files not yet published, at most (default 64 MiB; one file is always let through). */
+  maxBytesInFlight?: number;
   /** Inputs larger than this are rewritten by rewriteDicom itself, streaming, not held in memory (default 16 MiB). */
   memoryLimit?: number;
   /** Filled in as files are published: how many by the second thread, how many by the calling thread (diagnostics, tests). */
@@ -51,13 +53,16 @@ interface Io {
   inputs: SharedBuffers;
   scratch: SharedBuffers;
   stats: BatchStats;
+  /** Input bytes read and not yet published. */
+  bytesHeld: number;
 }
 
 export type RewriteOutcome =
   | { job: RewriteJob; ok: true; result: RewriteResult }
   | { job: RewriteJob; ok: false; error: Error };
 
-const DEFAULT_IN_FLIGHT = 4;
+const DEFAULT_IN_FLIGHT = 16;
+const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
 const DEFAULT_MEMORY_LIMIT = 16 * 1024 * 1024;
 
 /**
@@ -158,6 +163,7 @@ async function runJob(job: RewriteJob, fsync: boolean, memoryLimit: number, io: 
   let sink: Parts | undefined;
   try {
     input = readWhole(job.input, memoryLimit, io.inputs);
+    if (input) io.bytesHeld += input.bytes.length;
     if (!input) return { job, ok: true, result: await rewriteDicom(job.input, job.output, { ...job.opts, fsync }) };
     sink = new Parts(io.scratch);
     const r = await rewriteDicom(job.input, sink, { ...job.opts, source: { bytes: input.bytes } });
@@ -182,26 +188,31 @@ async function runJob(job: RewriteJob, fsync: boolean, memoryLimit: number, io: 
   } catch (err) {
     return { job, ok: false, error: named(err, job) };
   } finally {
-    if (input) io.inputs.release(input.buffer);
+    if (input) {
+      io.bytesHeld -= input.bytes.length;
+      io.inputs.release(input.buffer);
+    }
     for (const b of sink?.taken ?? []) io.scratch.release(b);
   }
 }
 
 /**
  * Rewrite each job's input to its output, yielding each file's outcome in job order.
- * While up to `inFlight` outputs are being written and renamed on the pool, the next
+ * While up to `inFlight` outputs are being written and renamed on the second thread, the next
  * file is read, parsed, planned and rendered. Errors are outcomes, never thrown (except
  * from the job iterable itself).
  */
 export async function* rewriteFiles(jobs: Iterable<RewriteJob> | AsyncIterable<RewriteJob>, opts: BatchOptions = {}): AsyncGenerator<RewriteOutcome> {
   const fsync = opts.fsync ?? true;
   const inFlight = Math.max(1, opts.inFlight ?? DEFAULT_IN_FLIGHT);
+  const maxBytes = opts.maxBytesInFlight ?? DEFAULT_MAX_BYTES;
   const memoryLimit = opts.memoryLimit ?? DEFAULT_MEMORY_LIMIT;
   const io: Io = {
     thread: new PublishThread(),
     inputs: new SharedBuffers(inFlight + 2),
     scratch: new SharedBuffers(inFlight + 2),
     stats: opts.stats ?? { onThread: 0, here: 0 },
+    bytesHeld: 0,
   };
   const queue: Promise<RewriteOutcome>[] = [];
   let sinceTurn = 0;
@@ -215,7 +226,7 @@ export async function* rewriteFiles(jobs: Iterable<RewriteJob> | AsyncIterable<R
         sinceTurn = 0;
         await turn();
       }
-      while (queue.length > inFlight) yield await queue.shift()!;
+      while (queue.length > inFlight || (io.bytesHeld > maxBytes && queue.length > 1)) yield await queue.shift()!;
     }
     while (queue.length > 0) yield await queue.shift()!;
   } finally {

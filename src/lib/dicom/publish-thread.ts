@@ -34,12 +34,13 @@ const WORKER_CODE = `
 const { parentPort } = require('node:worker_threads');
 const fs = require('node:fs');
 const path = require('node:path');
-// Replies of files whose folder fsync is still due: sent after one fsync per folder, once
-// the messages queued now are all handled (one folder sync serves many renames).
+// Replies go back a few at a time (fewer messages; each costs both threads), and at once
+// when no request is waiting. With fsync, a reply waits for its folder's fsync, done once
+// for all the renames in the group (one folder sync serves many renames).
 let waiting = [];
 let dirs = new Set();
 let scheduled = false;
-function syncDirs() {
+function flush() {
   scheduled = false;
   for (const d of dirs) {
     let fd;
@@ -49,7 +50,7 @@ function syncDirs() {
   dirs = new Set();
   const w = waiting;
   waiting = [];
-  parentPort.postMessage(w);
+  if (w.length > 0) parentPort.postMessage(w);
 }
 function writeAll(fd, parts) {
   let written = 0;
@@ -92,15 +93,10 @@ parentPort.on('message', (r) => {
   } catch (err) {
     reply = { id: r.id, error: { message: String(err && err.message), code: err && err.code, syscall: err && err.syscall, path: err && err.path } };
   }
-  if (r.fsync && reply.error === undefined) {
-    waiting.push(reply);
-    dirs.add(path.dirname(r.target));
-    if (!scheduled) { scheduled = true; setImmediate(syncDirs); }
-  } else if (scheduled) {
-    waiting.push(reply); // keep the replies in order
-  } else {
-    parentPort.postMessage([reply]);
-  }
+  waiting.push(reply);
+  if (r.fsync && reply.error === undefined) dirs.add(path.dirname(r.target));
+  if (waiting.length >= 4) flush();
+  else if (!scheduled) { scheduled = true; setImmediate(flush); }
 });
 `;
 

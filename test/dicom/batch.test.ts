@@ -119,7 +119,10 @@ describe('rewriteFiles', () => {
         expect(o.ok, `${k}`).toBe(false);
         if (o.ok) return;
         expect(o.error.message).toContain(o.job.input);
-        if (bad === 4) expect((o.error as NodeJS.ErrnoException).code).toBe('ENOENT');
+        if (bad === 4) {
+          expect((o.error as NodeJS.ErrnoException).code).toBe('ENOENT');
+          expect(o.error.message).toContain(o.job.output);
+        }
         expect(names.has(`${k}.dcm`)).toBe(false);
       } else {
         expect(o.ok, `${k}: ${o.ok ? '' : o.error.message}`).toBe(true);

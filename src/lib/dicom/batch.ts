@@ -152,8 +152,8 @@ function readWhole(file: string, limit: number, pool: SharedBuffers): { buffer: 
 
 function named(err: unknown, job: RewriteJob): Error {
   const e = err instanceof Error ? err : new Error(String(err));
-  // Parse errors already name the input; others (ENOENT, ENOSPC) name a path; make sure the job's input is there.
-  if (!e.message.includes(job.input)) e.message = `${job.input}: ${e.message}`;
+  // Parse errors name the input already; a system error names a path (maybe the temp name): say which job it was.
+  if (!e.message.includes(job.input)) e.message = `${job.input} -> ${job.output}: ${e.message}`;
   return e;
 }
 

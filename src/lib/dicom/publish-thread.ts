@@ -86,7 +86,10 @@ function publish(r) {
   return written;
 }
 parentPort.postMessage('ready');
-parentPort.on('message', (r) => {
+parentPort.on('message', (requests) => {
+  for (const r of requests) handle(r);
+});
+function handle(r) {
   let reply;
   try {
     reply = { id: r.id, written: publish(r) };
@@ -97,7 +100,7 @@ parentPort.on('message', (r) => {
   if (r.fsync && reply.error === undefined) dirs.add(path.dirname(r.target));
   if (waiting.length >= 4) flush();
   else if (!scheduled) { scheduled = true; setImmediate(flush); }
-});
+}
 `;
 
 function replyError(e: NonNullable<PublishReply['error']>): Error {
@@ -112,6 +115,8 @@ export class PublishThread {
   private readonly worker: Worker;
   private readonly pending = new Map<number, { resolve: (n: number) => void; reject: (e: Error) => void }>();
   private nextId = 1;
+  private outbox: PublishRequest[] = [];
+  private sendScheduled = false;
   private dead: Error | undefined;
 
   private started = false;
@@ -159,8 +164,23 @@ export class PublishThread {
     return new Promise<number>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker.ref();
-      this.worker.postMessage({ ...req, id } satisfies PublishRequest);
+      this.outbox.push({ ...req, id });
+      // A few requests a message (each message costs both threads some 10 us), and the rest
+      // when this thread next waits, so the other thread is never left without work.
+      if (this.outbox.length >= 4) this.send();
+      else if (!this.sendScheduled) {
+        this.sendScheduled = true;
+        setImmediate(() => this.send());
+      }
     });
+  }
+
+  private send(): void {
+    this.sendScheduled = false;
+    if (this.outbox.length === 0 || this.dead) return;
+    const batch = this.outbox;
+    this.outbox = [];
+    this.worker.postMessage(batch);
   }
 
   async close(): Promise<void> {

@@ -232,7 +232,9 @@ async function runJob(job: RewriteJob, fsync: boolean, memoryLimit: number, io: 
  * Rewrite each job's input to its output, yielding each file's outcome in job order.
  * While up to `inFlight` outputs are being written and renamed on the second thread, the next
  * file is read, parsed, planned and rendered. Errors are outcomes, never thrown (except
- * from the job iterable itself).
+ * from the job iterable itself). A job must not read a file that an earlier job of the same
+ * batch writes (that output may not be published yet when the later input is read);
+ * editing files in place (output = input) is fine.
  */
 export async function* rewriteFiles(jobs: Iterable<RewriteJob> | AsyncIterable<RewriteJob>, opts: BatchOptions = {}): AsyncGenerator<RewriteOutcome> {
   const fsync = opts.fsync ?? true;
@@ -252,7 +254,7 @@ export async function* rewriteFiles(jobs: Iterable<RewriteJob> | AsyncIterable<R
   let sinceTurn = 0;
   try {
     for await (const job of jobs) {
-      // The job's synchronous part (read, parse, plan, render) runs now; its publish continues on the pool.
+      // The job's synchronous part (read, parse, plan, render) runs now; its publish may continue on the second thread.
       queue.push(runJob(job, fsync, memoryLimit, io));
       // Until the thread has started, files are published here with no turn of the event
       // loop in between: give it one now and then, or its "ready" would never be heard.

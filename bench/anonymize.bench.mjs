@@ -12,6 +12,9 @@
 // before it renames it into place. The bars compare like with like (fiona --no-fsync); the
 // cost of fiona's default durability is printed beside them.
 //   FIONA_BENCH_RSS_COPIES=80 ...   the memory check on 80 x the input (~10 GB of paths; hard links)
+//   FIONA_BENCH_RSS_DISTINCT=40000  the memory check on distinct instances (small 64x64 ones,
+//                                   every UID new: hard links repeat the same 1,000 UIDs, which
+//                                   hid a cache that kept every SOP UID); 0 to skip
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,6 +27,7 @@ const files = Number(process.env.FIONA_BENCH_FILES ?? 1000);
 const pyRounds = Number(process.env.FIONA_BENCH_PY_ROUNDS ?? 1);
 const fsyncRounds = Number(process.env.FIONA_BENCH_FSYNC_ROUNDS ?? 3);
 const rssCopies = Number(process.env.FIONA_BENCH_RSS_COPIES ?? 4);
+const rssDistinct = Number(process.env.FIONA_BENCH_RSS_DISTINCT ?? 10000);
 
 function need(bin, pkg) {
   if (spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status !== 0 && !existsSync(bin)) {
@@ -214,6 +218,26 @@ try {
   const big = timed(join(root, 'bin/fiona-anonymize'), ['--out', join(dir, 'out-many'), '--secret-file', key, '--no-fsync', '-q', many]);
   rmSync(join(dir, 'out-many'), { recursive: true, force: true });
   console.log(`fiona peak RSS: ${peak.toFixed(0)} MB for ${n} files (${(bytesPer / 1e9).toFixed(2)} GB), ${big.rssMb.toFixed(0)} MB for ${rssCopies * n} files (${((rssCopies * bytesPer) / 1e9).toFixed(2)} GB) (bound 200 MB)`);
+  rmSync(many, { recursive: true, force: true });
+
+  // The same with every instance distinct (new patients, studies, series and SOP UIDs): a
+  // tenth of the files against all of them, 100 instances per series, 10 series per patient.
+  if (rssDistinct > 0) {
+    const rssOf = (count, tag) => {
+      const d = join(dir, `distinct-${tag}`);
+      const patients = Math.max(1, Math.round(count / 1000));
+      execFileSync(join(root, 'bin/fiona-synth'), ['--out', d, '--patients', String(patients), '--series', '10', '--instances', '100', '--rows', '64', '--seed', `bench-${tag}`, '--no-fsync', '-q']);
+      const files = countFiles(d);
+      const out = join(dir, `out-distinct-${tag}`);
+      const m = timed(join(root, 'bin/fiona-anonymize'), ['--out', out, '--secret-file', key, '--no-fsync', '-q', d]);
+      rmSync(out, { recursive: true, force: true });
+      rmSync(d, { recursive: true, force: true });
+      return { files, rss: m.rssMb };
+    };
+    const small = rssOf(Math.max(1000, rssDistinct / 10), 'small');
+    const large = rssOf(rssDistinct, 'large');
+    console.log(`fiona peak RSS, distinct instances: ${small.rss.toFixed(0)} MB for ${small.files} files, ${large.rss.toFixed(0)} MB for ${large.files} files (${(large.rss - small.rss).toFixed(0)} MB more)`);
+  }
 } finally {
   cleanup();
 }

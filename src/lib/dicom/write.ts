@@ -359,7 +359,7 @@ export async function writePlan(
   if (parts) return publishPartsSync(output, parts, opts.fsync);
   const tmp = tempNameFor(output);
   const outFd = openSync(tmp, 'w', 0o644);
-  let written = 0;
+  let written: number;
   try {
     const sink = new Sink(fileWriter(outFd), true);
     try {
@@ -369,16 +369,32 @@ export async function writePlan(
       sink.release();
     }
     written = sink.written;
-    // fdatasync: the data and the size; the rename is made durable by the folder fsync below.
-    if (opts.fsync) fdatasyncSync(outFd);
-    closeSync(outFd);
   } catch (err) {
-    try {
-      closeSync(outFd);
-    } catch {
-      // already closed
-    }
-    rmSync(tmp, { force: true });
+    abandonTemp(outFd, tmp);
+    throw err;
+  }
+  publishTempSync(outFd, tmp, output, opts.fsync);
+  return written;
+}
+
+/** Close a temp file whose writing failed and remove it: nothing appears under the final name. */
+function abandonTemp(fd: number, tmp: string): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
+  }
+  rmSync(tmp, { force: true });
+}
+
+/** A written temp file into place: fdatasync (with fsync), close, rename, folder fsync (with fsync). */
+function publishTempSync(fd: number, tmp: string, output: string, fsync: boolean): void {
+  try {
+    // fdatasync: the data and the size; the rename is made durable by the folder fsync below.
+    if (fsync) fdatasyncSync(fd);
+    closeSync(fd);
+  } catch (err) {
+    abandonTemp(fd, tmp);
     throw err;
   }
   try {
@@ -387,8 +403,7 @@ export async function writePlan(
     rmSync(tmp, { force: true });
     throw err;
   }
-  if (opts.fsync) fsyncDirSync(dirname(output));
-  return written;
+  if (fsync) fsyncDirSync(dirname(output));
 }
 
 /**
@@ -399,27 +414,13 @@ export async function writePlan(
 export function publishPartsSync(output: string, parts: Uint8Array[], fsync: boolean): number {
   const tmp = tempNameFor(output);
   const outFd = openSync(tmp, 'w', 0o644);
-  let written = 0;
+  let written: number;
   try {
     written = writeParts(outFd, parts);
-    // fdatasync: the data and the size; the rename is made durable by the folder fsync below.
-    if (fsync) fdatasyncSync(outFd);
-    closeSync(outFd);
   } catch (err) {
-    try {
-      closeSync(outFd);
-    } catch {
-      // already closed
-    }
-    rmSync(tmp, { force: true });
+    abandonTemp(outFd, tmp);
     throw err;
   }
-  try {
-    renameSync(tmp, output);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-  if (fsync) fsyncDirSync(dirname(output));
+  publishTempSync(outFd, tmp, output, fsync);
   return written;
 }

@@ -68,7 +68,12 @@ async function startSshd(dir) {
   writeFileSync(join(dir, 'sshd_config'), [
     `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${join(dir, 'host')}`, `PidFile ${join(dir, 'sshd.pid')}`,
     `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`, 'PasswordAuthentication no', 'KbdInteractiveAuthentication no',
-    'UsePAM no', 'StrictModes no', `AllowUsers ${user}`, 'Subsystem sftp internal-sftp', 'LogLevel ERROR', '',
+    'UsePAM no', 'StrictModes no', `AllowUsers ${user}`, 'Subsystem sftp internal-sftp', 'LogLevel ERROR',
+    // As the tests' sshd (test/peers/sshd.ts): commands over exec (fiona's checksums) run
+    // without the login user's ~/.bashrc, which bash reads for sshd only in a top-level shell.
+    // On this machine root's .bashrc runs `pyenv init` (0.14 s of CPU per command); a server's
+    // usual .bashrc returns at once when not interactive. sftp -b runs no command either way.
+    'SetEnv SHLVL=1', '',
   ].join('\n'));
   if (process.getuid?.() === 0 && !existsSync('/run/sshd')) mkdirSync('/run/sshd');
   const hostPub = readFileSync(join(dir, 'host.pub'), 'utf8').split(' ').slice(0, 2).join(' ');

@@ -137,10 +137,16 @@ function countFiles(d) {
   return n;
 }
 
+// NODE_EXTRA_CA_CERTS (set on the development machine, for its proxy) makes Node 20 parse a
+// whole CA bundle at every start (~40 ms of CPU); no tool here uses TLS and gdcmanon and
+// pydicom never read it, so every tool runs without it (as in bench/send.bench.mjs).
+const BASE_ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_EXTRA_CA_CERTS'));
+if (process.env.NODE_EXTRA_CA_CERTS) console.log('(NODE_EXTRA_CA_CERTS is set here: the tools run without it; with it each fiona start costs ~40 ms more)');
+
 /** Run a command under /usr/bin/time; wall seconds (measured here), CPU seconds and peak RSS in MB. */
 function timed(cmd, args, env = {}) {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync('/usr/bin/time', ['-f', '%M %U %S', cmd, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 256 * 1024 * 1024 });
+  const r = spawnSync('/usr/bin/time', ['-f', '%M %U %S', cmd, ...args], { encoding: 'utf8', env: { ...BASE_ENV, ...env }, maxBuffer: 256 * 1024 * 1024 });
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const [rss, user, sys] = (r.stderr ?? '').trim().split('\n').at(-1).split(' ').map(Number);
   if (r.status !== 0) throw new Error(`${cmd} failed (${r.status}): ${r.stderr}`);

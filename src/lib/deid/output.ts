@@ -1,115 +1,12 @@
-import { closeSync, fdatasync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import type { ByteSink } from '../dicom/write.js';
-import { fsyncDir } from '../site/atomic.js';
 
-/**
- * Writing outputs durably without paying a full disk flush per file in sequence: each file
- * is written under a temp name and fsynced (many in flight at once, so the filesystem
- * commits them together), then renamed; the folder is fsynced once for all the renames
- * that arrived while the previous folder sync ran. A crash leaves a finished file or no
- * file, never half of one.
+/*
+ * Writing outputs durably (temp name, write, fdatasync on the thread pool with many in
+ * flight, rename, coalesced folder sync) lives in the DICOM core (dicom/publish.ts), one
+ * copy for the anonymizer, rewriteDicom and the file thread; re-exported here for the
+ * anonymizer's modules.
  */
-
-/** Coalesces folder fsyncs: every caller waits for a sync that started after its rename. */
-export class DirSyncer {
-  private readonly pending = new Map<string, Promise<void>>();
-
-  sync(dir: string): Promise<void> {
-    const waiting = this.pending.get(dir);
-    if (waiting) return waiting;
-    const p = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
-      // Callers from now on need a new sync (their rename may come after this one started).
-      this.pending.delete(dir);
-      await fsyncDir(dir);
-    });
-    this.pending.set(dir, p);
-    return p;
-  }
-}
-
-/** fdatasync on the thread pool: the data and the size; the rename is made durable by the folder sync. */
-function syncData(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
-}
-
-const madeDirs = new Set<string>();
-
-/** mkdir -p, remembered (a batch writes thousands of files into a few folders). */
-export async function ensureDir(dir: string): Promise<void> {
-  if (madeDirs.has(dir)) return;
-  await mkdir(dir, { recursive: true });
-  if (madeDirs.size > 10_000) madeDirs.clear();
-  madeDirs.add(dir);
-}
-
-/** Create `tmp` for writing; its folder is made again if it went away since (another run cleaned up). */
-function openTemp(tmp: string): number {
-  try {
-    return openSync(tmp, 'w', 0o644);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    madeDirs.delete(dirname(tmp));
-    mkdirSync(dirname(tmp), { recursive: true });
-    return openSync(tmp, 'w', 0o644);
-  }
-}
-
-function writeAll(fd: number, parts: readonly Uint8Array[]): void {
-  for (const b of parts) {
-    let off = 0;
-    while (off < b.length) off += writeSync(fd, b, off, b.length - off);
-  }
-}
-
-function renameOrRemove(tmp: string, target: string): void {
-  try {
-    renameSync(tmp, target);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-}
-
-/** writeAndPublish without fsync: all synchronous calls (in whichever thread calls it). */
-export function writeAndPublishSync(tmp: string, target: string, parts: readonly Uint8Array[]): void {
-  const fd = openTemp(tmp);
-  try {
-    writeAll(fd, parts);
-  } catch (err) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-  closeSync(fd);
-  renameOrRemove(tmp, target);
-}
-
-/**
- * Write bytes to `tmp` (small files: synchronous writes cost far less than a round trip
- * through the thread pool each), fsync, and rename to `target`.
- */
-export async function writeAndPublish(tmp: string, target: string, parts: readonly Uint8Array[], fsync: boolean, dirs?: DirSyncer): Promise<void> {
-  if (!fsync) return writeAndPublishSync(tmp, target, parts);
-  const fd = openTemp(tmp);
-  try {
-    writeAll(fd, parts);
-    await syncData(fd);
-  } catch (err) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-  closeSync(fd);
-  await publishTemp(tmp, target, fsync, dirs);
-}
-
-/** Rename a finished temp file into place and make the rename durable. */
-export async function publishTemp(tmp: string, target: string, fsync: boolean, dirs?: DirSyncer): Promise<void> {
-  renameOrRemove(tmp, target);
-  if (fsync) await (dirs ? dirs.sync(dirname(target)) : fsyncDir(dirname(target)));
-}
+export { DirSyncer, ensureDir, publishTemp, writeAndPublish, writeAndPublishSync } from '../dicom/publish.js';
 
 /**
  * Buffers reused from file to file. A batch of thousands of small files allocating a fresh

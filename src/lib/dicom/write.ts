@@ -1,10 +1,11 @@
-import { closeSync, constants, fdatasyncSync, fsyncSync, openSync, renameSync, rmSync, writeSync, writevSync } from 'node:fs';
+import { openSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { threadId } from 'node:worker_threads';
 import { deflateRawSync } from 'node:zlib';
 import type { Header } from './header.js';
 import type { Plan, Segment } from './plan.js';
+import { abandonTemp, finishTempSync, fsyncDirSync, publishTempPartsSync } from './publish.js';
 import { readAt } from './read.js';
 
 /**
@@ -224,36 +225,6 @@ function gatherParts(head: Plan, body: Plan | undefined, memory: Header | undefi
   return parts;
 }
 
-/** writev all the parts (in IOV_MAX-sized runs, resuming after a short write). */
-function writeParts(fd: number, parts: Uint8Array[]): number {
-  let total = 0;
-  let k = 0;
-  while (k < parts.length) {
-    const run = parts.slice(k, k + IOV_RUN);
-    let n = writevSync(fd, run);
-    total += n;
-    // A short write (rare: a signal, a full disk about to fail): finish this run piece by piece.
-    for (const p of run) {
-      if (n >= p.length) {
-        n -= p.length;
-        continue;
-      }
-      let off = n;
-      n = 0;
-      while (off < p.length) {
-        const w = writeSync(fd, p, off, p.length - off);
-        off += w;
-        total += w;
-      }
-    }
-    k += IOV_RUN;
-  }
-  return total;
-}
-
-/** Pieces per writev call (IOV_MAX on Linux is 1024). */
-const IOV_RUN = 512;
-
 function streamWriter(stream: NodeJS.WritableStream): Writer {
   return (b) =>
     new Promise<void>((resolve, reject) => {
@@ -288,17 +259,6 @@ export function tempNameFor(target: string): string {
   return join(dirname(target), `.${basename(target)}.${process.pid}.${threadId}.${(tempCounter++).toString(36)}.tmp`);
 }
 
-function fsyncDirSync(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, constants.O_RDONLY);
-    fsyncSync(fd);
-  } catch {
-    // Some filesystems refuse fsync on a directory; the rename is still atomic.
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
 
 /**
  * Write head + body to the output. `body` undefined with verbatim: the head plan is the
@@ -377,32 +337,9 @@ export async function writePlan(
   return written;
 }
 
-/** Close a temp file whose writing failed and remove it: nothing appears under the final name. */
-function abandonTemp(fd: number, tmp: string): void {
-  try {
-    closeSync(fd);
-  } catch {
-    // already closed
-  }
-  rmSync(tmp, { force: true });
-}
-
 /** A written temp file into place: fdatasync (with fsync), close, rename, folder fsync (with fsync). */
 function publishTempSync(fd: number, tmp: string, output: string, fsync: boolean): void {
-  try {
-    // fdatasync: the data and the size; the rename is made durable by the folder fsync below.
-    if (fsync) fdatasyncSync(fd);
-    closeSync(fd);
-  } catch (err) {
-    abandonTemp(fd, tmp);
-    throw err;
-  }
-  try {
-    renameSync(tmp, output);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
+  finishTempSync(fd, tmp, output, fsync);
   if (fsync) fsyncDirSync(dirname(output));
 }
 
@@ -412,15 +349,7 @@ function publishTempSync(fd: number, tmp: string, output: string, fsync: boolean
  * temp name is removed and nothing appears under `output`. Returns the bytes written.
  */
 export function publishPartsSync(output: string, parts: Uint8Array[], fsync: boolean): number {
-  const tmp = tempNameFor(output);
-  const outFd = openSync(tmp, 'w', 0o644);
-  let written: number;
-  try {
-    written = writeParts(outFd, parts);
-  } catch (err) {
-    abandonTemp(outFd, tmp);
-    throw err;
-  }
-  publishTempSync(outFd, tmp, output, fsync);
+  const written = publishTempPartsSync(tempNameFor(output), output, parts, fsync);
+  if (fsync) fsyncDirSync(dirname(output));
   return written;
 }

@@ -1,0 +1,105 @@
+import { dirname } from 'node:path';
+import { parentPort } from 'node:worker_threads';
+import { type IoReply, type IoRequest, publishJob, readHeadSync } from './file-thread.js';
+import { DirSyncer, fsyncDirSync, openTempMakingDir, publishTempPartsSync } from './publish.js';
+
+/**
+ * The file thread (see file-thread.ts): reads into the caller's shared buffers and
+ * publishes outputs with the publish steps of publish.ts, exactly as the calling thread
+ * would; answers go back a few at a time (each message costs both threads some 10 us), as
+ * soon as they are done, so the calling thread can go on with those files.
+ */
+const dirs = new DirSyncer();
+
+type WriteRequest = Extract<IoRequest, { op: 'write' }>;
+
+let replies: IoReply[] = [];
+
+function reply(r: IoReply): void {
+  replies.push(r);
+}
+
+function sendReplies(): void {
+  if (replies.length === 0) return;
+  const out = replies;
+  replies = [];
+  parentPort!.postMessage(out);
+}
+
+function failed(id: number, err: unknown): IoReply {
+  const e = err as NodeJS.ErrnoException;
+  return { id, error: err instanceof Error ? err.message : String(err), code: e?.code, syscall: e?.syscall, path: e?.path };
+}
+
+function read(q: Extract<IoRequest, { op: 'read' }>): void {
+  try {
+    const h = readHeadSync(q, q.buf, (n) => new Uint8Array(new SharedArrayBuffer(n)));
+    reply({ id: q.id, size: h.size, read: h.read, want: h.want, grown: h.buffer === q.buf ? undefined : (h.buffer.buffer as SharedArrayBuffer) });
+  } catch (err) {
+    reply(failed(q.id, err));
+  }
+}
+
+/** Replies of fsynced writes whose folder sync is still to come, and those folders (one sync serves many renames). */
+let held: IoReply[] = [];
+let heldDirs = new Set<string>();
+
+/** A write with synchronous calls only: no fsync, or an fsync whose folder sync is done once for this turn's writes. */
+function writeNow(q: WriteRequest): void {
+  try {
+    const written = publishTempPartsSync(q.tmp, q.target, q.parts, q.fsync, q.makeDir ? openTempMakingDir : undefined);
+    if (!q.fsync) reply({ id: q.id, written });
+    else {
+      held.push({ id: q.id, written });
+      heldDirs.add(dirname(q.target));
+    }
+  } catch (err) {
+    reply(failed(q.id, err));
+  }
+}
+
+/** Sync the folders of this turn's fsynced writes, then let their replies go. */
+function releaseHeld(): void {
+  for (const d of heldDirs) fsyncDirSync(d);
+  heldDirs = new Set();
+  for (const r of held) reply(r);
+  held = [];
+}
+
+/** Writes waiting, done a few at a time so that reads asked for meanwhile are not held up. */
+const queue: WriteRequest[] = [];
+let pumping = false;
+const WRITES_PER_TURN = 4;
+
+function pump(): void {
+  for (let k = 0; k < WRITES_PER_TURN && queue.length > 0; k++) {
+    const q = queue.shift()!;
+    if (q.fsync && q.overlapSyncs) {
+      // The fdatasyncs overlap (on the thread pool; the filesystem commits them together),
+      // as in the calling thread; each is answered when done.
+      void publishJob(q, q, dirs).then(
+        (written) => reply({ id: q.id, written }),
+        (err: unknown) => reply(failed(q.id, err)),
+      ).then(sendReplies);
+    } else writeNow(q);
+  }
+  releaseHeld();
+  // Answered as they are done: the calling thread starts its next files meanwhile.
+  sendReplies();
+  if (queue.length > 0) setImmediate(pump);
+  else pumping = false;
+}
+
+parentPort!.on('message', (requests: IoRequest[]) => {
+  // Reads first, answered at once: they are what the calling thread waits for.
+  for (const q of requests) {
+    if (q.op === 'read') read(q);
+    else queue.push(q);
+  }
+  sendReplies();
+  if (!pumping && queue.length > 0) {
+    pumping = true;
+    setImmediate(pump);
+  }
+});
+parentPort!.postMessage('ready');

@@ -1,9 +1,10 @@
 import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../site/atomic.js';
-import { readdirIfExists, readTextIfExists } from '../site/if-exists.js';
+import { readTextIfExists } from '../site/if-exists.js';
 import type { SiteLayout } from '../site/layout.js';
 import { withLock } from '../site/lock.js';
+import { countEntries } from '../study/site-scan.js';
 import { mergeSeries, type SeriesDelta, type SeriesJson } from './series.js';
 import type { RuleSet } from './types.js';
 
@@ -42,13 +43,6 @@ export async function readSeriesJson(path: string): Promise<ReadResult> {
   return { corruptMovedTo: aside };
 }
 
-/** Number of instance links in raw/<Study>/<Series>/ (hidden temp names excluded). */
-export async function countLinks(dir: string): Promise<number> {
-  let n = 0;
-  for (const name of await readdirIfExists(dir)) if (!name.startsWith('.')) n++;
-  return n;
-}
-
 export interface FlushResult {
   json: SeriesJson;
   corruptMovedTo?: string;
@@ -70,7 +64,8 @@ export async function flushSeries(
   const path = seriesJsonPath(layout, study, series);
   return withLock(lockPath(layout, study, series), async () => {
     const { json: onDisk, corruptMovedTo } = await readSeriesJson(path);
-    const numFiles = await countLinks(join(layout.raw, study, series));
+    // Instance links in raw/<Study>/<Series>/ (hidden temp names excluded).
+    const numFiles = await countEntries(join(layout.raw, study, series));
     const json = mergeSeries(onDisk ?? fresh, delta, rules, numFiles);
     await writeJsonAtomic(path, json);
     return corruptMovedTo ? { json, corruptMovedTo } : { json };

@@ -5,6 +5,7 @@ import {
 } from '../dicom/index.js';
 import { parseBytes } from '../dicom/read.js';
 import { tempNameFor } from '../dicom/write.js';
+import { DirSyncer, ensureDir, publishTemp } from '../dicom/publish.js';
 import { quarantineFile } from '../site/quarantine.js';
 import { sanitizePathPart } from '../site/sanitize.js';
 import { type SeriesClassLookup, annotationReason, burnedInReason } from './burned-in.js';
@@ -14,7 +15,7 @@ import { type Scrubber, createScrubber } from './clean.js';
 import { derivedDateOffset } from './dates.js';
 import { type Identifier, collectIdentifiers, scrubWords } from './identifiers.js';
 import { type Needle, identifierNeedles, uidNeedles } from './leak.js';
-import { BufferPool, DirSyncer, MemorySink, ensureDir, publishTemp } from './output.js';
+import { BufferPool, MemorySink } from './output.js';
 import { type FileIo, localIo } from './io-thread.js';
 import {
   DEIDENTIFICATION_METHOD, DEIDENTIFICATION_METHOD_CODE_SEQUENCE, LONGITUDINAL_TEMPORAL_INFORMATION_MODIFIED,

@@ -1,13 +1,5 @@
 import type { ByteSink } from '../dicom/write.js';
 
-/*
- * Writing outputs durably (temp name, write, fdatasync on the thread pool with many in
- * flight, rename, coalesced folder sync) lives in the DICOM core (dicom/publish.ts), one
- * copy for the anonymizer, rewriteDicom and the file thread; re-exported here for the
- * anonymizer's modules.
- */
-export { DirSyncer, ensureDir, publishTemp, writeAndPublish, writeAndPublishSync } from '../dicom/publish.js';
-
 /**
  * Buffers reused from file to file. A batch of thousands of small files allocating a fresh
  * buffer per file leaves garbage outside the JavaScript heap faster than the collector looks

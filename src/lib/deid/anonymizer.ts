@@ -16,7 +16,7 @@ import { derivedDateOffset } from './dates.js';
 import { type Identifier, collectIdentifiers, scrubWords } from './identifiers.js';
 import { type Needle, identifierNeedles, uidNeedles } from './leak.js';
 import { BufferPool, MemorySink } from './output.js';
-import { type FileIo, localIo } from './io-thread.js';
+import { type FileIo, localIo } from '../dicom/file-thread.js';
 import {
   DEIDENTIFICATION_METHOD, DEIDENTIFICATION_METHOD_CODE_SEQUENCE, LONGITUDINAL_TEMPORAL_INFORMATION_MODIFIED,
   type MarkingInput, PATIENT_IDENTITY_REMOVED, encodeCodeItems, longitudinalValue, methodCodes, methodText,

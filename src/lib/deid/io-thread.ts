@@ -7,8 +7,6 @@ import { ANONYMIZER_STYLE, type FileThread, type FileThreadOptions, fileThread }
  * folder sync; a vanished output folder made again), the calling thread doing the work
  * until the thread has started and if it dies.
  */
-export { localIo, readHeadSync, type FileIo, type Head, type HeadRequest, type WriteJob } from '../dicom/file-thread.js';
-
 export type ThreadIo = FileThread;
 export type ThreadIoOptions = Omit<FileThreadOptions, 'style' | 'sendAt'>;
 

@@ -62,6 +62,18 @@ async function onlyTools(dir: string, tools: string[]): Promise<string[]> {
   return [`Match User ${userInfo().username}`, `  SetEnv SHLVL=1 PATH=${dir}`];
 }
 
+/**
+ * A new folder under tmp holding big.bin, 66 MiB of random bytes: more than one streaming-hash
+ * segment (64 MiB), so the servers with fewer tools take their fallbacks.
+ */
+async function bigFileIn(name: string): Promise<{ src: string; big: string }> {
+  const src = join(tmp.dir, name);
+  await mkdir(src);
+  const big = join(src, 'big.bin');
+  await writeFile(big, randomBytes(66 * 1024 * 1024));
+  return { src, big };
+}
+
 async function makeFiles(dir: string, n: number, size: number): Promise<string[]> {
   await mkdir(dir, { recursive: true });
   const out: string[] = [];
@@ -293,10 +305,7 @@ describe('servers with fewer tools', () => {
     // fails, the batch md5sum runs after the upload).
     const noOpenssl = await startSshd({ extraConfig: await onlyTools(join(tmp.dir, 'nodd-bin'), ['sh', 'md5sum']) });
     try {
-      const src = join(tmp.dir, 'src10');
-      await mkdir(src);
-      const big = join(src, 'big.bin');
-      await writeFile(big, randomBytes(66 * 1024 * 1024));
+      const { src, big } = await bigFileIn('src10');
       const small = await makeFiles(src, 3, 30_000);
       const remote = join(tmp.dir, 'remote10');
       const r = await send(sftpArgs(noOpenssl, remote, [src]));
@@ -354,10 +363,7 @@ describe('servers with fewer tools', () => {
   test('openssl but no dd: a big file is verified by sha256 (python3 reads it during the upload, else openssl after)', async () => {
     const noDd = await startSshd({ extraConfig: await onlyTools(join(tmp.dir, 'nodd2-bin'), ['sh', 'openssl']) });
     try {
-      const src = join(tmp.dir, 'src12');
-      await mkdir(src);
-      const big = join(src, 'big.bin');
-      await writeFile(big, randomBytes(66 * 1024 * 1024));
+      const { big } = await bigFileIn('src12');
       const remote = join(tmp.dir, 'remote12');
       const r = await send(sftpArgs(noDd, remote, [big]));
       expect(r.exitCode, String(r.stderr)).toBe(0);

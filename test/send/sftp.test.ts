@@ -13,11 +13,11 @@ import { join } from 'node:path';
 import type { SFTPWrapper } from 'ssh2';
 import SftpClient from 'ssh2-sftp-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { HashAlg } from '../../src/lib/transport/checksum.js';
-import { sshOf } from '../../src/lib/transport/sftp-exec.js';
+import { EMPTY_DIGEST, type HashAlg } from '../../src/lib/transport/checksum.js';
+import { sshOf, type SshExec } from '../../src/lib/transport/sftp-exec.js';
 import { BlockHasher } from '../../src/lib/transport/sftp-hash.js';
 import { RemoteHashService } from '../../src/lib/transport/sftp-hash-service.js';
-import { probeStreamHash, RemoteStreamHash } from '../../src/lib/transport/sftp-stream-hash.js';
+import { RemoteStreamHash } from '../../src/lib/transport/sftp-stream-hash.js';
 import { tunePackets } from '../../src/lib/transport/sftp-packets.js';
 import { hasherFor, uploadFile } from '../../src/lib/transport/sftp-upload.js';
 import { requireProgram } from '../peers/process.js';
@@ -46,6 +46,14 @@ async function sha256(f: string): Promise<string> {
 /** A file's digest by algorithm. */
 async function digestOf(alg: HashAlg, f: string): Promise<string> {
   return alg === 'md5' ? md5(f) : sha256(f);
+}
+
+/** Whether the server runs the streaming construct (sh, dd, the hash): hashes /dev/null through it. */
+async function probeStreamHash(ssh: SshExec, alg: HashAlg, timeoutMs = 10_000): Promise<boolean> {
+  const r = await RemoteStreamHash.start(ssh, alg, '/dev/null');
+  if (!r) return false;
+  r.request(1); // the count= branch too
+  return (await r.finish(timeoutMs)) === EMPTY_DIGEST[alg];
 }
 
 /**

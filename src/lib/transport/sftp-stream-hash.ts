@@ -17,9 +17,9 @@
  *
  * POSIX sh and dd + md5sum (MD5) or python3 (SHA-256) are needed. Where one is missing the
  * answer is FAILED (or no digest at all), and the caller checks the file by a whole-file
- * checksum after the upload instead. probeStreamHash tries the construct on /dev/null.
+ * checksum after the upload instead (there is no probe of its own: see sftp.ts).
  */
-import { EMPTY_DIGEST, remoteHashCommand, stdinSum, type HashAlg } from './checksum.js';
+import { remoteHashCommand, stdinSum, type HashAlg } from './checksum.js';
 import { openExec, shellQuote, type SshExec, type ExecStream } from './sftp-exec.js';
 
 /** dd block: every segment starts on one. */
@@ -56,7 +56,7 @@ const PY_SHA256 = [
  * the hash's line: the hash alone would print the digest of the bytes it got, which for a dd
  * that never ran is the valid-looking digest of nothing.
  */
-export function streamHashCommand(alg: HashAlg, path: string): string {
+function streamHashCommand(alg: HashAlg, path: string): string {
   // The system's python3 where it is (a python3 first in the login PATH may be a version
   // manager's shim that costs a shell script and a lock per start), else the PATH's.
   if (alg === 'sha256') return `p=/usr/bin/python3; [ -x "$p" ] || p=python3; exec "$p" -c ${shellQuote(PY_SHA256)} ${shellQuote(path)}`;
@@ -67,7 +67,7 @@ export function streamHashCommand(alg: HashAlg, path: string): string {
 }
 
 /** The digest from the channel's output; undefined when a dd failed or there is none. */
-export function parseStreamHash(alg: HashAlg, out: string): string | undefined {
+function parseStreamHash(alg: HashAlg, out: string): string | undefined {
   if (/^FAILED$/m.test(out)) return undefined;
   return stdinSum(alg, out);
 }
@@ -140,12 +140,4 @@ export class RemoteStreamHash {
       // already gone
     }
   }
-}
-
-/** Whether the server runs the streaming construct (sh, dd, the hash): hashes /dev/null through it. */
-export async function probeStreamHash(ssh: SshExec, alg: HashAlg, timeoutMs = 10_000): Promise<boolean> {
-  const r = await RemoteStreamHash.start(ssh, alg, '/dev/null');
-  if (!r) return false;
-  r.request(1); // the count= branch too
-  return (await r.finish(timeoutMs)) === EMPTY_DIGEST[alg];
 }

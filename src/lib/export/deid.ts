@@ -20,11 +20,16 @@ export interface DeidSettings {
   set?: string[];
 }
 
+/** The participant's pseudonyms, where given: PatientID, and PatientName (else the patient id). */
+export function namePatient(rules: ProjectRules, patientId: string | undefined, patientName: string | undefined): void {
+  if (patientId !== undefined) rules.patientId = patientId;
+  if (patientName !== undefined) rules.patientName = patientName;
+  else if (patientId !== undefined) rules.patientName = patientId;
+}
+
 export function buildRules(s: DeidSettings, configRaw: Record<string, unknown> = {}): ProjectRules {
   const rules = loadProjectRules(s.project, configRaw);
-  if (s.patientId !== undefined) rules.patientId = s.patientId;
-  if (s.patientName !== undefined) rules.patientName = s.patientName;
-  else if (s.patientId !== undefined) rules.patientName = s.patientId;
+  namePatient(rules, s.patientId, s.patientName);
   if (s.secretFile !== undefined) rules.secretFile = s.secretFile;
   if (s.options && s.options.length > 0) for (const o of parseOptions('--option', s.options)) rules.options.add(o);
   if (s.dateShift !== undefined) rules.dateShift = parseDateShift('--date-shift', s.dateShift === 'auto' ? 'auto' : Number(s.dateShift));

@@ -1,7 +1,7 @@
 import type { ProjectRules } from '../deid/project.js';
 import { UsageError } from '../errors.js';
 import { knownPseudonyms } from '../transfer/known-pseudonyms.js';
-import { buildRules, type DeidSettings } from './deid.js';
+import { buildRules, namePatient, type DeidSettings } from './deid.js';
 
 /**
  * The pseudonym an export of a site's study takes when none is given: the one fiona-route
@@ -31,5 +31,8 @@ export async function rulesWithRoutedPseudonym(
   const rules = buildRules(s, configRaw);
   if (s.patientId !== undefined || site === undefined || study === undefined) return { rules };
   const routed = await routedPseudonym(site, study, rules.name);
-  return routed === undefined ? { rules } : { rules: buildRules({ ...s, patientId: routed }, configRaw), routed };
+  if (routed === undefined) return { rules };
+  // As buildRules({ ...s, patientId: routed }) would, without loading the project's rules again.
+  namePatient(rules, routed, s.patientName);
+  return { rules, routed };
 }

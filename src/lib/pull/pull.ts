@@ -16,8 +16,6 @@ import { ensureSite } from '../site/layout.js';
 
 import type { PacsAddress } from './address.js';
 
-export { parsePacsAddress, type PacsAddress } from './address.js';
-
 export interface PullOptions {
   pacs: PacsAddress;
   /** Our AE title (calling; and the C-MOVE destination unless moveDestination is given). */

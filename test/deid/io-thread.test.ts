@@ -1,12 +1,11 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 // The built module: its worker script (io-worker.js) is found beside it, which the
 // TypeScript sources do not have.
-import { threadIo, type ThreadIo } from '../../dist/lib/deid/io-thread.js';
+import { threadIo } from '../../dist/lib/deid/io-thread.js';
 import { BufferPool } from '../../dist/lib/deid/output.js';
-import { makeTempDir } from '../helpers/tmp.js';
+import { dyingWorker, useThreadTest } from '../dicom/thread-test.js';
 
 /** Distinct bytes per file, so a mix-up between files would show. */
 function content(k: number, size: number): Buffer {
@@ -16,21 +15,12 @@ function content(k: number, size: number): Buffer {
 }
 
 describe('file I/O thread', () => {
-  let dir: string;
-  let cleanup: () => Promise<void>;
-  let io: ThreadIo | undefined;
-  beforeEach(async () => {
-    ({ dir, cleanup } = await makeTempDir('fiona-io-'));
-  });
-  afterEach(async () => {
-    await io?.close();
-    io = undefined;
-    await cleanup();
-  });
+  const s = useThreadTest('fiona-io-');
 
   it('reads heads and publishes outputs in the thread, byte for byte, leaving no temp file', async () => {
+    const dir = s.dir();
     const warnings: string[] = [];
-    io = threadIo({ eager: true, onWarning: (m) => warnings.push(m) });
+    const io = s.own(threadIo({ eager: true, onWarning: (m) => warnings.push(m) }));
     await io.ready();
     const pool = new BufferPool(1024, 32, true);
     const inputs = [100, 5000, 70_000, 200_000, 3_000_000].map((size, k) => {
@@ -38,7 +28,7 @@ describe('file I/O thread', () => {
       writeFileSync(f, content(k, size));
       return { f, size, k };
     });
-    const heads = await Promise.all(inputs.map((i) => io!.readHead({ file: i.f, wholeLimit: 1024 * 1024, headBytes: 32 * 1024 }, pool)));
+    const heads = await Promise.all(inputs.map((i) => io.readHead({ file: i.f, wholeLimit: 1024 * 1024, headBytes: 32 * 1024 }, pool)));
     heads.forEach((h, n) => {
       const { size, k } = inputs[n]!;
       expect(h.size).toBe(size);
@@ -47,7 +37,7 @@ describe('file I/O thread', () => {
     });
     mkdirSync(join(dir, 'out'));
     await Promise.all(
-      heads.map((h, n) => io!.write({ tmp: join(dir, 'out', `.t${n}.tmp`), target: join(dir, 'out', `o${n}.dcm`), parts: [h.bytes!], fsync: n % 2 === 0 })),
+      heads.map((h, n) => io.write({ tmp: join(dir, 'out', `.t${n}.tmp`), target: join(dir, 'out', `o${n}.dcm`), parts: [h.bytes!], fsync: n % 2 === 0 })),
     );
     heads.forEach((h, n) => expect(Buffer.compare(readFileSync(join(dir, 'out', `o${n}.dcm`)), h.bytes!)).toBe(0));
     expect(readdirSync(join(dir, 'out')).filter((f) => f.endsWith('.tmp'))).toEqual([]);
@@ -55,7 +45,8 @@ describe('file I/O thread', () => {
   });
 
   it('gives the caller the error with its code: a missing input, an output folder that is a file', async () => {
-    io = threadIo({ eager: true });
+    const dir = s.dir();
+    const io = s.own(threadIo({ eager: true }));
     await io.ready();
     const pool = new BufferPool(1024, 32, true);
     await expect(io.readHead({ file: join(dir, 'missing'), wholeLimit: 1 << 20, headBytes: 1 << 15 }, pool)).rejects.toMatchObject({ code: 'ENOENT' });
@@ -69,11 +60,10 @@ describe('file I/O thread', () => {
   });
 
   it('loses nothing when the thread dies: what it had in hand is done by the calling thread', async () => {
-    // A stand-in worker that says it is ready, then dies at the first request.
-    const script = join(dir, 'dies.mjs');
-    writeFileSync(script, "import { parentPort } from 'node:worker_threads';\nparentPort.on('message', () => process.exit(7));\nparentPort.postMessage('ready');\n");
+    const dir = s.dir();
     const warnings: string[] = [];
-    io = threadIo({ eager: true, workerUrl: pathToFileURL(script), onWarning: (m) => warnings.push(m) });
+    // A stand-in worker that says it is ready, then dies at the first request.
+    const io = s.own(threadIo({ eager: true, workerUrl: dyingWorker(dir, 7), onWarning: (m) => warnings.push(m) }));
     await io.ready();
     const pool = new BufferPool(1024, 32, true);
     const f = join(dir, 'in');

@@ -1,10 +1,9 @@
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 // The built module: its worker script (file-worker.js) is beside it.
-import { fileThread, type FileThread } from '../../dist/lib/dicom/file-thread.js';
-import { makeTempDir } from '../helpers/tmp.js';
+import { fileThread } from '../../dist/lib/dicom/file-thread.js';
+import { dyingWorker, useThreadTest } from './thread-test.js';
 
 function shared(text: string): Buffer {
   const b = Buffer.from(new SharedArrayBuffer(Buffer.byteLength(text)));
@@ -13,24 +12,15 @@ function shared(text: string): Buffer {
 }
 
 describe('the core file thread, in both publish styles', () => {
-  let dir: string;
-  let cleanup: () => Promise<void>;
-  let t: FileThread | undefined;
-  beforeEach(async () => {
-    ({ dir, cleanup } = await makeTempDir('fiona-file-thread-'));
-  });
-  afterEach(async () => {
-    await t?.close();
-    t = undefined;
-    await cleanup();
-  });
+  const s = useThreadTest('fiona-file-thread-');
 
   it("rewriteFiles' style: a missing output folder is ENOENT; fsynced writes answered with their byte counts", async () => {
-    t = fileThread({ eager: true, sendAt: 4, style: { makeDir: false, overlapSyncs: false } });
+    const dir = s.dir();
+    const t = s.own(fileThread({ eager: true, sendAt: 4, style: { makeDir: false, overlapSyncs: false } }));
     await t.ready();
     mkdirSync(join(dir, 'out'));
     const ns = await Promise.all(
-      [0, 1, 2, 3, 4, 5].map((k) => t!.write({ tmp: join(dir, 'out', `.t${k}.tmp`), target: join(dir, 'out', `o${k}`), parts: [shared('abc'), shared('x'.repeat(k))], fsync: true })),
+      [0, 1, 2, 3, 4, 5].map((k) => t.write({ tmp: join(dir, 'out', `.t${k}.tmp`), target: join(dir, 'out', `o${k}`), parts: [shared('abc'), shared('x'.repeat(k))], fsync: true })),
     );
     expect(ns).toEqual([3, 4, 5, 6, 7, 8]);
     expect(readFileSync(join(dir, 'out', 'o5'), 'utf8')).toBe('abcxxxxx');
@@ -41,7 +31,8 @@ describe('the core file thread, in both publish styles', () => {
   });
 
   it("the anonymizer's style makes a vanished output folder again", async () => {
-    t = fileThread({ eager: true });
+    const dir = s.dir();
+    const t = s.own(fileThread({ eager: true }));
     await t.ready();
     const n = await t.write({ tmp: join(dir, 'a', 'b', '.t.tmp'), target: join(dir, 'a', 'b', 'o'), parts: [shared('hello')], fsync: true });
     expect(n).toBe(5);
@@ -49,10 +40,9 @@ describe('the core file thread, in both publish styles', () => {
   });
 
   it('a dying thread: the file it had in hand is published by the calling thread, same bytes and count', async () => {
-    const script = join(dir, 'dies.mjs');
-    writeFileSync(script, "import { parentPort } from 'node:worker_threads';\nparentPort.on('message', () => process.exit(9));\nparentPort.postMessage('ready');\n");
+    const dir = s.dir();
     const warnings: string[] = [];
-    t = fileThread({ eager: true, sendAt: 4, style: { makeDir: false, overlapSyncs: false }, workerUrl: pathToFileURL(script), onWarning: (m) => warnings.push(m) });
+    const t = s.own(fileThread({ eager: true, sendAt: 4, style: { makeDir: false, overlapSyncs: false }, workerUrl: dyingWorker(dir, 9), onWarning: (m) => warnings.push(m) }));
     await t.ready();
     mkdirSync(join(dir, 'out'));
     const n = await t.write({ tmp: join(dir, 'out', '.t.tmp'), target: join(dir, 'out', 'o'), parts: [shared('ab'), shared('cd')], fsync: true });

@@ -1,8 +1,8 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-// The built module: its worker script (io-worker.js) is found beside it, which the
-// TypeScript sources do not have.
+// The built module: the core's worker script (dist/lib/dicom/file-worker.js) is found
+// beside the file thread it imports.
 import { threadIo } from '../../dist/lib/deid/io-thread.js';
 import { BufferPool } from '../../dist/lib/deid/output.js';
 import { dyingWorker, useThreadTest } from '../dicom/thread-test.js';

@@ -17,6 +17,8 @@
  * whose answer and error wording stay the reference. Nothing here throws for bad content.
  */
 import { readSync } from 'node:fs';
+import { encodingOf } from '../../dicom/transfer-syntax.js';
+import { KNOWN_VRS, LONG_VRS, vrCode as vrBytesCode } from '../../dicom/vr.js';
 
 export interface InstanceHead {
   transferSyntaxUid: string;
@@ -27,10 +29,6 @@ export interface InstanceHead {
   sopInstanceUid: string;
   studyInstanceUid?: string;
 }
-
-const IMPLICIT_LE = '1.2.840.10008.1.2';
-const EXPLICIT_BE = '1.2.840.10008.1.2.2';
-const DEFLATED = '1.2.840.10008.1.2.1.99';
 
 const SOP_CLASS_UID = 0x00080016;
 const SOP_INSTANCE_UID = 0x00080018;
@@ -55,9 +53,8 @@ const MAX_DEPTH = 32;
  * not a Set of strings: ~100 element headers per file, no string made for each.
  */
 const VR_KIND = new Uint8Array(65536);
-const vrCode = (vr: string): number => (vr.charCodeAt(0) << 8) | vr.charCodeAt(1);
-for (const vr of ['AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FL', 'FD', 'IS', 'LO', 'LT', 'PN', 'SH', 'SL', 'SS', 'ST', 'TM', 'UI', 'UL', 'US']) VR_KIND[vrCode(vr)] = 1;
-for (const vr of ['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']) VR_KIND[vrCode(vr)] = 2;
+const vrCode = (vr: string): number => vrBytesCode(vr.charCodeAt(0), vr.charCodeAt(1));
+for (const vr of KNOWN_VRS) VR_KIND[vrCode(vr)] = LONG_VRS.has(vr) ? 2 : 1;
 const VR_UI = vrCode('UI');
 const VR_UL = vrCode('UL');
 const VR_SQ = vrCode('SQ');
@@ -265,8 +262,8 @@ export function scanInstanceHead(fd: number, size: number): InstanceHead | undef
   const c = new Cursor(fd, size, scratch);
   try {
     const meta = readMeta(c);
-    if (meta.ts === DEFLATED) return undefined;
-    const layout: Layout = { explicit: meta.ts !== IMPLICIT_LE, littleEndian: meta.ts !== EXPLICIT_BE };
+    const layout: Layout & { deflated: boolean } = encodingOf(meta.ts);
+    if (layout.deflated) return undefined;
     if (!layoutAgrees(c, meta.end, layout)) return undefined;
     let sopClassUid: string | undefined;
     let sopInstanceUid: string | undefined;

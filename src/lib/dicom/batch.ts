@@ -204,14 +204,9 @@ async function runJob(job: RewriteJob, fsync: boolean, memoryLimit: number, io: 
     const parts = sink.done();
     let bytesOut: number;
     if (io.thread.ready && offload(io)) {
-      try {
-        bytesOut = await io.thread.publish({ tmp: tempNameFor(job.output), target: job.output, parts, fsync });
-        io.stats.onThread++;
-      } catch (err) {
-        // The thread died with this file in hand: the bytes are still here (shared memory), publish them from this thread.
-        if (!io.thread.stopped) throw err;
-        bytesOut = publishHere(io, job.output, parts, fsync);
-      }
+      // Should the thread die with this file in hand, the file thread publishes it from this thread (the bytes are in shared memory).
+      bytesOut = await io.thread.publish({ tmp: tempNameFor(job.output), target: job.output, parts, fsync });
+      io.stats.onThread++;
     } else {
       // Until the thread has started (some 40 ms here), after it stopped, or while publishing is cheap: here, as rewriteDicom does.
       bytesOut = publishHere(io, job.output, parts, fsync);

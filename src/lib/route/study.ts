@@ -1,9 +1,9 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readHeader } from '../dicom/read.js';
 import { isPathSafeUid } from '../dicom/uid.js';
 import type { SiteLayout } from '../site/layout.js';
 import { readdirIfExists } from '../site/if-exists.js';
+import { readJsonObject } from '../site/state-json.js';
 
 /**
  * What routing and transfer need to know of a study on disk. The series JSON files that
@@ -61,15 +61,6 @@ function list(v: unknown): string[] {
   if (Array.isArray(v)) return v.map(text).filter(Boolean);
   const s = text(v);
   return s ? [s] : [];
-}
-
-async function readJson(path: string): Promise<Record<string, unknown> | undefined> {
-  try {
-    const v = JSON.parse(await readFile(path, 'utf8')) as unknown;
-    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 async function listDir(dir: string): Promise<string[]> {
@@ -135,7 +126,7 @@ export async function readStudy(site: SiteLayout, uid: string, opts: ReadStudyOp
     if (!name.endsWith('.json') || name.startsWith('.')) continue;
     const seriesUid = name.slice(0, -5);
     if (!isPathSafeUid(seriesUid)) continue;
-    const meta = await readJson(join(rawDir, name));
+    const meta = await readJsonObject(join(rawDir, name));
     if (meta) metaBySeries.set(seriesUid, meta);
   }
   const seriesUids = new Set<string>(metaBySeries.keys());

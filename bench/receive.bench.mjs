@@ -57,8 +57,6 @@ process.on('exit', cleanup);
 process.on('SIGINT', () => process.exit(130));
 process.on('SIGTERM', () => process.exit(143));
 
-
-
 function run(file, argv) {
   return new Promise((resolve, reject) => {
     const p = spawn(file, argv, { env: ENV, stdio: ['ignore', 'ignore', 'pipe'] });

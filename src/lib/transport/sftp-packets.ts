@@ -36,13 +36,11 @@ interface Slab {
   buf: Buffer;
   /** Packets carved from it that have not been counted off as written. */
   outstanding: number;
-  /** Full: no more packets come from it. */
-  retired: boolean;
 }
 
 /** Slabs by their memory, to find a written packet's slab. */
 const slabOf = new WeakMap<ArrayBufferLike, Slab>();
-/** Retired slabs whose every packet has been written: ready to be used again. */
+/** Full slabs (not `slab`) whose every packet has been written: ready to be used again. */
 const spare: Slab[] = [];
 /** Slabs kept for reuse at most (the rest go to the garbage collector). */
 const MAX_SPARE = 32;
@@ -51,27 +49,27 @@ let slabAt = 0;
 const pool = Buffer.allocUnsafeSlow(POOL);
 let poolAt = POOL;
 
-function retire(s: Slab): void {
-  s.retired = true;
-  if (s.outstanding === 0 && spare.length < MAX_SPARE) spare.push(s);
+/** Keep `s` for reuse once it is full (no longer the slab carved from) and every packet of it is written. */
+function spareIfIdle(s: Slab): void {
+  if (s !== slab && s.outstanding === 0 && spare.length < MAX_SPARE) spare.push(s);
 }
 
 /** A packet of `s` has been written to the kernel. */
 function written(s: Slab): void {
   s.outstanding--;
-  if (s.retired && s.outstanding === 0 && spare.length < MAX_SPARE) spare.push(s);
+  spareIfIdle(s);
 }
 
 /** n bytes from a slab (8-byte aligned); a packet bigger than a quarter slab gets its own buffer. */
 function take(n: number): Buffer {
   if (n > SLAB / 4) return Buffer.allocUnsafeSlow(n);
   if (!slab || slabAt + n > SLAB) {
-    if (slab) retire(slab);
+    const full = slab;
+    slab = undefined;
+    if (full) spareIfIdle(full);
     slab = spare.pop();
-    if (slab) {
-      slab.retired = false;
-    } else {
-      slab = { buf: Buffer.allocUnsafeSlow(SLAB), outstanding: 0, retired: false };
+    if (!slab) {
+      slab = { buf: Buffer.allocUnsafeSlow(SLAB), outstanding: 0 };
       slabOf.set(slab.buf.buffer, slab);
     }
     slabAt = 0;

@@ -20,7 +20,7 @@ const openPlain: OpenTemp = (tmp) => openSync(tmp, 'w', 0o644);
 const IOV_RUN = 512;
 
 /** writev all the parts (in IOV_MAX-sized runs, resuming after a short write). */
-export function writeParts(fd: number, parts: readonly Uint8Array[]): number {
+function writeParts(fd: number, parts: readonly Uint8Array[]): number {
   let total = 0;
   let k = 0;
   while (k < parts.length) {
@@ -57,7 +57,7 @@ export function abandonTemp(fd: number, tmp: string): void {
 }
 
 /** Create `tmp` and write `parts` into it; on an error the temp name is gone. Returns the open fd and the bytes written. */
-export function writeTemp(tmp: string, parts: readonly Uint8Array[], open: OpenTemp = openPlain): { fd: number; written: number } {
+function writeTemp(tmp: string, parts: readonly Uint8Array[], open: OpenTemp = openPlain): { fd: number; written: number } {
   const fd = open(tmp);
   try {
     return { fd, written: writeParts(fd, parts) };
@@ -80,7 +80,7 @@ export function finishTempSync(fd: number, tmp: string, target: string, fsync: b
   renameOrRemove(tmp, target);
 }
 
-export function renameOrRemove(tmp: string, target: string): void {
+function renameOrRemove(tmp: string, target: string): void {
   try {
     renameSync(tmp, target);
   } catch (err) {
@@ -153,11 +153,6 @@ export const openTempMakingDir: OpenTemp = (tmp) => {
   }
 };
 
-/** writeAndPublish without fsync: all synchronous calls (in whichever thread calls it). Returns the bytes written. */
-export function writeAndPublishSync(tmp: string, target: string, parts: readonly Uint8Array[]): number {
-  return publishTempPartsSync(tmp, target, parts, false, openTempMakingDir);
-}
-
 /**
  * Write bytes to `tmp` (small files: synchronous writes cost far less than a round trip
  * through the thread pool each), fdatasync on the thread pool (many in flight at once, so
@@ -166,7 +161,8 @@ export function writeAndPublishSync(tmp: string, target: string, parts: readonly
  * The folder is remade if it vanished. Returns the bytes written.
  */
 export async function writeAndPublish(tmp: string, target: string, parts: readonly Uint8Array[], fsync: boolean, dirs?: DirSyncer): Promise<number> {
-  if (!fsync) return writeAndPublishSync(tmp, target, parts);
+  // Without fsync: all synchronous calls.
+  if (!fsync) return publishTempPartsSync(tmp, target, parts, false, openTempMakingDir);
   const { fd, written } = writeTemp(tmp, parts, openTempMakingDir);
   try {
     await syncData(fd);

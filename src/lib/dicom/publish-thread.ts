@@ -1,4 +1,4 @@
-import { type FileThread, fileThread } from './file-thread.js';
+import { type FileThread, type WriteJob, fileThread } from './file-thread.js';
 
 /**
  * rewriteFiles' publishing thread: the core's file thread (file-thread.ts), started at once,
@@ -11,14 +11,6 @@ import { type FileThread, fileThread } from './file-thread.js';
  * four pool threads contending for the folder's lock); one thread doing the whole
  * publish per message did better.
  */
-
-export interface PublishRequest {
-  tmp: string;
-  target: string;
-  /** The output's bytes, in order: views of SharedArrayBuffers (shared, not copied), untouched until the reply. */
-  parts: Uint8Array[];
-  fsync: boolean;
-}
 
 export class PublishThread {
   private readonly thread: FileThread;
@@ -43,7 +35,7 @@ export class PublishThread {
    * Publish; resolves with the bytes written once the file is under its final name (and
    * durable with fsync). Should the thread die with it in hand, the calling thread publishes it.
    */
-  publish(req: PublishRequest): Promise<number> {
+  publish(req: WriteJob): Promise<number> {
     if (this.thread.isStopped()) return Promise.reject(new Error('the publishing thread stopped or was closed'));
     return this.thread.write(req);
   }

@@ -554,6 +554,8 @@ export async function writeZip(
     });
   };
 
+  /** Entries written by writeDirect since it last gave the event loop a turn. */
+  let sinceYield = 0;
   /**
    * Stored and not encrypted, an entry needs no work off the main thread: it is read,
    * checksummed and written in one synchronous step, with no promise, no pool round trip and
@@ -581,7 +583,6 @@ export async function writeZip(
     }
     return undefined;
   };
-  let sinceYield = 0;
 
   const direct = opts.level === 0 && opts.password === undefined;
   const add = (src: ZipSource): Promise<void> | undefined => {

@@ -23,7 +23,6 @@ import { BufferPool } from '../../deid/output.js';
 import { md5File } from './md5.js';
 import { namesHasher, type EntryDigest } from './digest.js';
 
-
 /**
  * Read an archive back as an unzipper would, independently of what the writer remembers:
  * end records, central directory, every local header, every entry's data decompressed

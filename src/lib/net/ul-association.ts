@@ -191,7 +191,7 @@ export class UlAssociation {
   private constructor(
     readonly peer: DicomPeer,
     private readonly socket: Socket,
-    readonly proposals: ContextProposal[],
+    private readonly proposals: ContextProposal[],
     private readonly idleMs: number,
   ) {
     this.where = `${peer.calledAet}@${peer.host}:${peer.port}`;
@@ -212,7 +212,7 @@ export class UlAssociation {
           // it is then parsed in place (onPdvEnd) and never copied; onData copies what a read
           // leaves unfinished, before the buffer is reused.
           if (!this.inCommand) return true;
-          if (this.commandSlice) this.command.push(Buffer.from(this.commandSlice));
+          this.keepCommandSlice();
           this.commandSlice = data;
           return true;
         },
@@ -220,8 +220,7 @@ export class UlAssociation {
           if (!this.inCommand) return true;
           if (!lastFragment) {
             // A command in several fragments: keep this one (a copy) and wait for the last.
-            if (this.commandSlice) this.command.push(Buffer.from(this.commandSlice));
-            this.commandSlice = undefined;
+            this.keepCommandSlice();
             return true;
           }
           let cmd: Buffer;
@@ -297,11 +296,15 @@ export class UlAssociation {
       this.abortWith(new AssociationError(`${this.where}: protocol error: ${(err as Error).message}`, 'protocol'));
     }
     // A command PDV cut by the end of this read: keep its bytes before the buffer is reused.
-    if (this.commandSlice) {
-      this.command.push(Buffer.from(this.commandSlice));
-      this.commandSlice = undefined;
-    }
+    this.keepCommandSlice();
     return true;
+  }
+
+  /** Copy the command bytes still in the read buffer (commandSlice) into `command`. */
+  private keepCommandSlice(): void {
+    if (!this.commandSlice) return;
+    this.command.push(Buffer.from(this.commandSlice));
+    this.commandSlice = undefined;
   }
 
   /** The contexts as the peer answered them. */

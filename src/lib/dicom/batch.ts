@@ -1,5 +1,5 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { setImmediate as turn } from 'node:timers/promises';
+import { readHeadSync } from './file-thread.js';
 import { PublishThread } from './publish-thread.js';
 import { rewriteDicom, type RewriteOptions, type RewriteResult } from './rewrite.js';
 import { publishPartsSync, tempNameFor, type ByteSink } from './write.js';
@@ -133,26 +133,19 @@ class Parts implements Required<ByteSink> {
 
 /** Read a whole file (synchronously: from the page cache this is cheaper than pool round trips). Undefined when larger than `limit`. */
 function readWhole(file: string, limit: number, pool: SharedBuffers): { buffer: Buffer; bytes: Buffer } | undefined {
-  const fd = openSync(file, 'r');
+  let buffer: Buffer | undefined;
   try {
-    const size = fstatSync(fd).size;
-    if (size > limit) return undefined;
-    const buffer = pool.acquire(size);
-    let off = 0;
-    try {
-      while (off < size) {
-        const n = readSync(fd, buffer, off, size - off, off);
-        if (n === 0) break;
-        off += n;
-      }
-    } catch (err) {
-      pool.release(buffer);
-      throw err;
+    // Larger than the limit: nothing read (a head of 0 bytes).
+    const h = readHeadSync({ file, wholeLimit: limit, headBytes: 0 }, undefined, (n) => (buffer = pool.acquire(n)));
+    if (h.size > limit) {
+      pool.release(buffer!);
+      return undefined;
     }
     // Shorter than fstat said (truncated meanwhile): parse what is there; the parser names where it stops.
-    return { buffer, bytes: buffer.subarray(0, off) };
-  } finally {
-    closeSync(fd);
+    return { buffer: buffer!, bytes: buffer!.subarray(0, h.read) };
+  } catch (err) {
+    if (buffer) pool.release(buffer);
+    throw err;
   }
 }
 

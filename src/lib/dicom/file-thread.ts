@@ -1,7 +1,6 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { DirSyncer, fsyncDirSync, openTempMakingDir, publishTempPartsSync, writeAndPublish } from './publish.js';
+import { DirSyncer, openTempMakingDir, publishSync, writeAndPublish } from './publish.js';
 
 /**
  * The file work of a batch on a second thread: the one file thread of the DICOM core, used
@@ -113,9 +112,7 @@ function headOf(buffer: Buffer, read: number, want: number, size: number): Head 
 export function publishJob(job: WriteJob, style: PublishStyle, dirs: DirSyncer): Promise<number> {
   if (style.overlapSyncs) return writeAndPublish(job.tmp, job.target, job.parts, job.fsync, dirs);
   try {
-    const n = publishTempPartsSync(job.tmp, job.target, job.parts, job.fsync, style.makeDir ? openTempMakingDir : undefined);
-    if (job.fsync) fsyncDirSync(dirname(job.target));
-    return Promise.resolve(n);
+    return Promise.resolve(publishSync(job.tmp, job.target, job.parts, job.fsync, style.makeDir ? openTempMakingDir : undefined));
   } catch (err) {
     return Promise.reject(err);
   }

@@ -96,6 +96,13 @@ export function publishTempPartsSync(tmp: string, target: string, parts: readonl
   return written;
 }
 
+/** The publish steps and, with fsync, the folder's sync, all synchronously. Returns the bytes written. */
+export function publishSync(tmp: string, target: string, parts: readonly Uint8Array[], fsync: boolean, open?: OpenTemp): number {
+  const written = publishTempPartsSync(tmp, target, parts, fsync, open);
+  if (fsync) fsyncDirSync(dirname(target));
+  return written;
+}
+
 /** fsync a folder (the renames in it durable), synchronously. */
 export function fsyncDirSync(dir: string): void {
   let fd: number | undefined;

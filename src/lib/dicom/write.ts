@@ -5,7 +5,7 @@ import { threadId } from 'node:worker_threads';
 import { deflateRawSync } from 'node:zlib';
 import type { Header } from './header.js';
 import type { Plan, Segment } from './plan.js';
-import { abandonTemp, finishTempSync, fsyncDirSync, publishTempPartsSync } from './publish.js';
+import { abandonTemp, finishTempSync, fsyncDirSync, publishSync } from './publish.js';
 import { readAt } from './read.js';
 
 /**
@@ -349,7 +349,5 @@ function publishTempSync(fd: number, tmp: string, output: string, fsync: boolean
  * temp name is removed and nothing appears under `output`. Returns the bytes written.
  */
 export function publishPartsSync(output: string, parts: Uint8Array[], fsync: boolean): number {
-  const written = publishTempPartsSync(tempNameFor(output), output, parts, fsync);
-  if (fsync) fsyncDirSync(dirname(output));
-  return written;
+  return publishSync(tempNameFor(output), output, parts, fsync);
 }

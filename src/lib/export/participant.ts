@@ -10,7 +10,7 @@ import { buildRules, namePatient, type DeidSettings } from './deid.js';
  * then decide: derived, table, ...). Two different ones are refused: only a person can say
  * which is right.
  */
-export async function routedPseudonym(site: string, study: string, project: string): Promise<string | undefined> {
+async function routedPseudonym(site: string, study: string, project: string): Promise<string | undefined> {
   const known = await knownPseudonyms(site, study, project);
   if (known.length > 1) {
     throw new UsageError(`study ${study} was routed to project ${project} under ${known.length} pseudonyms (${known.join(', ')}): say which with --patient-id`);

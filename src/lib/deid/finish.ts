@@ -35,7 +35,7 @@ function parseOutput(bytes: Uint8Array): Header {
  * Make an output held in memory final: zero the preamble (it may hold anything, PS3.15
  * E.1.1 item 7), check that it parses and holds no identifying value outside its pixel data.
  */
-export function finishInMemory(bytes: Buffer, o: FinishInput): void {
+function finishInMemory(bytes: Buffer, o: FinishInput): void {
   const out = parseOutput(bytes);
   if (hasPreamble(bytes)) bytes.fill(0, 0, 128);
   if (o.needles.length === 0) return;

@@ -47,6 +47,23 @@ export type VerifyMode = 'auto' | 'sha256' | 'md5sum' | 'size' | 'readback';
 /** The check a connection uses (what the `sent` event's `verified` says). */
 export type Verification = 'sha256' | 'md5sum' | 'size' | 'readback';
 
+/**
+ * Fill the undefined entries of `sums` (digests of `paths`, same order) with what `more`
+ * answers for just those paths.
+ */
+async function fillMissing(
+  sums: Array<string | undefined>,
+  paths: string[],
+  more: (paths: string[]) => Promise<Array<string | undefined>>,
+): Promise<void> {
+  const missing = sums.flatMap((v, i) => (v === undefined ? [i] : []));
+  if (missing.length === 0) return;
+  const again = await more(missing.map((i) => paths[i]!));
+  missing.forEach((i, k) => {
+    sums[i] = again[k];
+  });
+}
+
 /** The digest the server computes for a verification (undefined: the server hashes nothing). */
 function remoteAlgOf(v: Verification): HashAlg | undefined {
   return v === 'sha256' ? 'sha256' : v === 'md5sum' ? 'md5' : undefined;
@@ -302,15 +319,11 @@ export class SftpTransport implements Transport {
       const service = await this.hashService(alg);
       const sums = (service?.usable ? await service.hash(part, timeoutMs) : undefined) ?? part.map(() => undefined);
       // Names the channel cannot carry, files it found no sum for, or no channel: one exec.
-      const missing = part.flatMap((_, j) => (sums[j] === undefined ? [j] : []));
-      if (missing.length > 0) {
-        const paths = missing.map((j) => part[j]!);
+      await fillMissing(sums, part, async (paths) => {
         const text = await this.exec(hashCommand(alg, paths), timeoutMs);
         if (text === undefined) throw new ConnectionLost(`${remoteHashCommand(alg)} on the server did not answer`);
-        parseSums(alg, text, paths).forEach((v, k) => {
-          sums[missing[k]!] = v;
-        });
-      }
+        return parseSums(alg, text, paths);
+      });
       out.push(...sums);
     }
     return out;
@@ -667,13 +680,7 @@ export class SftpTransport implements Transport {
   /** The server's digest of each .part: from the streaming check where it ran, else one batch. */
   private async serverSums(alg: HashAlg, batch: Uploaded[], parts: string[]): Promise<Array<string | undefined>> {
     const sums = await Promise.all(batch.map((u) => u.remoteSum?.catch(() => undefined)));
-    const missing = sums.flatMap((v, i) => (v === undefined ? [i] : []));
-    if (missing.length > 0) {
-      const again = await this.remoteSums(alg, missing.map((i) => parts[i]!));
-      missing.forEach((i, k) => {
-        sums[i] = again[k];
-      });
-    }
+    await fillMissing(sums, parts, (paths) => this.remoteSums(alg, paths));
     return sums;
   }
 

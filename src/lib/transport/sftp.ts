@@ -33,7 +33,7 @@ import type { SFTPWrapper } from 'ssh2';
 import SftpClient from 'ssh2-sftp-client';
 import type { SftpDestination } from './destination.js';
 import { EMPTY_DIGEST, remoteHashCommand, stdinSum, verificationName, type HashAlg } from './checksum.js';
-import { LocalHasher } from './md5.js';
+import { LocalHasher } from './local-hash.js';
 import { execText, hashCommand, parseSums, sshOf } from './sftp-exec.js';
 import { RemoteHashService } from './sftp-hash-service.js';
 import { tunePackets } from './sftp-packets.js';

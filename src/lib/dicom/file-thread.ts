@@ -165,6 +165,12 @@ export interface IoReply {
   grown?: SharedArrayBuffer;
 }
 
+/** Read a head into the caller's shared `buf` (or a new shared buffer when it is too small): the answer to a read, in either thread. */
+export function readShared(id: number, r: HeadRequest, buf: Uint8Array): IoReply {
+  const h = readHeadSync(r, buf, (n) => new Uint8Array(new SharedArrayBuffer(n)));
+  return { id, size: h.size, read: h.read, want: h.want, grown: h.buffer === buf ? undefined : (h.buffer.buffer as SharedArrayBuffer) };
+}
+
 function replyError(r: IoReply): Error {
   const err = new Error(r.error) as NodeJS.ErrnoException;
   if (r.code) err.code = r.code;
@@ -318,10 +324,7 @@ export function fileThread(o: FileThreadOptions = {}): FileThread {
       const buf = pool.acquire(Math.max(lastWant, 1));
       let reply: IoReply;
       try {
-        reply = await send({ op: 'read', id: nextId++, buf, ...r }, async () => {
-          const h = readHeadSync(r, buf, (n) => new Uint8Array(new SharedArrayBuffer(n)));
-          return { id: 0, size: h.size, read: h.read, want: h.want, grown: h.buffer === buf ? undefined : (h.buffer.buffer as SharedArrayBuffer) };
-        });
+        reply = await send({ op: 'read', id: nextId++, buf, ...r }, async () => readShared(0, r, buf));
       } catch (err) {
         pool.release(buf);
         throw err;

@@ -1,6 +1,6 @@
 import { dirname } from 'node:path';
 import { parentPort } from 'node:worker_threads';
-import { type IoReply, type IoRequest, publishJob, readHeadSync } from './file-thread.js';
+import { type IoReply, type IoRequest, publishJob, readShared } from './file-thread.js';
 import { DirSyncer, fsyncDirSync, openTempMakingDir, publishTempPartsSync } from './publish.js';
 
 /**
@@ -33,8 +33,7 @@ function failed(id: number, err: unknown): IoReply {
 
 function read(q: Extract<IoRequest, { op: 'read' }>): void {
   try {
-    const h = readHeadSync(q, q.buf, (n) => new Uint8Array(new SharedArrayBuffer(n)));
-    reply({ id: q.id, size: h.size, read: h.read, want: h.want, grown: h.buffer === q.buf ? undefined : (h.buffer.buffer as SharedArrayBuffer) });
+    reply(readShared(q.id, q, q.buf));
   } catch (err) {
     reply(failed(q.id, err));
   }

@@ -28,8 +28,6 @@ const SFTP_MD5 = process.env.BENCH_SFTP_MD5 === '1';
 const SFTP_ONLY = process.env.BENCH_SFTP_ONLY;
 const ENV = { ...process.env, TCP_NODELAY: '1', NO_COLOR: '1' };
 
-
-
 function run(cmd, args, opts = {}) {
   return new Promise((resolve, reject) => {
     const t = process.hrtime.bigint();

@@ -7,10 +7,9 @@ import { ANONYMIZER_STYLE, type FileThread, type FileThreadOptions, fileThread }
  * folder sync; a vanished output folder made again), the calling thread doing the work
  * until the thread has started and if it dies.
  */
-export type ThreadIo = FileThread;
 export type ThreadIoOptions = Omit<FileThreadOptions, 'style' | 'sendAt'>;
 
 /** A file thread publishing in the anonymizer's way, started at the second request (or now with `eager`). */
-export function threadIo(o: ThreadIoOptions = {}): ThreadIo {
+export function threadIo(o: ThreadIoOptions = {}): FileThread {
   return fileThread({ ...o, style: ANONYMIZER_STYLE });
 }

@@ -20,7 +20,7 @@ function loop(alg: HashAlg): string {
 }
 
 /** Whether a path can be sent to the service (one line, printed unescaped by md5sum). */
-export function servicePath(p: string): boolean {
+function servicePath(p: string): boolean {
   return !ESCAPED.test(p) && p !== '-';
 }
 

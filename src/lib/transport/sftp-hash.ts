@@ -37,6 +37,11 @@ const start = (m) => {
   if (!s) { s = m.a.map((a) => [a, createHash(a)]); hashes.set(m.id, s); }
   return s;
 };
+const digests = (s) => {
+  const d = {};
+  for (const [a, h] of s) d[a] = h.digest('hex');
+  return d;
+};
 parentPort.on('message', (m) => {
   if (m.t === 'u') {
     const data = mem.subarray(m.b * blockLen, m.b * blockLen + m.n);
@@ -44,15 +49,11 @@ parentPort.on('message', (m) => {
     for (const [, h] of s) h.update(data);
     if (!m.l) return parentPort.postMessage({ t: 'r', b: m.b });
     hashes.delete(m.id);
-    const d = {};
-    for (const [a, h] of s) d[a] = h.digest('hex');
-    parentPort.postMessage({ t: 'r', b: m.b, id: m.id, d });
+    parentPort.postMessage({ t: 'r', b: m.b, id: m.id, d: digests(s) });
   } else if (m.t === 'd') {
     const s = start(m);
     hashes.delete(m.id);
-    const d = {};
-    for (const [a, h] of s) d[a] = h.digest('hex');
-    parentPort.postMessage({ t: 'h', id: m.id, d });
+    parentPort.postMessage({ t: 'h', id: m.id, d: digests(s) });
   }
 });`;
 

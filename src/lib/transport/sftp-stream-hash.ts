@@ -30,15 +30,18 @@ export const SEGMENT = 64 * DD_BLOCK;
 /**
  * The SHA-256 reader: lines `s c` (c blocks from block s) or `s` (from block s to the end of
  * the file), read as dd would (a short read at the end of the file is not an error: the
- * digest comparison decides); prints `<hex>  -` like md5sum. A file it cannot open or read
- * ends it with a traceback on stderr and no digest.
+ * digest comparison decides); prints `<hex>  -` like md5sum. The file is opened with the first
+ * request, as dd opens it, not at start: the channel may start before the upload has created
+ * the `.part`. A file it cannot open or read ends it with a traceback on stderr and no digest.
  */
 const PY_SHA256 = [
   'import sys, os, hashlib',
   `B = ${1024 * 1024}`,
   'h = hashlib.sha256()',
-  'fd = os.open(sys.argv[1], os.O_RDONLY)',
+  'fd = None',
   'for line in sys.stdin:',
+  '    if fd is None:',
+  '        fd = os.open(sys.argv[1], os.O_RDONLY)',
   '    p = line.split()',
   '    pos = int(p[0]) * B',
   '    end = pos + int(p[1]) * B if len(p) > 1 else None',

@@ -5,7 +5,15 @@
  */
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import { isValidUid } from '../dicom/uid.js';
-import { scanInstanceHead, type InstanceHead } from '../net/scu/instance-head.js';
+import {
+  MEDIA_SOP_CLASS_UID,
+  MEDIA_SOP_INSTANCE_UID,
+  SOP_CLASS_UID,
+  SOP_INSTANCE_UID,
+  STUDY_INSTANCE_UID,
+  scanInstanceHead,
+  type InstanceHead,
+} from '../net/scu/instance-head.js';
 import { storeInstances, type InstanceSource, type StoreInstance, type StoreOutcome } from '../net/scu/store.js';
 import type { AssociationTimeouts } from '../net/scu-common.js';
 import type { DicomDestination } from './destination.js';
@@ -17,12 +25,6 @@ export interface DicomTransportOptions extends AssociationTimeouts {
   /** Instances per association. */
   maxPerAssociation?: number;
 }
-
-const SOP_CLASS_UID = 0x00080016;
-const SOP_INSTANCE_UID = 0x00080018;
-const MEDIA_SOP_CLASS_UID = 0x00020002;
-const MEDIA_SOP_INSTANCE_UID = 0x00020003;
-const STUDY_INSTANCE_UID = 0x0020000d;
 
 type Described = { ok: true; instance: StoreInstance; study?: string } | { ok: false; reason: string };
 

@@ -30,11 +30,12 @@ export interface InstanceHead {
   studyInstanceUid?: string;
 }
 
-const SOP_CLASS_UID = 0x00080016;
-const SOP_INSTANCE_UID = 0x00080018;
-const STUDY_INSTANCE_UID = 0x0020000d;
-const MEDIA_SOP_CLASS_UID = 0x00020002;
-const MEDIA_SOP_INSTANCE_UID = 0x00020003;
+/** The tags a C-STORE needs (and their File Meta stand-ins); the core's reader path uses them too. */
+export const SOP_CLASS_UID = 0x00080016;
+export const SOP_INSTANCE_UID = 0x00080018;
+export const STUDY_INSTANCE_UID = 0x0020000d;
+export const MEDIA_SOP_CLASS_UID = 0x00020002;
+export const MEDIA_SOP_INSTANCE_UID = 0x00020003;
 const TRANSFER_SYNTAX_UID = 0x00020010;
 /** Top-level elements from here on are pixel data and what follows it: the walk stops. */
 const PIXEL_DATA_GROUP_START = 0x7fe00000;

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { fionaVersion } from '../lib/version.js';
 import { Option } from 'commander';
 import { collect, createProgram, durationOption, parseIntOption } from '../lib/cli/program.js';
 import { createLogger } from '../lib/cli/output.js';
@@ -53,14 +53,6 @@ interface Opts {
   json?: boolean;
   quiet?: boolean;
   config?: string;
-}
-
-function packageVersion(): string {
-  try {
-    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-  } catch {
-    return '0';
-  }
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -118,7 +110,7 @@ export async function main(argv: string[]): Promise<number> {
     retryDelayMs: o.retryDelay,
     sftp: { identity: o.identity, knownHosts: o.knownHosts },
     associations: o.associations,
-    version: packageVersion(),
+    version: fionaVersion(),
     log,
   });
 

@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { EXIT, FionaError, errorMessage } from '../errors.js';
 import { createLogger } from './output.js';
+import { fionaVersion } from '../version.js';
 
 const EXIT_CODES_HELP = `
 Exit codes:
@@ -9,12 +9,6 @@ Exit codes:
   1  some items failed (the rest were done)
   2  usage or config error
   3  a peer or resource unavailable`;
-
-function packageVersion(): string {
-  const url = new URL('../../../package.json', import.meta.url);
-  const pkg = JSON.parse(readFileSync(url, 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 /**
  * A commander program with the options and help every fiona command shares:
@@ -26,7 +20,7 @@ export function createProgram(name: string, description: string, extraHelp = '',
   const program = new Command(name);
   program
     .description(description)
-    .version(packageVersion(), '-V, --version')
+    .version(fionaVersion(), '-V, --version')
     .option('--config <file>', 'config file (default: $FIONA_CONFIG, then /etc/fiona/config.json)')
     .showHelpAfterError()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) })

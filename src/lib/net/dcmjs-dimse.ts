@@ -6,7 +6,7 @@
  *
  * The SCU code (src/lib/net/scu) and the SCP code (src/lib/net/scp) import from here only.
  */
-import { readFileSync } from 'node:fs';
+import { fionaVersion } from '../version.js';
 import dimse from 'dcmjs-dimse';
 
 type DimseModule = typeof dimse;
@@ -46,14 +46,5 @@ export { FIONA_IMPLEMENTATION_CLASS_UID } from './scu-common.js';
 
 /** Implementation Version Name (0002,0013): "FIONA_" + package version, at most 16 chars. */
 export function fionaImplementationVersion(): string {
-  return `FIONA_${packageVersion()}`.slice(0, 16);
-}
-
-function packageVersion(): string {
-  try {
-    const url = new URL('../../../package.json', import.meta.url);
-    return (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version;
-  } catch {
-    return '0';
-  }
+  return `FIONA_${fionaVersion()}`.slice(0, 16);
 }

@@ -1,5 +1,5 @@
 import { setImmediate as turn } from 'node:timers/promises';
-import { readHeadSync } from './file-thread.js';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { PublishThread } from './publish-thread.js';
 import { rewriteDicom, type RewriteOptions, type RewriteResult } from './rewrite.js';
 import { publishPartsSync, tempNameFor, type ByteSink } from './write.js';
@@ -75,6 +75,8 @@ const DEFAULT_MEMORY_LIMIT = 16 * 1024 * 1024;
  */
 class SharedBuffers {
   private readonly free: Buffer[] = [];
+  /** Bytes to ask for when a file's size is not known yet (readWhole: the largest file so far, plus one). */
+  guess = 64 * 1024;
   constructor(private readonly keepAtMost: number) {}
   acquire(n: number): Buffer {
     const b = this.free.pop();
@@ -131,21 +133,53 @@ class Parts implements Required<ByteSink> {
   }
 }
 
-/** Read a whole file (synchronously: from the page cache this is cheaper than pool round trips). Undefined when larger than `limit`. */
+/**
+ * Read a whole file (synchronously: from the page cache this is cheaper than pool round
+ * trips). Undefined when larger than `limit`. The read asks for a buffer's worth sized
+ * after the last file (files of a batch are mostly of one size): a short read is the end
+ * of a regular file, so most files take open, one pread, close, and no fstat (which also
+ * built a Stats object with four Dates per file). Only a file that fills the buffer is
+ * fstat'ed and read on.
+ */
 function readWhole(file: string, limit: number, pool: SharedBuffers): { buffer: Buffer; bytes: Buffer } | undefined {
-  let buffer: Buffer | undefined;
+  const fd = openSync(file, 'r');
+  let buffer: Buffer | undefined = pool.acquire(pool.guess);
   try {
-    // Larger than the limit: nothing read (a head of 0 bytes).
-    const h = readHeadSync({ file, wholeLimit: limit, headBytes: 0 }, undefined, (n) => (buffer = pool.acquire(n)));
-    if (h.size > limit) {
-      pool.release(buffer!);
-      return undefined;
+    let got = readSync(fd, buffer, 0, buffer.length, 0);
+    if (got === buffer.length) {
+      const size = fstatSync(fd).size;
+      if (size > limit) {
+        pool.release(buffer);
+        buffer = undefined;
+        return undefined;
+      }
+      if (size >= buffer.length) {
+        // Bigger than guessed: a buffer for it (+1 so the read that finds the end is short).
+        const bigger = pool.acquire(size + 1);
+        bigger.set(buffer.subarray(0, got));
+        pool.release(buffer);
+        buffer = bigger;
+      }
+      for (;;) {
+        const n = readSync(fd, buffer, got, buffer.length - got, got);
+        if (n === 0) break;
+        got += n;
+        if (got > limit) {
+          // Grew past the limit while being read: leave it to the streaming rewrite.
+          pool.release(buffer);
+          buffer = undefined;
+          return undefined;
+        }
+        if (got === buffer.length) break;
+      }
     }
-    // Shorter than fstat said (truncated meanwhile): parse what is there; the parser names where it stops.
-    return { buffer: buffer!, bytes: buffer!.subarray(0, h.read) };
+    pool.guess = Math.max(pool.guess, got + 1);
+    return { buffer, bytes: buffer.subarray(0, got) };
   } catch (err) {
     if (buffer) pool.release(buffer);
     throw err;
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -134,6 +134,23 @@ class Parts implements Required<ByteSink> {
 }
 
 /**
+ * The output as pieces, for a file published on this thread: a piece that is a view of the
+ * source (held until after the publish) is kept by reference, no copy; any other piece (new
+ * bytes, or a view of a staging block the writer reuses: deflated files, large outputs) is
+ * copied, as a ByteSink must.
+ */
+class Refs implements Required<ByteSink> {
+  readonly parts: Uint8Array[] = [];
+  constructor(private readonly source: ArrayBufferLike) {}
+  accept(b: Uint8Array): void {
+    this.parts.push(b.buffer === this.source ? b : b.slice());
+  }
+  keep(b: Uint8Array): void {
+    this.accept(b);
+  }
+}
+
+/**
  * Read a whole file (synchronously: from the page cache this is cheaper than pool round
  * trips). Undefined when larger than `limit`. The read asks for a buffer's worth sized
  * after the last file (files of a batch are mostly of one size): a short read is the end
@@ -225,18 +242,22 @@ async function runJob(job: RewriteJob, fsync: boolean, memoryLimit: number, io: 
     input = readWhole(job.input, memoryLimit, io.inputs);
     if (input) io.bytesHeld += input.bytes.length;
     if (!input) return { job, ok: true, result: await rewriteDicom(job.input, job.output, { ...job.opts, fsync }) };
-    // Room for all but the kept pixel data in most files; edits that grow the header more take another buffer.
-    sink = new Parts(io.scratch, Math.min(input.bytes.length, 1 << 20) + 65536);
-    const r = await rewriteDicom(job.input, sink, { ...job.opts, source: { bytes: input.bytes } });
-    const parts = sink.done();
+    // Decided before rendering: a file published here needs no copy into shared memory.
+    const toThread = io.thread.ready && offload(io);
     let bytesOut: number;
-    if (io.thread.ready && offload(io)) {
+    let r: RewriteResult;
+    if (toThread) {
+      // Room for all but the kept pixel data in most files; edits that grow the header more take another buffer.
+      sink = new Parts(io.scratch, Math.min(input.bytes.length, 1 << 20) + 65536);
+      r = await rewriteDicom(job.input, sink, { ...job.opts, source: { bytes: input.bytes } });
       // Should the thread die with this file in hand, the file thread publishes it from this thread (the bytes are in shared memory).
-      bytesOut = await io.thread.publish({ tmp: tempNameFor(job.output), target: job.output, parts, fsync });
+      bytesOut = await io.thread.publish({ tmp: tempNameFor(job.output), target: job.output, parts: sink.done(), fsync });
       io.stats.onThread++;
     } else {
       // Until the thread has started (some 40 ms here), after it stopped, or while publishing is cheap: here, as rewriteDicom does.
-      bytesOut = publishHere(io, job.output, parts, fsync);
+      const refs = new Refs(input.bytes.buffer);
+      r = await rewriteDicom(job.input, refs, { ...job.opts, source: { bytes: input.bytes } });
+      bytesOut = publishHere(io, job.output, refs.parts, fsync);
     }
     return { job, ok: true, result: { ...r, bytesOut } };
   } catch (err) {

@@ -50,7 +50,7 @@ describe('rewriteFiles', () => {
       await rewriteDicom(j.input, join(one, k), { ...j.opts, fsync: false });
     }
     const stats: BatchStats = { onThread: 0, here: 0 };
-    const outcomes = await collect(rewriteFiles(jobs, { fsync: false, inFlight: 3, stats }));
+    const outcomes = await collect(rewriteFiles(jobs, { fsync: false, inFlight: 3, stats, thread: 'always' }));
     expect(stats.here + stats.onThread).toBe(jobs.length);
     expect(stats.onThread).toBeGreaterThan(0);
     expect(stats.here).toBeGreaterThan(0);

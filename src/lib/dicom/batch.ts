@@ -41,15 +41,25 @@ export interface BatchOptions {
   memoryLimit?: number;
   /** Filled in as files are published: how many by the second thread, how many by the calling thread (diagnostics, tests). */
   stats?: BatchStats;
+  /**
+   * 'auto' (default): the publishing thread is started only once publishing on the calling
+   * thread is measured to be slow (above START_ABOVE_MS on average), and used while it is;
+   * 'always': started at once and every file handed to it once it is ready (tests).
+   */
+  thread?: 'auto' | 'always';
 }
 
 export interface BatchStats {
   onThread: number;
   here: number;
+  /** The recent average cost of a publish on the calling thread (ms), when one was measured. */
+  publishMs?: number;
 }
 
 interface Io {
-  thread: PublishThread;
+  /** The publishing thread, once started. */
+  thread: PublishThread | undefined;
+  always: boolean;
   inputs: SharedBuffers;
   scratch: SharedBuffers;
   stats: BatchStats;
@@ -208,19 +218,30 @@ function named(err: unknown, job: RewriteJob): Error {
 }
 
 /**
- * Whether to hand this file to the thread. Handing over costs this thread some 30-40 us a
- * file (message, shared copy, collector); it pays when publishing here costs more (creating
- * a file on ext4 after deletes: 0.2-0.9 ms), not when creates are cheap (tmpfs, a fresh
- * file system: about 0.06 ms, where the thread made the batch 17% slower). So the cost of
- * publishing here is measured (every file until the thread starts, then every 32nd) and
- * the thread is used while it is above OFFLOAD_ABOVE_MS.
+ * Whether to hand this file to the thread. A thread is not free: starting it costs some
+ * 40 ms of CPU (a Node worker and its JIT), and handing a file over costs this thread some
+ * 30-40 us (messages, a copy of the header pieces, the collector), all on a machine whose
+ * second core is also busy with V8's compiler and collector threads during a batch. It pays
+ * when publishing here costs more (creating a file on ext4 after deletes: 0.4-2 ms a file
+ * measured), not when creates are cheap (tmpfs, a fresh file system: 0.06-0.14 ms, where a
+ * batch with the thread was 5-15% slower than without). So the cost of publishing here is
+ * measured (every file until the thread is in use, then every 32nd); the thread is started
+ * once that average, over at least 4 files, is above START_ABOVE_MS, and used while it is
+ * above OFFLOAD_ABOVE_MS.
  */
 function offload(io: Io): boolean {
+  if (io.always) return io.thread!.ready;
+  if (!io.thread) {
+    if (io.stats.here >= 4 && io.publishMs > START_ABOVE_MS) io.thread = new PublishThread();
+    return false;
+  }
+  if (!io.thread.ready) return false;
   if (++io.sinceSample >= SAMPLE_EVERY) return false;
   return io.publishMs > OFFLOAD_ABOVE_MS;
 }
 
 const SAMPLE_EVERY = 32;
+const START_ABOVE_MS = 0.25;
 const OFFLOAD_ABOVE_MS = 0.1;
 
 /** Publish on this thread, timing it (an average over the last few such files). */
@@ -229,6 +250,7 @@ function publishHere(io: Io, output: string, parts: Uint8Array[], fsync: boolean
   const n = publishPartsSync(output, parts, fsync);
   const ms = performance.now() - t;
   io.publishMs = io.publishMs < 0 ? ms : io.publishMs * 0.75 + ms * 0.25;
+  io.stats.publishMs = io.publishMs;
   io.sinceSample = 0;
   io.stats.here++;
   return n;
@@ -243,7 +265,7 @@ async function runJob(job: RewriteJob, fsync: boolean, memoryLimit: number, io: 
     if (input) io.bytesHeld += input.bytes.length;
     if (!input) return { job, ok: true, result: await rewriteDicom(job.input, job.output, { ...job.opts, fsync }) };
     // Decided before rendering: a file published here needs no copy into shared memory.
-    const toThread = io.thread.ready && offload(io);
+    const toThread = offload(io);
     let bytesOut: number;
     let r: RewriteResult;
     if (toThread) {
@@ -251,7 +273,7 @@ async function runJob(job: RewriteJob, fsync: boolean, memoryLimit: number, io: 
       sink = new Parts(io.scratch, Math.min(input.bytes.length, 1 << 20) + 65536);
       r = await rewriteDicom(job.input, sink, { ...job.opts, source: { bytes: input.bytes } });
       // Should the thread die with this file in hand, the file thread publishes it from this thread (the bytes are in shared memory).
-      bytesOut = await io.thread.publish({ tmp: tempNameFor(job.output), target: job.output, parts: sink.done(), fsync });
+      bytesOut = await io.thread!.publish({ tmp: tempNameFor(job.output), target: job.output, parts: sink.done(), fsync });
       io.stats.onThread++;
     } else {
       // Until the thread has started (some 40 ms here), after it stopped, or while publishing is cheap: here, as rewriteDicom does.
@@ -285,7 +307,8 @@ export async function* rewriteFiles(jobs: Iterable<RewriteJob> | AsyncIterable<R
   const maxBytes = opts.maxBytesInFlight ?? DEFAULT_MAX_BYTES;
   const memoryLimit = opts.memoryLimit ?? DEFAULT_MEMORY_LIMIT;
   const io: Io = {
-    thread: new PublishThread(),
+    thread: opts.thread === 'always' ? new PublishThread() : undefined,
+    always: opts.thread === 'always',
     inputs: new SharedBuffers(inFlight + 2),
     scratch: new SharedBuffers(inFlight + 2),
     stats: opts.stats ?? { onThread: 0, here: 0 },
@@ -301,7 +324,7 @@ export async function* rewriteFiles(jobs: Iterable<RewriteJob> | AsyncIterable<R
       queue.push(runJob(job, fsync, memoryLimit, io));
       // Until the thread has started, files are published here with no turn of the event
       // loop in between: give it one now and then, or its "ready" would never be heard.
-      if (!io.thread.ready && ++sinceTurn >= 8) {
+      if (io.thread && !io.thread.ready && ++sinceTurn >= 8) {
         sinceTurn = 0;
         await turn();
       }
@@ -311,6 +334,6 @@ export async function* rewriteFiles(jobs: Iterable<RewriteJob> | AsyncIterable<R
   } finally {
     // The consumer stopped early (break) or the job iterable threw: let what was started finish, so no temp name is left behind.
     await Promise.allSettled(queue);
-    await io.thread.close();
+    await io.thread?.close();
   }
 }

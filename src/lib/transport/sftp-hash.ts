@@ -7,6 +7,13 @@
  * runs beside the SSH encryption instead of on the same thread. A stream that needs no
  * checksum (`--verify size`) gives its blocks back at once.
  *
+ * A block may be laid out in slots with room before each piece of data (`head` bytes before
+ * every `piece` bytes): the upload writes each SFTP WRITE request's header there and hands
+ * the slot to the channel as it is, without ssh2's copy (sftp-write.ts). The hash covers the
+ * pieces only, in order. A block is free again when everyone holding it has let go
+ * (`retain`/`release`): the hashing thread, and the upload until the server has answered
+ * every request of it (the channel may keep a slot queued until its window opens).
+ *
  * Where a worker cannot start (or dies), hashing goes on in-process: slower, same result.
  */
 import { createHash, type Hash } from 'node:crypto';
@@ -18,7 +25,10 @@ export type Digests = Partial<Record<HashAlg, string>>;
 
 export interface Block {
   index: number;
+  /** The block's memory: slots of `head` free bytes followed by `piece` bytes of data. */
   buf: Buffer;
+  /** The data areas of the slots, in order (views into buf). */
+  pieces: Buffer[];
 }
 
 /**
@@ -30,7 +40,14 @@ const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const mem = Buffer.from(workerData.sab);
-const blockLen = workerData.blockLen;
+const { stride, head, piece } = workerData;
+/** Hash the first n data bytes of block b (piece by piece, skipping each slot's head). */
+const feed = (hs, b, n) => {
+  for (let at = b * stride, left = n; left > 0; at += head + piece, left -= piece) {
+    const data = mem.subarray(at + head, at + head + Math.min(piece, left));
+    for (const [, h] of hs) h.update(data);
+  }
+};
 const hashes = new Map();
 const start = (m) => {
   let s = hashes.get(m.id);
@@ -44,9 +61,8 @@ const digests = (s) => {
 };
 parentPort.on('message', (m) => {
   if (m.t === 'u') {
-    const data = mem.subarray(m.b * blockLen, m.b * blockLen + m.n);
     const s = start(m);
-    for (const [, h] of s) h.update(data);
+    feed(s, m.b, m.n);
     if (!m.l) return parentPort.postMessage({ t: 'r', b: m.b });
     hashes.delete(m.id);
     parentPort.postMessage({ t: 'r', b: m.b, id: m.id, d: digests(s) });
@@ -81,8 +97,16 @@ function deferred(claimed: boolean): Deferred {
 }
 
 export class BlockHasher {
+  /** Data bytes per block. */
   readonly blockLen: number;
+  /** Free bytes before each piece of data. */
+  readonly head: number;
+  /** Data bytes per slot (blockLen is a multiple of it). */
+  readonly piece: number;
+  private readonly stride: number;
   private readonly blocks: Block[];
+  /** Holders of each block (0: free). */
+  private readonly refs: number[];
   private readonly free: number[];
   private readonly waiting: Array<(b: Block) => void> = [];
   private worker?: Worker;
@@ -98,10 +122,25 @@ export class BlockHasher {
   /** In-process hashes (no worker). */
   private readonly local = new Map<number, Array<[HashAlg, Hash]>>();
 
-  constructor(blockLen: number, count: number) {
+  /**
+   * `count` blocks of `blockLen` data bytes, in slots of `head` free bytes and `piece` data
+   * bytes (default: one slot, no head: the block is plain data).
+   */
+  constructor(blockLen: number, count: number, layout: { head: number; piece: number } = { head: 0, piece: blockLen }) {
+    const { head, piece } = layout;
+    if (piece <= 0 || blockLen % piece !== 0 || head < 0) throw new Error(`block of ${blockLen} bytes is no whole number of ${piece}-byte pieces`);
     this.blockLen = blockLen;
-    const sab = new SharedArrayBuffer(blockLen * count);
-    this.blocks = Array.from({ length: count }, (_, index) => ({ index, buf: Buffer.from(sab, index * blockLen, blockLen) }));
+    this.head = head;
+    this.piece = piece;
+    const slots = blockLen / piece;
+    const stride = (this.stride = slots * (head + piece));
+    const sab = new SharedArrayBuffer(stride * count);
+    this.blocks = Array.from({ length: count }, (_, index) => {
+      const buf = Buffer.from(sab, index * stride, stride);
+      const pieces = Array.from({ length: slots }, (_, k) => buf.subarray(k * (head + piece) + head, (k + 1) * (head + piece)));
+      return { index, buf, pieces };
+    });
+    this.refs = this.blocks.map(() => 0);
     this.free = this.blocks.map((b) => b.index);
     this.sab = sab;
   }
@@ -114,7 +153,7 @@ export class BlockHasher {
     if (this.started) return;
     this.started = true;
     try {
-      const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { sab: this.sab, blockLen: this.blockLen } });
+      const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { sab: this.sab, stride: this.stride, head: this.head, piece: this.piece } });
       w.unref();
       w.on('message', (m: Msg) => this.onMessage(m));
       w.on('error', (err) => this.fail(w, err));
@@ -125,18 +164,48 @@ export class BlockHasher {
     }
   }
 
-  /** A free block (waits until the worker gives one back). */
+  /** A free block, held once by the caller (waits until one is let go). */
   acquire(): Promise<Block> {
     const i = this.free.pop();
-    if (i !== undefined) return Promise.resolve(this.blocks[i]!);
+    if (i !== undefined) {
+      this.refs[i] = 1;
+      return Promise.resolve(this.blocks[i]!);
+    }
     return new Promise((resolve) => this.waiting.push(resolve));
   }
 
-  /** A block that was acquired but not handed to update(). */
+  /** One more holder of an acquired block (each lets go with release()). */
+  retain(block: Block): void {
+    if (this.refs[block.index]! <= 0) throw new Error(`block ${block.index} is not held`);
+    this.refs[block.index]!++;
+  }
+
+  /** Let go of a block (update() lets go of the hold it was given once the block is hashed). */
   release(block: Block): void {
+    const i = block.index;
+    if (this.refs[i]! <= 0) throw new Error(`block ${i} released more often than held`);
+    if (--this.refs[i]! > 0) return;
     const next = this.waiting.shift();
-    if (next) next(block);
-    else this.free.push(block.index);
+    if (next) {
+      this.refs[i] = 1;
+      next(block);
+    } else this.free.push(i);
+  }
+
+  /** Slot `k` of `block`: `head` free bytes, then piece `k`. */
+  slotOf(block: Block, k: number): Buffer {
+    const n = this.head + this.piece;
+    return block.buf.subarray(k * n, (k + 1) * n);
+  }
+
+  /** The first `len` data bytes of `block`, piece by piece (views, for a vectored read). */
+  dataOf(block: Block, len: number): Buffer[] {
+    const out: Buffer[] = [];
+    for (let k = 0, left = len; left > 0; k++, left -= this.piece) {
+      const p = block.pieces[k]!;
+      out.push(left >= this.piece ? p : p.subarray(0, left));
+    }
+    return out;
   }
 
   /**
@@ -150,7 +219,8 @@ export class BlockHasher {
   }
 
   /**
-   * Hash the first `len` bytes of `block` into stream `id`; the block is released after.
+   * Hash the first `len` data bytes of `block` into stream `id`; the caller's hold on the
+   * block is let go after.
    * `last`: no more blocks follow (the digests come back with this block).
    */
   update(id: number, block: Block, len: number, last = false): void {
@@ -163,8 +233,7 @@ export class BlockHasher {
     if (!this.worker) {
       let hs = this.local.get(id);
       if (!hs) this.local.set(id, (hs = algs.map((a) => [a, createHash(a)])));
-      const data = block.buf.subarray(0, len);
-      for (const [, h] of hs) h.update(data);
+      for (const data of this.dataOf(block, len)) for (const [, h] of hs) h.update(data);
       this.release(block);
       return;
     }

@@ -9,12 +9,18 @@
  * Why not ssh2's fastPut: it reads 256 KiB at a time (a thread-pool round trip per chunk),
  * splits every 256 KiB request into 255 KiB + 1 KiB because OpenSSH allows at most 261,120
  * bytes per WRITE, and leaves hashing to a second read of the file.
+ *
+ * A block is laid out as one slot per WRITE request, with room for the request's header
+ * before its data: one vectored read fills the data areas, and each slot goes to the channel
+ * as the request itself (sftp-write.ts), without ssh2's copy. The block is free again once
+ * the server has answered all its requests and the hasher has read it.
  */
 import { open } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import type { SFTPWrapper } from 'ssh2';
 import type { HashAlg } from './checksum.js';
 import { BlockHasher, type Block, type Digests } from './sftp-hash.js';
+import { WRITE_HEAD, writerFor } from './sftp-write.js';
 
 export interface UploadOptions {
   /** Bytes to send (the size the local file had when it was looked at). */
@@ -38,7 +44,7 @@ export class InFlightBudget {
   private used = 0;
   private waiters: Array<() => void> = [];
 
-  constructor(readonly limit = 32 * 1024 * 1024) {}
+  constructor(readonly limit = DEFAULT_BUDGET) {}
 
   /** Take n bytes if they fit (or if the caller has nothing in flight); else wake `retry` later. */
   take(n: number, own: number, retry: () => void): boolean {
@@ -74,15 +80,23 @@ const BLOCK_WRITES = 16;
  */
 const MIN_BLOCKS = 16;
 const DEFAULT_WINDOW = 16 * 1024 * 1024;
+/** The connection's budget by default (InFlightBudget): blocks held until their answers come. */
+const DEFAULT_BUDGET = 32 * 1024 * 1024;
 
 /** The block size for a session: BLOCK_WRITES requests of the server's largest write. */
 export function blockLenOf(sftp: SFTPWrapper): number {
   return maxWriteOf(sftp) * BLOCK_WRITES;
 }
 
-/** A hasher whose blocks fit the session's writes. */
+/**
+ * A hasher whose blocks fit the session's writes: one slot per WRITE request, with room for
+ * its header. Blocks stay held until the server answers their requests: on top of one per
+ * file in flight, as many as the connection's unacknowledged bytes can fill.
+ */
 export function hasherFor(sftp: SFTPWrapper, files = 1): BlockHasher {
-  return new BlockHasher(blockLenOf(sftp), Math.max(MIN_BLOCKS, files));
+  const blockLen = blockLenOf(sftp);
+  const count = Math.max(MIN_BLOCKS, files) + Math.ceil(DEFAULT_BUDGET / blockLen);
+  return new BlockHasher(blockLen, count, { head: WRITE_HEAD, piece: maxWriteOf(sftp) });
 }
 
 /** The SSH connection's socket (ssh2 keeps it private), to send a block's packets in one write. */
@@ -175,9 +189,10 @@ export interface Uploaded {
  */
 export async function uploadFile(sftp: SFTPWrapper, hasher: BlockHasher, local: string, remote: string, opts: UploadOptions): Promise<Uploaded> {
   const { size } = opts;
-  const writeLen = maxWriteOf(sftp);
+  const writeLen = hasher.piece;
   const blockLen = hasher.blockLen;
-  if (blockLen % writeLen !== 0) throw new Error(`block of ${blockLen} bytes is no multiple of the ${writeLen}-byte write`);
+  if (writeLen > maxWriteOf(sftp)) throw new Error(`the hasher's ${writeLen}-byte pieces exceed the session's ${maxWriteOf(sftp)}-byte write`);
+  const write = writerFor(sftp);
   const window = Math.max(blockLen, opts.window ?? DEFAULT_WINDOW);
   const budget = opts.budget;
   const sock = socketOf(sftp);
@@ -202,10 +217,12 @@ export async function uploadFile(sftp: SFTPWrapper, hasher: BlockHasher, local: 
         failed = true;
         reject(err);
       };
-      const onWritten = (req: { end: number; done: boolean }, len: number) => (err?: Error | null): void => {
+      const onWritten = (req: { end: number; done: boolean }, len: number, answered: () => void) => (err?: Error | null): void => {
         // Every request is answered (ssh2 answers the pending ones with an error when the
-        // channel closes), so the shared budget gets every byte back, even after a failure.
+        // channel closes), so the shared budget gets every byte back, and the block its
+        // hold, even after a failure.
         budget?.give(len);
+        answered();
         if (failed) return;
         if (err) return fail(err);
         req.done = true;
@@ -230,7 +247,7 @@ export async function uploadFile(sftp: SFTPWrapper, hasher: BlockHasher, local: 
           .acquire()
           .then((block) => {
             held = block;
-            return fh.read(block.buf, 0, len, at);
+            return fh.readv(hasher.dataOf(block, len), at);
           })
           .then(
             ({ bytesRead }) => {
@@ -243,16 +260,21 @@ export async function uploadFile(sftp: SFTPWrapper, hasher: BlockHasher, local: 
                 else fail(closedError());
                 return;
               }
-              const data = block.buf.subarray(0, len);
-              // ssh2 copies each request into its packets at once; corked, the block's packets
-              // leave in one writev instead of one write per 32 KiB packet.
+              // The block stays held until every request of it is answered: the channel may
+              // queue a request (the slot itself) until its window opens.
+              hasher.retain(block);
+              let unanswered = Math.ceil(len / writeLen);
+              const answered = (): void => {
+                if (--unanswered === 0) hasher.release(block);
+              };
+              // Corked, the block's packets leave in one writev instead of one write per 32 KiB packet.
               sock?.cork();
-              for (let off = 0; off < len; off += writeLen) {
+              for (let k = 0, off = 0; off < len; k++, off += writeLen) {
                 const n = Math.min(writeLen, len - off);
                 const req = { end: at + off + n, done: false };
                 pending.push(req);
                 inFlight += n;
-                sftp.write(h, data, off, n, at + off, onWritten(req, n));
+                write(h, hasher.slotOf(block, k), hasher.head, n, at + off, onWritten(req, n, answered));
               }
               sock?.uncork();
               // The hasher releases the block once it has read it.

@@ -26,6 +26,12 @@ import { openExec, shellQuote, type SshExec, type ExecStream } from './sftp-exec
 export const DD_BLOCK = 1024 * 1024;
 /** Bytes the server may hash before the upload ends, per request (a multiple of DD_BLOCK). */
 export const SEGMENT = 64 * DD_BLOCK;
+/**
+ * The same for the SHA-256 reader: one Python process reads every range (no process per
+ * request, as dd is), so it is asked in smaller steps and only the last 8 MiB are left to hash
+ * after the upload (~5 ms instead of ~40 ms for 64 MiB), read while still in the page cache.
+ */
+export const SHA_SEGMENT = 8 * DD_BLOCK;
 
 /**
  * The SHA-256 reader: lines `s c` (c blocks from block s) or `s` (from block s to the end of
@@ -33,9 +39,12 @@ export const SEGMENT = 64 * DD_BLOCK;
  * digest comparison decides); prints `<hex>  -` like md5sum. The file is opened with the first
  * request, as dd opens it, not at start: the channel may start before the upload has created
  * the `.part`. A file it cannot open or read ends it with a traceback on stderr and no digest.
+ * The ranges are mapped (mmap), not read: hashlib hashes the page cache's pages without a
+ * copy (1 GB: 0.74-0.77 s of CPU against 0.79-0.82 s with 1 MiB preads). A range is cut at the
+ * file's current size first (a mapping past the end would fault).
  */
 const PY_SHA256 = [
-  'import sys, os, hashlib',
+  'import sys, os, hashlib, mmap',
   `B = ${1024 * 1024}`,
   'h = hashlib.sha256()',
   'fd = None',
@@ -44,13 +53,14 @@ const PY_SHA256 = [
   '        fd = os.open(sys.argv[1], os.O_RDONLY)',
   '    p = line.split()',
   '    pos = int(p[0]) * B',
-  '    end = pos + int(p[1]) * B if len(p) > 1 else None',
-  '    while end is None or pos < end:',
-  '        d = os.pread(fd, B if end is None else min(B, end - pos), pos)',
-  '        if not d:',
-  '            break',
-  '        h.update(d)',
-  '        pos += len(d)',
+  '    size = os.fstat(fd).st_size',
+  '    end = min(size, pos + int(p[1]) * B) if len(p) > 1 else size',
+  '    while pos < end:',
+  '        n = min(64 * B, end - pos)',
+  '        m = mmap.mmap(fd, n, mmap.MAP_SHARED, mmap.PROT_READ, offset=pos)',
+  '        h.update(m)',
+  '        m.close()',
+  '        pos += n',
   'sys.stdout.write(h.hexdigest() + "  -\\n")',
 ].join('\n');
 
@@ -99,7 +109,7 @@ export class RemoteStreamHash {
   }
 
   /** Open the channel (undefined when the server refuses one). */
-  static start(ssh: SshExec, alg: HashAlg, path: string, segment = SEGMENT): Promise<RemoteStreamHash | undefined> {
+  static start(ssh: SshExec, alg: HashAlg, path: string, segment = alg === 'sha256' ? SHA_SEGMENT : SEGMENT): Promise<RemoteStreamHash | undefined> {
     if (segment % DD_BLOCK !== 0 || segment <= 0) throw new Error(`segment ${segment} is not a whole number of ${DD_BLOCK}-byte blocks`);
     return openExec(ssh, streamHashCommand(alg, path)).then((stream) => stream && new RemoteStreamHash(stream, segment, alg));
   }

@@ -1,7 +1,7 @@
 import { setImmediate as turn } from 'node:timers/promises';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { PublishThread } from './publish-thread.js';
-import { rewriteDicom, type RewriteOptions, type RewriteResult } from './rewrite.js';
+import { rewriteDicom, rewriteSourceNow, type RewriteOptions, type RewriteResult } from './rewrite.js';
 import { publishPartsSync, tempNameFor, type ByteSink } from './write.js';
 
 /**
@@ -226,13 +226,13 @@ function named(err: unknown, job: RewriteJob): Error {
  * measured), not when creates are cheap (tmpfs, a fresh file system: 0.06-0.14 ms, where a
  * batch with the thread was 5-15% slower than without). So the cost of publishing here is
  * measured (every file until the thread is in use, then every 32nd); the thread is started
- * once that average, over at least 4 files, is above START_ABOVE_MS, and used while it is
+ * once that average (the first 16 files in, when the first creates in a new folder are past) is above START_ABOVE_MS, and used while it is
  * above OFFLOAD_ABOVE_MS.
  */
 function offload(io: Io): boolean {
   if (io.always) return io.thread!.ready;
   if (!io.thread) {
-    if (io.stats.here >= 4 && io.publishMs > START_ABOVE_MS) io.thread = new PublishThread();
+    if (io.stats.here >= 16 && io.publishMs > START_ABOVE_MS) io.thread = new PublishThread();
     return false;
   }
   if (!io.thread.ready) return false;
@@ -256,40 +256,86 @@ function publishHere(io: Io, output: string, parts: Uint8Array[], fsync: boolean
   return n;
 }
 
-/** Render one job into memory and publish it; the promise settles with the file's outcome. */
-async function runJob(job: RewriteJob, fsync: boolean, memoryLimit: number, io: Io): Promise<RewriteOutcome> {
-  let input: { buffer: Buffer; bytes: Buffer } | undefined;
-  let sink: Parts | undefined;
+type Input = { buffer: Buffer; bytes: Buffer };
+
+function failed(job: RewriteJob, err: unknown): RewriteOutcome {
+  return { job, ok: false, error: named(err, job) };
+}
+
+function letGo(io: Io, input: Input): void {
+  io.bytesHeld -= input.bytes.length;
+  io.inputs.release(input.buffer);
+}
+
+/**
+ * Render one job into memory and publish it: the file's outcome, synchronously when it is
+ * published here and its visitor answered synchronously (no promise and no async frame per
+ * file: in a batch of 1,000 most of this runs in V8's interpreter), else a promise of it.
+ */
+function runJob(job: RewriteJob, fsync: boolean, memoryLimit: number, io: Io): RewriteOutcome | Promise<RewriteOutcome> {
+  let input: Input | undefined;
   try {
     input = readWhole(job.input, memoryLimit, io.inputs);
-    if (input) io.bytesHeld += input.bytes.length;
-    if (!input) return { job, ok: true, result: await rewriteDicom(job.input, job.output, { ...job.opts, fsync }) };
-    // Decided before rendering: a file published here needs no copy into shared memory.
-    const toThread = offload(io);
-    let bytesOut: number;
-    let r: RewriteResult;
-    if (toThread) {
-      // Room for all but the kept pixel data in most files; edits that grow the header more take another buffer.
-      sink = new Parts(io.scratch, Math.min(input.bytes.length, 1 << 20) + 65536);
-      r = await rewriteDicom(job.input, sink, { ...job.opts, source: { bytes: input.bytes } });
-      // Should the thread die with this file in hand, the file thread publishes it from this thread (the bytes are in shared memory).
-      bytesOut = await io.thread!.publish({ tmp: tempNameFor(job.output), target: job.output, parts: sink.done(), fsync });
-      io.stats.onThread++;
-    } else {
-      // Until the thread has started (some 40 ms here), after it stopped, or while publishing is cheap: here, as rewriteDicom does.
-      const refs = new Refs(input.bytes.buffer);
-      r = await rewriteDicom(job.input, refs, { ...job.opts, source: { bytes: input.bytes } });
-      bytesOut = publishHere(io, job.output, refs.parts, fsync);
+  } catch (err) {
+    return failed(job, err);
+  }
+  if (!input) return runStreaming(job, fsync);
+  io.bytesHeld += input.bytes.length;
+  // Decided before rendering: a file published here needs no copy into shared memory.
+  if (offload(io)) return runOnThread(job, fsync, input, io);
+  // Until the thread has started (some 40 ms here), after it stopped, or while publishing is cheap: here, as rewriteDicom does.
+  let handedOn = false;
+  try {
+    const refs = new Refs(input.bytes.buffer);
+    const r = rewriteSourceNow(job.input, refs, { bytes: input.bytes }, job.opts);
+    if (r instanceof Promise) {
+      handedOn = true;
+      return finishHere(job, fsync, input, io, r, refs);
     }
+    return { job, ok: true, result: { changed: r.changed, bytesIn: r.bytesIn, bytesOut: publishHere(io, job.output, refs.parts, fsync) } };
+  } catch (err) {
+    return failed(job, err);
+  } finally {
+    if (!handedOn) letGo(io, input);
+  }
+}
+
+/** An input above the memory limit: rewriteDicom streams it. */
+async function runStreaming(job: RewriteJob, fsync: boolean): Promise<RewriteOutcome> {
+  try {
+    return { job, ok: true, result: await rewriteDicom(job.input, job.output, { ...job.opts, fsync }) };
+  } catch (err) {
+    return failed(job, err);
+  }
+}
+
+/** A rewrite whose visitor answered with a promise, published here once it settles. */
+async function finishHere(job: RewriteJob, fsync: boolean, input: Input, io: Io, rendering: Promise<RewriteResult>, refs: Refs): Promise<RewriteOutcome> {
+  try {
+    const r = await rendering;
+    return { job, ok: true, result: { ...r, bytesOut: publishHere(io, job.output, refs.parts, fsync) } };
+  } catch (err) {
+    return failed(job, err);
+  } finally {
+    letGo(io, input);
+  }
+}
+
+/** Render into shared buffers and publish on the thread. */
+async function runOnThread(job: RewriteJob, fsync: boolean, input: Input, io: Io): Promise<RewriteOutcome> {
+  // Room for all but the kept pixel data in most files; edits that grow the header more take another buffer.
+  const sink = new Parts(io.scratch, Math.min(input.bytes.length, 1 << 20) + 65536);
+  try {
+    const r = await rewriteSourceNow(job.input, sink, { bytes: input.bytes }, job.opts);
+    // Should the thread die with this file in hand, the file thread publishes it from this thread (the bytes are in shared memory).
+    const bytesOut = await io.thread!.publish({ tmp: tempNameFor(job.output), target: job.output, parts: sink.done(), fsync });
+    io.stats.onThread++;
     return { job, ok: true, result: { ...r, bytesOut } };
   } catch (err) {
-    return { job, ok: false, error: named(err, job) };
+    return failed(job, err);
   } finally {
-    if (input) {
-      io.bytesHeld -= input.bytes.length;
-      io.inputs.release(input.buffer);
-    }
-    for (const b of sink?.taken ?? []) io.scratch.release(b);
+    letGo(io, input);
+    for (const b of sink.taken) io.scratch.release(b);
   }
 }
 
@@ -316,7 +362,7 @@ export async function* rewriteFiles(jobs: Iterable<RewriteJob> | AsyncIterable<R
     publishMs: -1,
     sinceSample: 0,
   };
-  const queue: Promise<RewriteOutcome>[] = [];
+  const queue: (RewriteOutcome | Promise<RewriteOutcome>)[] = [];
   let sinceTurn = 0;
   try {
     for await (const job of jobs) {

@@ -9,7 +9,7 @@ import { formatTag } from './tags.js';
 import { UNDEFINED_LENGTH, type DicomElement } from './types.js';
 import { parseCharsets } from './values.js';
 import { LONG_VRS } from './vr.js';
-import { acquireBlock, releaseBlock, writePlan, type Output } from './write.js';
+import { acquireBlock, releaseBlock, writePlanNow, type Output } from './write.js';
 
 const SPECIFIC_CHARACTER_SET = 0x00080005;
 const PIXEL_DATA = 0x7fe00010;
@@ -488,6 +488,17 @@ export async function rewriteDicom(input: string, output: Output, opts: RewriteO
 
 /** The same rewrite from a file held in memory (the caller read it whole, and may have parsed it). */
 async function rewriteSource(input: string, output: Output, source: RewriteSource, opts: RewriteOptions): Promise<RewriteResult> {
+  return rewriteSourceNow(input, output, source, opts);
+}
+
+/**
+ * rewriteDicom(input, output, { ...opts, source }) without a promise when none is needed:
+ * the result is returned synchronously when the visitor answered synchronously and the
+ * output was written synchronously (a small output to a path or a ByteSink), else a
+ * promise of it. Errors are thrown, or rejected once a promise was returned.
+ * For callers that rewrite many files held in memory (rewriteFiles).
+ */
+export function rewriteSourceNow(input: string, output: Output, source: RewriteSource, opts: RewriteOptions): RewriteResult | Promise<RewriteResult> {
   let header = source.header;
   if (header?.stoppedAtPixels) throw new Error('rewrite source: the header must index the whole file (parse without stopBeforePixels)');
   if (!header) {
@@ -497,14 +508,20 @@ async function rewriteSource(input: string, output: Output, source: RewriteSourc
       throw err instanceof DicomParseError ? err.withFile(input) : err;
     }
   }
-  return rewriteIndexed(header, source.bytes.length, undefined, source.bytes, output, opts);
+  return rewriteIndexedNow(header, source.bytes.length, undefined, source.bytes, output, opts);
+}
+
+/** rewriteIndexedNow, always through a promise. */
+async function rewriteIndexed(header: Header, size: number, fd: number | undefined, whole: Uint8Array | undefined, output: Output, opts: RewriteOptions): Promise<RewriteResult> {
+  return rewriteIndexedNow(header, size, fd, whole, output, opts);
 }
 
 /**
  * Decide and write: the input's bytes come from the header's windows, else from `fd`; a
  * verbatim copy of a deflated file (whose windows hold the inflated stream) from `whole`.
+ * Synchronous where the visitor and the writer are.
  */
-async function rewriteIndexed(header: Header, size: number, fd: number | undefined, whole: Uint8Array | undefined, output: Output, opts: RewriteOptions): Promise<RewriteResult> {
+function rewriteIndexedNow(header: Header, size: number, fd: number | undefined, whole: Uint8Array | undefined, output: Output, opts: RewriteOptions): RewriteResult | Promise<RewriteResult> {
   const readValue = async (el: DicomElement): Promise<Uint8Array> => {
     if (el.length === UNDEFINED_LENGTH) return new Uint8Array(0);
     // A copy: the window may be a borrowed block that is reused after this rewrite.
@@ -515,25 +532,32 @@ async function rewriteIndexed(header: Header, size: number, fd: number | undefin
   };
   const edits = new Edits();
   const deciding = decide(header, opts, edits, readValue);
-  if (deciding) await deciding;
+  if (deciding) return deciding.then(() => planAndWrite(header, size, fd, whole, output, opts, edits));
+  return planAndWrite(header, size, fd, whole, output, opts, edits);
+}
+
+/** The edits decided: apply `set`, plan, write. */
+function planAndWrite(header: Header, size: number, fd: number | undefined, whole: Uint8Array | undefined, output: Output, opts: RewriteOptions, edits: Edits): RewriteResult | Promise<RewriteResult> {
   if (opts.set?.length) applySet(header, opts.set, edits);
   const metaChanges = opts.meta && Object.keys(opts.meta).length > 0 ? opts.meta : undefined;
   const changed = edits.changed + (metaChanges ? Object.keys(metaChanges).length : 0);
   const fsync = opts.fsync ?? true;
+  let written: number | Promise<number>;
   if (changed === 0) {
     const plan = whole ? new Plan().bytes(whole) : new Plan().copy(0, size);
-    const bytesOut = await writePlan(fd, header, plan, undefined, output, { fsync, verbatim: true });
-    return { changed, bytesIn: size, bytesOut };
+    written = writePlanNow(fd, header, plan, undefined, output, { fsync, verbatim: true });
+  } else {
+    const ctx: Ctx = { explicit: header.explicit, le: header.littleEndian };
+    const planner = new Planner(header, edits);
+    const head = metaChanges ? planMeta(header, metaChanges) : new Plan().copy(0, header.datasetOffset);
+    const datasetEnd = header.inflated ? header.store.windows[0]!.bytes.length : size;
+    const body = edits.dirtyLists.has(header.elements) ? planner.list(header.elements, header.datasetOffset, datasetEnd, ctx) : new Plan().copy(header.datasetOffset, datasetEnd);
+    // The caller's source outlives the rewrite: a sink that can keep a reference takes the
+    // pixel data value (most of the file) that way instead of copying it.
+    const px = whole && !header.inflated ? header.element(PIXEL_DATA) : undefined;
+    const keep = px && px.length !== UNDEFINED_LENGTH ? { start: px.valueOffset, end: px.end } : undefined;
+    written = writePlanNow(fd, header, head, body, output, { fsync, verbatim: false, keep });
   }
-  const ctx: Ctx = { explicit: header.explicit, le: header.littleEndian };
-  const planner = new Planner(header, edits);
-  const head = metaChanges ? planMeta(header, metaChanges) : new Plan().copy(0, header.datasetOffset);
-  const datasetEnd = header.inflated ? header.store.windows[0]!.bytes.length : size;
-  const body = edits.dirtyLists.has(header.elements) ? planner.list(header.elements, header.datasetOffset, datasetEnd, ctx) : new Plan().copy(header.datasetOffset, datasetEnd);
-  // The caller's source outlives the rewrite: a sink that can keep a reference takes the
-  // pixel data value (most of the file) that way instead of copying it.
-  const px = whole && !header.inflated ? header.element(PIXEL_DATA) : undefined;
-  const keep = px && px.length !== UNDEFINED_LENGTH ? { start: px.valueOffset, end: px.end } : undefined;
-  const bytesOut = await writePlan(fd, header, head, body, output, { fsync, verbatim: false, keep });
-  return { changed, bytesIn: size, bytesOut };
+  if (typeof written === 'number') return { changed, bytesIn: size, bytesOut: written };
+  return written.then((bytesOut) => ({ changed, bytesIn: size, bytesOut }));
 }

@@ -268,7 +268,29 @@ export function tempNameFor(target: string): string {
 /**
  * Write head + body to the output. `body` undefined with verbatim: the head plan is the
  * whole file. A deflated input's body is deflated again (its ranges refer to the inflated stream).
+ * Returns the bytes written, synchronously when it could be done synchronously.
  */
+export function writePlanNow(
+  inputFd: number | undefined,
+  header: Header,
+  head: Plan,
+  body: Plan | undefined,
+  output: Output,
+  opts: { fsync: boolean; verbatim: boolean; keep?: { start: number; end: number } },
+): number | Promise<number> {
+  // The two common cases, a small output to a ByteSink or to a path, are done synchronously:
+  // no promise, no async frame (in a batch of files most of this runs in V8's interpreter).
+  const deflate = header.inflated && !opts.verbatim;
+  if (!deflate && head.length + (body?.length ?? 0) <= SYNC_LIMIT && (typeof output === 'string' || isByteSink(output))) {
+    const memory = header.inflated && opts.verbatim ? undefined : header;
+    if (typeof output === 'string') return publishPartsSync(output, gatherParts(head, body, memory, inputFd), opts.fsync);
+    const keep = output.keep && opts.keep && memory ? { ...opts.keep, sink: output as Required<ByteSink> } : undefined;
+    return renderSync(head, output, memory, inputFd, keep) + (body ? renderSync(body, output, memory, inputFd, keep) : 0);
+  }
+  return writePlan(inputFd, header, head, body, output, opts);
+}
+
+/** writePlanNow, always through a promise. */
 export async function writePlan(
   inputFd: number | undefined,
   header: Header,

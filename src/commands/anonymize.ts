@@ -1,20 +1,20 @@
-import { constants } from 'node:fs';
+import { constants, statSync } from 'node:fs';
 import { access, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Option } from 'commander';
 import { createLogger, createProgress } from '../lib/cli/output.js';
 import { collect, createProgram, parseIntOption } from '../lib/cli/program.js';
 import { loadConfig } from '../lib/config/index.js';
-import { RefusedError, secretNeededFor } from '../lib/deid/anonymizer.js';
 import { type BatchOutcome, runBatch } from '../lib/deid/batch.js';
 import { type InputUnit, filesOf, stdinUnits } from '../lib/deid/inputs.js';
 import { MappingRecorder } from '../lib/deid/mapping.js';
 import { PROFILE_OPTIONS, PROFILES, optionCliName } from '../lib/deid/options.js';
 import { tuneJitForBatch } from '../lib/deid/jit.js';
-import { createAnonymizerPool, defaultThreads } from '../lib/deid/pool.js';
+import { type StartedWorkers, createAnonymizerPool, defaultThreads, startWorkers } from '../lib/deid/pool.js';
 import {
-  type ProjectRules, defaultProjectRules, finishRules, loadProjectRules, parseDateShift, parseOptions, parseOverride, tagOf,
+  type ProjectRules, defaultProjectRules, finishRules, loadProjectRules, parseDateShift, parseOptions, parseOverride, secretNeededFor, tagOf,
 } from '../lib/deid/project.js';
+import { RefusedError } from '../lib/deid/refused.js';
 import { checkPseudonym, loadPseudonymTable } from '../lib/deid/pseudonyms.js';
 import { loadSecret } from '../lib/deid/secret.js';
 import { checkUidRoot } from '../lib/deid/uids.js';
@@ -134,14 +134,39 @@ export async function main(argv: string[]): Promise<number> {
     .option('--mapping <file>', 'write FIONA\'s mapping.json (original -> new Study and Series UIDs), merged into an existing file')
     .option('--site <dir>', 'the site: CHECKBURNEDINFO classes from raw/, quarantine/anonymize, study-complete events')
     .option('--quarantine <dir>', 'copy instances that are not released here, with a reason file')
-    .option('--threads <n>', 'threads (default: one less than the cores, at least 1; measured faster on 2 cores)', parseIntOption('--threads', 1, 64))
+    .option('--threads <n>', 'anonymizing threads (default: one less than the cores, at least 1, at most 8); with 2 or more, worker threads each read, anonymize and write their files and this thread hands out paths', parseIntOption('--threads', 1, 64))
     .option('--no-fsync', 'do not fsync outputs (faster; a power cut may lose the last files written)')
-    .option('--no-io-thread', 'read and write files in the anonymizing thread, not in a second thread (for a machine with no core to spare)')
+    .option('--no-io-thread', 'with --threads 1: read and write files in the anonymizing thread, not in a second thread (for a machine with no core to spare)')
     .option('--pass', 'pass events this tool does not handle through to stdout')
     .option('-q, --quiet', 'no summary line on stderr');
   program.parse(argv);
   const o = program.opts<Opts>();
   if (!o.out) throw new UsageError('--out DIR is required');
+  const threads = o.threads ?? defaultThreads();
+  // The worker threads start now: their start-up (a Node environment, the anonymizer's
+  // modules) overlaps this thread's (config, rules, secret). One file named alone is done
+  // here, with no worker to start.
+  const inputs = program.args;
+  const workers = threads >= 2 && !isOneFile(inputs) ? startWorkers(threads) : undefined;
+  try {
+    return await run(program.version(), o, inputs, workers, threads);
+  } finally {
+    // Workers a failed start-up left unused (a usage error) must not keep the process alive.
+    for (const w of workers?.workers ?? []) void w.terminate();
+  }
+}
+
+/** True when the inputs are one regular file (not a folder, not stdin). */
+function isOneFile(inputs: string[]): boolean {
+  if (inputs.length !== 1) return false;
+  try {
+    return statSync(inputs[0]!).isFile();
+  } catch {
+    return false;
+  }
+}
+
+async function run(version: string | undefined, o: Opts, inputs: string[], workers: StartedWorkers | undefined, requested: number): Promise<number> {
   const config = loadConfig(o.config);
   const log = createLogger('fiona-anonymize', o.quiet);
   const site = o.site ?? config.site;
@@ -159,18 +184,18 @@ export async function main(argv: string[]): Promise<number> {
     if (need) throw new UsageError(`a secret is required (${need}): give --secret-file FILE or "secretFile" in the project rules (make one with: openssl rand -hex 32 > FILE; chmod 600 FILE)`);
   }
 
-  const outDir = resolve(o.out);
+  const outDir = resolve(o.out!);
   await checkWritable(outDir, 'output folder');
   const quarantineDir = o.quarantine ? resolve(o.quarantine) : site ? join(siteLayout(site).quarantine, 'anonymize') : undefined;
   if (quarantineDir) await checkWritable(quarantineDir, 'quarantine folder');
 
-  const threads = o.threads ?? defaultThreads();
   let pool;
   try {
-    pool = createAnonymizerPool(
-      { rules, secret, pseudonymTable, quarantineDir, site: siteDir, fsync: o.fsync, ioThread: o.ioThread ? undefined : false, version: program.version() },
-      threads,
+    pool = await createAnonymizerPool(
+      { rules, secret, pseudonymTable, quarantineDir, site: siteDir, fsync: o.fsync, ioThread: o.ioThread ? undefined : false, version },
+      workers ? requested : 1,
       (m) => log.warn(m),
+      workers,
     );
   } catch (err) {
     if (err instanceof RefusedError) throw new UsageError(err.message);
@@ -179,7 +204,6 @@ export async function main(argv: string[]): Promise<number> {
 
   const events = new EventWriter(process.stdout);
   const mapping = o.mapping ? new MappingRecorder() : undefined;
-  const inputs = program.args;
   if (inputs.length === 0 && process.stdin.isTTY) throw new UsageError('no input: give files or folders, or pipe events or paths on stdin');
   const units: AsyncIterable<InputUnit> =
     inputs.length > 0
@@ -217,8 +241,9 @@ export async function main(argv: string[]): Promise<number> {
       signal: stop.signal,
       anonymizer: pool,
       outDir,
-      // Enough for the I/O thread to read ahead and write behind while this thread works.
-      inFlight: Math.max(16, pool.threads * 8),
+      // Enough for the I/O thread to read ahead and write behind while this thread works, or
+      // for each worker to have its next files at hand when it answers.
+      inFlight: Math.max(16, pool.threads * 16),
       mapping,
       onOutcome,
       onOther: (e) => {

@@ -23,7 +23,7 @@ import {
 } from './marking.js';
 import { maskPixels, pixelGeometry } from './pixels.js';
 import type { ProfileOption } from './options.js';
-import type { ProjectRules } from './project.js';
+import { type ProjectRules, secretNeededFor } from './project.js';
 import { type Pseudonym, type PseudonymTableEntry, derivePatientPseudonym } from './pseudonyms.js';
 import { type ProfileTable, loadProfileTable } from './table.js';
 import { type UidMapper, createUidMapper } from './uids.js';
@@ -88,7 +88,7 @@ interface PatientContext {
   needles: Map<string, Needle[]>;
 }
 
-export { RefusedError };
+export { RefusedError, secretNeededFor };
 
 const PIXEL_DATA = 0x7fe00010;
 const BURNED_IN_ANNOTATION = 0x00280301;
@@ -100,14 +100,6 @@ const SOP_INSTANCE_UID = 0x00080018;
 const STUDY_INSTANCE_UID = 0x0020000d;
 const SERIES_INSTANCE_UID = 0x0020000e;
 const MODALITY = 0x00080060;
-
-/** What a project needs the secret for; undefined when it needs none. */
-export function secretNeededFor(rules: ProjectRules, hasTable: boolean): string | undefined {
-  if (!rules.options.has('retainUIDs')) return 'UIDs are replaced by keyed pseudonyms';
-  if (rules.options.has('retainLongitudinalModifiedDates') && rules.dateShift === 'auto') return 'dates are shifted by a per-patient offset';
-  if (rules.patientId === undefined && (!hasTable || rules.unmappedPatient === 'derive')) return 'patient pseudonyms are derived';
-  return undefined;
-}
 
 export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = {}): Anonymizer {
   const table = opts.table ?? loadProfileTable();

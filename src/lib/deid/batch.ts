@@ -35,14 +35,14 @@ export interface BatchOptions {
 export async function runBatch(units: AsyncIterable<InputUnit>, o: BatchOptions): Promise<BatchSummary> {
   const started = performance.now();
   const summary: BatchSummary = { anonymized: 0, quarantined: 0, failed: 0, invalid: 0, seconds: 0, interrupted: false };
-  const running = new Set<Promise<void>>();
-  const one = async (path: string): Promise<void> => {
-    let outcome: BatchOutcome;
-    try {
-      outcome = await o.anonymizer.anonymizeFile(path, o.outDir);
-    } catch (err) {
-      outcome = { status: 'failed', source: path, reason: (err as Error).message };
-    }
+  let running = 0;
+  // Woken when a file is done and the batch waits for room.
+  let wake: (() => void) | undefined;
+  // Outcomes are reported in input order, whichever thread finishes first: the previous
+  // file's report, which the next one waits for. A file counts as in flight until reported,
+  // so at most `inFlight` outcomes are ever held.
+  let previous: Promise<void> = Promise.resolve();
+  const report = (outcome: BatchOutcome): void => {
     if (outcome.status === 'anonymized') {
       summary.anonymized++;
       o.mapping?.add('StudyInstanceUID', outcome.original.study, outcome.study);
@@ -50,6 +50,20 @@ export async function runBatch(units: AsyncIterable<InputUnit>, o: BatchOptions)
     } else if (outcome.status === 'quarantined') summary.quarantined++;
     else summary.failed++;
     o.onOutcome(outcome);
+  };
+  const done = (): void => {
+    running--;
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const one = (path: string): void => {
+    const outcome = o.anonymizer.anonymizeFile(path, o.outDir).then(
+      (r): BatchOutcome => r,
+      (err: unknown): BatchOutcome => ({ status: 'failed', source: path, reason: (err as Error).message }),
+    );
+    running++;
+    previous = previous.then(() => outcome).then(report).finally(done);
   };
   const it = units[Symbol.asyncIterator]();
   for (;;) {
@@ -70,11 +84,10 @@ export async function runBatch(units: AsyncIterable<InputUnit>, o: BatchOptions)
       o.onInvalid?.(u);
       continue;
     }
-    const p = one(u.path).finally(() => running.delete(p));
-    running.add(p);
-    if (running.size >= o.inFlight) await Promise.race(running);
+    one(u.path);
+    while (running >= o.inFlight) await new Promise<void>((resolve) => (wake = resolve));
   }
-  await Promise.all(running);
+  await previous;
   summary.seconds = (performance.now() - started) / 1000;
   return summary;
 }

@@ -357,3 +357,10 @@ export function tagName(tag: number): string {
   return e?.keyword ? `${e.keyword} ${formatTag(tag)}` : formatTag(tag);
 }
 
+/** What a project needs the secret for; undefined when it needs none. */
+export function secretNeededFor(rules: ProjectRules, hasTable: boolean): string | undefined {
+  if (!rules.options.has('retainUIDs')) return 'UIDs are replaced by keyed pseudonyms';
+  if (rules.options.has('retainLongitudinalModifiedDates') && rules.dateShift === 'auto') return 'dates are shifted by a per-patient offset';
+  if (rules.patientId === undefined && (!hasTable || rules.unmappedPatient === 'derive')) return 'patient pseudonyms are derived';
+  return undefined;
+}

@@ -1,0 +1,41 @@
+import { type FileIo, localIo } from '../dicom/file-thread.js';
+import { openTempMakingDir, publishTempPartsSync } from '../dicom/publish.js';
+
+/**
+ * A pool worker's file calls: those of the calling thread (dicom/file-thread.ts localIo),
+ * except that publishing an output (create, write, rename) takes a lock shared by the
+ * workers of the pool.
+ *
+ * Why: on an ext4 without a journal (this project's development machine), right after a
+ * batch's files were deleted, every create scans past the recently freed inodes of the
+ * folder's block group while holding the folder's lock; a second thread creating or
+ * renaming in the same folder spins on that lock (`perf`: rwsem_spin_on_owner in
+ * do_renameat2 and path_openat). With this lock the waiting thread sleeps in
+ * Atomics.wait instead. Measured (2 workers, 1,000 files, ext4, 4 alternating rounds):
+ * system time 1.25 s without the lock, 0.97 s with it, wall time about the same.
+ */
+export function lockedIo(lock: Int32Array): FileIo {
+  const local = localIo();
+  const locked = <T>(f: () => T): T => {
+    while (Atomics.compareExchange(lock, 0, 0, 1) !== 0) Atomics.wait(lock, 0, 1);
+    try {
+      return f();
+    } finally {
+      Atomics.store(lock, 0, 0);
+      Atomics.notify(lock, 0, 1);
+    }
+  };
+  return {
+    readHead: local.readHead,
+    write: (job) => {
+      // With fsync: the calling thread's way (fdatasyncs overlapping on the thread pool).
+      if (job.fsync) return local.write(job);
+      try {
+        return Promise.resolve(locked(() => publishTempPartsSync(job.tmp, job.target, job.parts, false, openTempMakingDir)));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    },
+    close: local.close,
+  };
+}

@@ -65,9 +65,10 @@ interface Io {
   stats: BatchStats;
   /** Input bytes read and not yet published. */
   bytesHeld: number;
-  /** Recent average of a publish on the calling thread (ms; -1: none yet), and files since the last one. */
+  /** Recent average of a publish on the calling thread (ms; -1: none yet). */
   publishMs: number;
-  sinceSample: number;
+  /** Which way is faster here and now, measured (see Chooser). */
+  chooser: Chooser;
 }
 
 export type RewriteOutcome =
@@ -225,9 +226,9 @@ function named(err: unknown, job: RewriteJob): Error {
  * when publishing here costs more (creating a file on ext4 after deletes: 0.4-2 ms a file
  * measured), not when creates are cheap (tmpfs, a fresh file system: 0.06-0.14 ms, where a
  * batch with the thread was 5-15% slower than without). So the cost of publishing here is
- * measured (every file until the thread is in use, then every 32nd); the thread is started
- * once that average (the first 16 files in, when the first creates in a new folder are past) is above START_ABOVE_MS, and used while it is
- * above OFFLOAD_ABOVE_MS.
+ * measured, and the thread is started once that average (the first 16 files in, when the
+ * first creates in a new folder are past) is above START_ABOVE_MS; from then on the
+ * Chooser measures which way is faster.
  */
 function offload(io: Io): boolean {
   if (io.always) return io.thread!.ready;
@@ -236,13 +237,57 @@ function offload(io: Io): boolean {
     return false;
   }
   if (!io.thread.ready) return false;
-  if (++io.sinceSample >= SAMPLE_EVERY) return false;
-  return io.publishMs > OFFLOAD_ABOVE_MS;
+  return io.chooser.next(performance.now());
 }
 
-const SAMPLE_EVERY = 32;
+/**
+ * Once the thread runs, which way is faster is measured, not guessed: the thread only helps
+ * when the second core is free, and on a shared machine (other processes, V8's own compiler
+ * and collector threads) it often is not. So the pace of the batch (the calling thread's
+ * time per file, which waits for the thread when it is behind) is timed over WINDOW files
+ * each way, after SETTLE files to let the queue fill or drain, and the faster way is kept
+ * for KEEP files, then measured again.
+ */
+class Chooser {
+  private phase: 'thread' | 'here' | 'keep' = 'thread';
+  private n = 0;
+  private t0 = 0;
+  private threadMs = Infinity;
+  private useThread = true;
+
+  /** Called once per file, in order: whether this one goes to the thread. */
+  next(now: number): boolean {
+    this.n++;
+    if (this.phase === 'keep') {
+      if (this.n >= KEEP) this.switchTo('thread');
+      return this.useThread;
+    }
+    if (this.n === SETTLE) this.t0 = now;
+    if (this.n === SETTLE + WINDOW) {
+      const ms = (now - this.t0) / WINDOW;
+      if (this.phase === 'thread') {
+        this.threadMs = ms;
+        this.switchTo('here');
+      } else {
+        this.useThread = this.threadMs < ms;
+        this.switchTo('keep');
+        return this.useThread;
+      }
+    }
+    return this.phase === 'thread';
+  }
+
+  private switchTo(phase: 'thread' | 'here' | 'keep'): void {
+    this.phase = phase;
+    this.n = 0;
+  }
+}
+
+const SETTLE = 16;
+const WINDOW = 48;
+const KEEP = 512;
+
 const START_ABOVE_MS = 0.25;
-const OFFLOAD_ABOVE_MS = 0.1;
 
 /** Publish on this thread, timing it (an average over the last few such files). */
 function publishHere(io: Io, output: string, parts: Uint8Array[], fsync: boolean): number {
@@ -251,7 +296,6 @@ function publishHere(io: Io, output: string, parts: Uint8Array[], fsync: boolean
   const ms = performance.now() - t;
   io.publishMs = io.publishMs < 0 ? ms : io.publishMs * 0.75 + ms * 0.25;
   io.stats.publishMs = io.publishMs;
-  io.sinceSample = 0;
   io.stats.here++;
   return n;
 }
@@ -360,7 +404,7 @@ export async function* rewriteFiles(jobs: Iterable<RewriteJob> | AsyncIterable<R
     stats: opts.stats ?? { onThread: 0, here: 0 },
     bytesHeld: 0,
     publishMs: -1,
-    sinceSample: 0,
+    chooser: new Chooser(),
   };
   const queue: (RewriteOutcome | Promise<RewriteOutcome>)[] = [];
   let sinceTurn = 0;

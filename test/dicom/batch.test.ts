@@ -82,7 +82,10 @@ describe('rewriteFiles', () => {
     await rewriteDicom(fx.synth!, ref, EDIT);
     const stats: BatchStats = { onThread: 0, here: 0 };
     const outcomes = await collect(rewriteFiles(jobs, { stats }));
-    expect(stats.onThread).toBeGreaterThan(100);
+    // The thread is started once fsync'ed publishes here are measured slow; it then gets at
+    // least its measuring window (64 files); whether it keeps the rest depends on which way
+    // measures faster on this machine at that moment.
+    expect(stats.onThread).toBeGreaterThanOrEqual(64);
     const want = await readFile(ref);
     for (const o of outcomes) {
       expect(o.ok).toBe(true);

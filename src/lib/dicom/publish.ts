@@ -1,6 +1,7 @@
 import { closeSync, constants, fdatasync, fdatasyncSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync, writevSync } from 'node:fs';
-import { mkdir, open } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { fsyncDir } from '../site/fsync-dir.js';
 
 /**
  * The publish steps, one copy for every caller and thread: create a temp name beside the
@@ -112,23 +113,6 @@ export function fsyncDirSync(dir: string): void {
     // Some filesystems refuse fsync on a directory; the rename is still atomic.
   } finally {
     if (fd !== undefined) closeSync(fd);
-  }
-}
-
-/**
- * fsync a folder on the thread pool (the same as site/atomic.ts's fsyncDir; a copy so that
- * the file thread, which loads this module, does not load node:crypto through atomic.ts:
- * some 10-20 ms of its start-up).
- */
-async function fsyncDir(dir: string): Promise<void> {
-  let fh;
-  try {
-    fh = await open(dir, constants.O_RDONLY);
-    await fh.sync();
-  } catch {
-    // Some filesystems refuse fsync on a directory; the rename is still atomic.
-  } finally {
-    await fh?.close();
   }
 }
 

@@ -1,24 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { fsyncDir } from './fsync-dir.js';
+
+// In its own module (no node:crypto there, for the DICOM file thread); re-exported for the callers that import it from here.
+export { fsyncDir };
 
 /** A temporary name beside the target, hidden, so no reader mistakes it for a finished file. */
 export function tempNameFor(target: string): string {
   return join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-}
-
-/** fsync a directory so that a rename into it survives a power cut. */
-export async function fsyncDir(dir: string): Promise<void> {
-  let fh;
-  try {
-    fh = await open(dir, constants.O_RDONLY);
-    await fh.sync();
-  } catch {
-    // Some filesystems refuse fsync on a directory; the rename is still atomic.
-  } finally {
-    await fh?.close();
-  }
 }
 
 /** Write a new file and fsync it; on failure nothing is left behind. */

@@ -10,10 +10,10 @@
  * holds nothing but the quoted path (and fixed text); the numbers travel on stdin and are ours.
  *
  * For SHA-256 the same protocol is served by a few lines of Python (`python3`, hashlib on
- * OpenSSL) that read the ranges with pread: `dd | openssl dgst` would cost the server more
- * than the hash itself, because openssl reads a pipe 8 KiB at a time (measured: 1.4-1.7 s of
- * CPU per GB through the pipe against 0.8 s reading the file; Python's pread of 1 MiB is as
- * cheap as openssl on the file).
+ * OpenSSL) that map the ranges (mmap, see PY_SHA256): `dd | openssl dgst` would cost the
+ * server more than the hash itself, because openssl reads a pipe 8 KiB at a time (measured:
+ * 1.4-1.7 s of CPU per GB through the pipe against 0.8 s reading the file; Python on the file
+ * is as cheap as openssl on it).
  *
  * POSIX sh and dd + md5sum (MD5) or python3 (SHA-256) are needed. Where one is missing the
  * answer is FAILED (or no digest at all), and the caller checks the file by a whole-file

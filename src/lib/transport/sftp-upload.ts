@@ -277,7 +277,7 @@ export async function uploadFile(sftp: SFTPWrapper, hasher: BlockHasher, local: 
                 write(h, hasher.slotOf(block, k), hasher.head, n, at + off, onWritten(req, n, answered));
               }
               sock?.uncork();
-              // The hasher releases the block once it has read it.
+              // The hasher lets go of the reader's hold once it has read the block.
               hasher.update(sums, block, len, at + len === size);
               readPos = at + len;
               pump();

@@ -280,6 +280,9 @@ export function writePlanNow(
 ): number | Promise<number> {
   // The two common cases, a small output to a ByteSink or to a path, are done synchronously:
   // no promise, no async frame (in a batch of files most of this runs in V8's interpreter).
+  // To a path: its pieces gathered (views of the input in memory, the new bytes) and written
+  // with writev. To a sink: each piece handed straight over, no staging block (the sink
+  // copies what it keeps) and no promise per piece.
   const deflate = header.inflated && !opts.verbatim;
   if (!deflate && head.length + (body?.length ?? 0) <= SYNC_LIMIT && (typeof output === 'string' || isByteSink(output))) {
     const memory = header.inflated && opts.verbatim ? undefined : header;
@@ -290,8 +293,8 @@ export function writePlanNow(
   return writePlan(inputFd, header, head, body, output, opts);
 }
 
-/** writePlanNow, always through a promise. */
-export async function writePlan(
+/** The rest of writePlanNow: a deflated or large output, or one to a stream, through a staging Sink. */
+async function writePlan(
   inputFd: number | undefined,
   header: Header,
   head: Plan,
@@ -318,12 +321,6 @@ export async function writePlan(
       await render(body, sink, memory, inFd);
     }
   };
-  if (typeof output !== 'string' && isByteSink(output) && !deflate && head.length + (body?.length ?? 0) <= SYNC_LIMIT) {
-    // A small output to a synchronous sink: each piece handed straight over, no staging
-    // block (the sink copies what it keeps) and no promise per piece.
-    const keep = output.keep && opts.keep && memory ? { ...opts.keep, sink: output as Required<ByteSink> } : undefined;
-    return renderSync(head, output, memory, inFd, keep) + (body ? renderSync(body, output, memory, inFd, keep) : 0);
-  }
   if (typeof output !== 'string' && isByteSink(output)) {
     const sink = new Sink((b) => output.accept(b), true);
     try {
@@ -340,10 +337,6 @@ export async function writePlan(
     await sink.flush();
     return sink.written;
   }
-  // A small output to a file: its pieces gathered (views of the input in memory, the new
-  // bytes) and written with writev, no staging copy, no promise per piece.
-  const parts = !deflate && head.length + (body?.length ?? 0) <= SYNC_LIMIT ? gatherParts(head, body, memory, inFd) : undefined;
-  if (parts) return publishPartsSync(output, parts, opts.fsync);
   const tmp = tempNameFor(output);
   const outFd = openSync(tmp, 'w', 0o644);
   let written: number;

@@ -466,7 +466,8 @@ export interface RewriteSource {
  * is those bytes (`input` only names it in errors).
  */
 export async function rewriteDicom(input: string, output: Output, opts: RewriteOptions): Promise<RewriteResult> {
-  if (opts.source) return rewriteSource(input, output, opts.source, opts);
+  // A synchronous throw from rewriteSourceNow is this async function's rejection.
+  if (opts.source) return rewriteSourceNow(input, output, opts.source, opts);
   const fd = openSync(input, 'r');
   // The head (the whole file, up to 1 MiB) is read into a borrowed block, once; a larger
   // file is walked in windows after it.
@@ -479,20 +480,16 @@ export async function rewriteDicom(input: string, output: Output, opts: RewriteO
       throw err instanceof DicomParseError ? err.withFile(input) : err;
     }
     const size = header.inflated ? fstatSync(fd).size : header.fileSize!;
-    return await rewriteIndexed(header, size, fd, undefined, output, opts);
+    return await rewriteIndexedNow(header, size, fd, undefined, output, opts);
   } finally {
     closeSync(fd);
     releaseBlock(block);
   }
 }
 
-/** The same rewrite from a file held in memory (the caller read it whole, and may have parsed it). */
-async function rewriteSource(input: string, output: Output, source: RewriteSource, opts: RewriteOptions): Promise<RewriteResult> {
-  return rewriteSourceNow(input, output, source, opts);
-}
-
 /**
- * rewriteDicom(input, output, { ...opts, source }) without a promise when none is needed:
+ * The same rewrite from a file held in memory (the caller read it whole, and may have parsed
+ * it): rewriteDicom(input, output, { ...opts, source }) without a promise when none is needed:
  * the result is returned synchronously when the visitor answered synchronously and the
  * output was written synchronously (a small output to a path or a ByteSink), else a
  * promise of it. Errors are thrown, or rejected once a promise was returned.
@@ -509,11 +506,6 @@ export function rewriteSourceNow(input: string, output: Output, source: RewriteS
     }
   }
   return rewriteIndexedNow(header, source.bytes.length, undefined, source.bytes, output, opts);
-}
-
-/** rewriteIndexedNow, always through a promise. */
-async function rewriteIndexed(header: Header, size: number, fd: number | undefined, whole: Uint8Array | undefined, output: Output, opts: RewriteOptions): Promise<RewriteResult> {
-  return rewriteIndexedNow(header, size, fd, whole, output, opts);
 }
 
 /**

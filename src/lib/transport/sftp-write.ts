@@ -156,6 +156,8 @@ interface Trace {
   waitWindow: boolean;
   draining: boolean;
   answered: string[];
+  /** The pending-request table's entries (id: fields): ssh2's reply handlers read them, not only `cb`. */
+  requests: string[];
 }
 
 /**
@@ -179,7 +181,14 @@ function trace(proto: object, window: number, packetSize: number, send: (s: Sftp
     _protocol: { channelData: (id: number, d: Buffer) => sent.push(`${id}:${d.toString('hex')}`) },
   });
   send(s, (tag) => (err) => answered.push(`${tag}:${err ? err.message : 'ok'}`));
-  const after: Trace = { sent, queued: s._buffer.map((b) => b.toString('hex')), waitWindow: s._waitWindow, draining: typeof s._chunkcb === 'function', answered };
+  const after: Trace = {
+    sent,
+    queued: s._buffer.map((b) => b.toString('hex')),
+    waitWindow: s._waitWindow,
+    draining: typeof s._chunkcb === 'function',
+    answered,
+    requests: Object.entries(s._requests).map(([id, r]) => `${id}:${Object.keys(r).join(',')}`),
+  };
   // The window opens (as ssh2's CHANNEL_WINDOW_ADJUST handler does it), twice.
   for (let k = 0; k < 2; k++) {
     s.outgoing.window += 150;

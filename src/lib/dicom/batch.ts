@@ -164,7 +164,7 @@ class Refs implements Required<ByteSink> {
 /**
  * Read a whole file (synchronously: from the page cache this is cheaper than pool round
  * trips). Undefined when larger than `limit`. The read asks for a buffer's worth sized
- * after the last file (files of a batch are mostly of one size): a short read is the end
+ * after the largest file so far (files of a batch are mostly of one size): a short read is the end
  * of a regular file, so most files take open, one pread, close, and no fstat (which also
  * built a Stats object with four Dates per file). Only a file that fills the buffer is
  * fstat'ed and read on.

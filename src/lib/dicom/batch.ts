@@ -43,7 +43,8 @@ export interface BatchOptions {
   stats?: BatchStats;
   /**
    * 'auto' (default): the publishing thread is started only once publishing on the calling
-   * thread is measured to be slow (above START_ABOVE_MS on average), and used while it is;
+   * thread is measured to be slow (above START_ABOVE_MS on average), then used while it is
+   * measured to be the faster way (see Chooser);
    * 'always': started at once and every file handed to it once it is ready (tests).
    */
   thread?: 'auto' | 'always';
@@ -327,7 +328,7 @@ function runJob(job: RewriteJob, fsync: boolean, memoryLimit: number, io: Io): R
   io.bytesHeld += input.bytes.length;
   // Decided before rendering: a file published here needs no copy into shared memory.
   if (offload(io)) return runOnThread(job, fsync, input, io);
-  // Until the thread has started (some 40 ms here), after it stopped, or while publishing is cheap: here, as rewriteDicom does.
+  // Until the thread is started and ready, after it stopped, or while here measures faster (Chooser): here, as rewriteDicom does.
   let handedOn = false;
   try {
     const refs = new Refs(input.bytes.buffer);

@@ -28,6 +28,9 @@ const ONLY = process.env.BENCH_ONLY;
 const SFTP_MD5 = process.env.BENCH_SFTP_MD5 === '1';
 const SFTP_ONLY = process.env.BENCH_SFTP_ONLY;
 const ENV = { ...process.env, TCP_NODELAY: '1', NO_COLOR: '1' };
+// The clients' environment without NODE_EXTRA_CA_CERTS (why: see benchSftp and the DICOM set).
+const CA_CERTS = process.env.NODE_EXTRA_CA_CERTS;
+const CLEAN = { env: Object.fromEntries(Object.entries(ENV).filter(([k]) => k !== 'NODE_EXTRA_CA_CERTS')) };
 
 function run(cmd, args, opts = {}) {
   return new Promise((resolve, reject) => {
@@ -127,8 +130,6 @@ async function benchSftp(work) {
       // every start (node -e 0: 0.06-0.08 s with it, 0.02 s without), which neither SSH client
       // needs (sftp never reads it). As in the DICOM set, the headline runs every client
       // without it, like a cron job's environment; a second line runs fiona-send with it as set.
-      const caCerts = process.env.NODE_EXTRA_CA_CERTS;
-      const clean = { env: Object.fromEntries(Object.entries(ENV).filter(([k]) => k !== 'NODE_EXTRA_CA_CERTS')) };
       const fiona = (dst, extra) => ['-q', ...extra, '--to', url(dst), '--identity', sshd.identity, '--known-hosts', sshd.knownHosts, src];
       // One timed run into a fresh folder. `sync` first, untimed: each run leaves 1 GB of dirty
       // pages (the file it wrote), and their writeback would otherwise land in whichever run
@@ -143,12 +144,12 @@ async function benchSftp(work) {
       };
       const runs = [
         // fiona-send as it runs by default: SHA-256 of every file on both sides, compared, then renamed.
-        () => timedRun('fiona', f, cpu.f, (d) => run(SEND, fiona(d, []), clean)),
-        () => timedRun('sftp', o, cpu.o, (d) => run('sftp', sftpArgs, { ...clean, input: `${batch(d)}\n` })),
+        () => timedRun('fiona', f, cpu.f, (d) => run(SEND, fiona(d, []), CLEAN)),
+        () => timedRun('sftp', o, cpu.o, (d) => run('sftp', sftpArgs, { ...CLEAN, input: `${batch(d)}\n` })),
         // Like for like with sftp -b, which checks nothing: remote size only (still .part + rename).
-        () => timedRun('size', s, cpu.s, (d) => run(SEND, fiona(d, ['--verify', 'size']), clean)),
-        ...(caCerts ? [() => timedRun('fiona-ca', fa, cpu.fa, (d) => run(SEND, fiona(d, [])))] : []),
-        ...(SFTP_MD5 ? [() => timedRun('md5', m, cpu.m, (d) => run(SEND, fiona(d, ['--verify', 'md5sum']), clean))] : []),
+        () => timedRun('size', s, cpu.s, (d) => run(SEND, fiona(d, ['--verify', 'size']), CLEAN)),
+        ...(CA_CERTS ? [() => timedRun('fiona-ca', fa, cpu.fa, (d) => run(SEND, fiona(d, [])))] : []),
+        ...(SFTP_MD5 ? [() => timedRun('md5', m, cpu.m, (d) => run(SEND, fiona(d, ['--verify', 'md5sum']), CLEAN))] : []),
       ];
       // The order rotates from round to round: no tool always runs first or after the same one.
       for (let r = 0; r < ROUNDS; r++) {
@@ -156,12 +157,12 @@ async function benchSftp(work) {
       }
       report(label, bytes, f, o, 'sftp -b');
       report(`${label} (like for like: fiona --verify size, no checksums)`, bytes, s, o, 'sftp -b');
-      if (caCerts) report(`${label} (fiona-send with NODE_EXTRA_CA_CERTS as set here)`, bytes, fa, o, 'sftp -b');
+      if (CA_CERTS) report(`${label} (fiona-send with NODE_EXTRA_CA_CERTS as set here)`, bytes, fa, o, 'sftp -b');
       if (SFTP_MD5) report(`${label} (fiona --verify md5sum)`, bytes, m, o, 'sftp -b');
       // On 2 cores the verified run is bound by CPU: the local and the server's hash come on top
       // of the transfer (SHA-256 ~0.6 s per GB each with SHA instructions, MD5 ~1.5 s). Whole-
       // machine CPU, so other load shows up here too.
-      console.log(`${label}: machine CPU s (median): fiona-send ${median(cpu.f).toFixed(2)}, fiona-send --verify size ${median(cpu.s).toFixed(2)}, ${caCerts ? `fiona-send with NODE_EXTRA_CA_CERTS ${median(cpu.fa).toFixed(2)}, ` : ''}${SFTP_MD5 ? `fiona-send --verify md5sum ${median(cpu.m).toFixed(2)}, ` : ''}sftp -b ${median(cpu.o).toFixed(2)}`);
+      console.log(`${label}: machine CPU s (median): fiona-send ${median(cpu.f).toFixed(2)}, fiona-send --verify size ${median(cpu.s).toFixed(2)}, ${CA_CERTS ? `fiona-send with NODE_EXTRA_CA_CERTS ${median(cpu.fa).toFixed(2)}, ` : ''}${SFTP_MD5 ? `fiona-send --verify md5sum ${median(cpu.m).toFixed(2)}, ` : ''}sftp -b ${median(cpu.o).toFixed(2)}`);
     }
   } finally {
     sshd.stop();
@@ -206,8 +207,6 @@ async function benchDicom(work) {
   // measured with the 144-certificate /etc/ssl/certs bundle). Neither DICOM client uses TLS and
   // storescu never reads the variable, so the headline runs both clients without it, like a
   // cron job's environment; fiona-send also runs as the environment is, for a second line.
-  const caCerts = process.env.NODE_EXTRA_CA_CERTS;
-  const clean = { env: Object.fromEntries(Object.entries(ENV).filter(([k]) => k !== 'NODE_EXTRA_CA_CERTS')) };
   const sendArgs = (what) => ['-q', '--to', `dicom://PACS@127.0.0.1:${port}?calling=FIONA`, what];
   const storescuArgs = (what, recurse) => ['-aec', 'PACS', '-aet', 'STORESCU', ...(recurse ? ['+sd', '+r'] : []), '127.0.0.1', String(port), what];
   const fresh = () => {
@@ -225,9 +224,9 @@ async function benchDicom(work) {
     // Each round runs every client once, in an order that rotates from round to round: no
     // client always follows the same one (the previous run's page-cache and writeback state).
     const clients = [
-      () => timed(cf, SEND, sendArgs(data), clean).then((s) => f.push(s)),
-      () => timed(co, 'storescu', storescuArgs(data, true), clean).then((s) => o.push(s)),
-      ...(caCerts ? [() => timed(cfa, SEND, sendArgs(data)).then((s) => fa.push(s))] : []),
+      () => timed(cf, SEND, sendArgs(data), CLEAN).then((s) => f.push(s)),
+      () => timed(co, 'storescu', storescuArgs(data, true), CLEAN).then((s) => o.push(s)),
+      ...(CA_CERTS ? [() => timed(cfa, SEND, sendArgs(data)).then((s) => fa.push(s))] : []),
     ];
     for (let r = 0; r < ROUNDS + 1; r++) {
       for (let k = 0; k < clients.length; k++) {
@@ -237,9 +236,9 @@ async function benchDicom(work) {
     }
     const label = `dicom ${files.length} instances`;
     report(label, bytes, f, o, 'storescu');
-    if (caCerts) report(`${label} (fiona-send with NODE_EXTRA_CA_CERTS as set here)`, bytes, fa, o, 'storescu');
+    if (CA_CERTS) report(`${label} (fiona-send with NODE_EXTRA_CA_CERTS as set here)`, bytes, fa, o, 'storescu');
     const cpuLine = (xs) => `${median(xs.map((x) => x.client)).toFixed(2)} s (storescp meanwhile ${median(xs.map((x) => x.scp)).toFixed(2)} s)`;
-    console.log(`${label}: CPU (user+sys, medians): fiona-send ${cpuLine(cf)}${caCerts ? `, fiona-send with NODE_EXTRA_CA_CERTS ${cpuLine(cfa)}` : ''}, storescu ${cpuLine(co)}`);
+    console.log(`${label}: CPU (user+sys, medians): fiona-send ${cpuLine(cf)}${CA_CERTS ? `, fiona-send with NODE_EXTRA_CA_CERTS ${cpuLine(cfa)}` : ''}, storescu ${cpuLine(co)}`);
     // Fixed cost (start-up, one association, one instance): what the 1,000-instance line
     // carries on top of the per-instance turnaround. Not a bar, a diagnosis.
     const one = join(data, files[0]);
@@ -247,12 +246,12 @@ async function benchDicom(work) {
     const o1 = [];
     const fa1 = [];
     for (let r = 0; r < 5; r++) {
-      f1.push(await run(SEND, sendArgs(one), clean));
-      o1.push(await run('storescu', storescuArgs(one, false), clean));
-      if (caCerts) fa1.push(await run(SEND, sendArgs(one)));
+      f1.push(await run(SEND, sendArgs(one), CLEAN));
+      o1.push(await run('storescu', storescuArgs(one, false), CLEAN));
+      if (CA_CERTS) fa1.push(await run(SEND, sendArgs(one)));
     }
     console.log(
-      `dicom 1 instance (fixed cost): fiona-send ${median(f1).toFixed(3)} s${caCerts ? ` (${median(fa1).toFixed(3)} s with NODE_EXTRA_CA_CERTS)` : ''}, storescu ${median(o1).toFixed(3)} s (medians of 5)`,
+      `dicom 1 instance (fixed cost): fiona-send ${median(f1).toFixed(3)} s${CA_CERTS ? ` (${median(fa1).toFixed(3)} s with NODE_EXTRA_CA_CERTS)` : ''}, storescu ${median(o1).toFixed(3)} s (medians of 5)`,
     );
     rmSync(out, { recursive: true, force: true });
   } finally {

@@ -182,8 +182,12 @@ function workerPool(config: PoolConfig, threads: number, onWarning: ((message: s
       if (left.length > 0) onWarning?.(`anonymizer worker stopped (${why}); its files are done in the main thread`);
       for (const p of left) runLocal(p.file).then(p.resolve, p.reject);
     };
-    worker.on('error', (err) => died(err.message));
-    worker.on('exit', (code) => died(`exit code ${code}`));
+    // Taken at 'exit', not at 'error': Node emits 'error' (an uncaught exception in the
+    // worker) before the answers the worker had already posted, and 'exit' after them, so a
+    // file answered before the worker died is not done (and published) again.
+    let error: string | undefined;
+    worker.on('error', (err) => (error ??= err.message));
+    worker.on('exit', (code) => died(error ?? `exit code ${code}`));
     // An idle worker does not keep the process alive; a file in flight refs it.
     worker.unref();
     return slot;

@@ -33,15 +33,18 @@ async function tree(dir: string): Promise<Map<string, Buffer>> {
   return out;
 }
 
-async function batch(threads: number, outDir: string, onWarning: (m: string) => void, kill?: 'after-first-reply') {
+async function batch(threads: number, outDir: string, onWarning: (m: string) => void, kill?: 'at-first-files') {
   const config = { rules: defaultProjectRules('pool-test'), secret: new TextEncoder().encode('pool-test-secret-0123456789abcdef'), fsync: true };
   const started = threads >= 2 ? startWorkers(threads) : undefined;
   if (kill) {
-    // A real worker that dies mid-batch: the first worker is ended as soon as it answers
-    // its first files. With few files in flight the batch then hands it more at once (it has
-    // the fewest in hand), so it dies with files in hand (sent, or still waiting to be sent).
+    // A real worker that dies mid-batch, with files in hand: the first worker is ended as
+    // soon as it has been handed its first files (it may have begun them, or not).
     const victim = started!.workers[0]!;
-    victim.once('message', () => void victim.terminate());
+    const post = victim.postMessage.bind(victim);
+    victim.postMessage = (m: unknown) => {
+      post(m);
+      if (typeof m === 'object' && m !== null && 'files' in m) void victim.terminate();
+    };
   }
   const pool = await createAnonymizerPool(config, threads, onWarning, started);
   const outcomes: BatchOutcome[] = [];
@@ -57,7 +60,7 @@ describe('anonymizer pool (--threads N >= 2)', () => {
   it('a worker that dies mid-batch loses no file: its files are done in the calling thread, each reported once, in input order', async () => {
     const one = await batch(1, join(tmp.dir, 'one'), () => {});
     const warnings: string[] = [];
-    const two = await batch(2, join(tmp.dir, 'two'), (m) => warnings.push(m), 'after-first-reply');
+    const two = await batch(2, join(tmp.dir, 'two'), (m) => warnings.push(m), 'at-first-files');
     expect(one.outcomes.length).toBe(24);
     expect(two.summary).toMatchObject({ anonymized: 24, quarantined: 0, failed: 0 });
     expect(two.outcomes.map((o) => [o.status, o.source])).toEqual(one.outcomes.map((o) => [o.status, o.source]));

@@ -1,4 +1,4 @@
-import { readFile, readdir } from 'node:fs/promises';
+import { mkdir, readFile, readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // The built modules: the pool's worker script (dist/lib/deid/worker.js) is found beside pool.js.
@@ -6,6 +6,7 @@ import { type BatchOutcome, runBatch } from '../../dist/lib/deid/batch.js';
 import { filesOf } from '../../dist/lib/deid/inputs.js';
 import { createAnonymizerPool, startWorkers } from '../../dist/lib/deid/pool.js';
 import { defaultProjectRules } from '../../dist/lib/deid/project.js';
+import { lockedIo } from '../../dist/lib/deid/worker-io.js';
 import { runTool } from '../helpers/cli.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
@@ -71,4 +72,18 @@ describe('anonymizer pool (--threads N >= 2)', () => {
     expect([...b.keys()].sort()).toEqual([...a.keys()].sort());
     for (const [k, v] of a) expect(Buffer.compare(b.get(k)!, v)).toBe(0);
   }, 120_000);
+});
+
+describe('the workers\' publish lock (worker-io.ts)', () => {
+  it('a lock left taken (its holder ended inside it) is taken after a timeout, not waited on for good', async () => {
+    const lock = new Int32Array(new SharedArrayBuffer(4));
+    lock[0] = 1;
+    const dir = join(tmp.dir, 'lock');
+    await mkdir(dir);
+    const target = join(dir, 'out.dcm');
+    const bytes = new Uint8Array([1, 2, 3, 4]);
+    await expect(lockedIo(lock).write({ tmp: join(dir, '.out.tmp'), target, parts: [bytes], fsync: false })).resolves.toBe(4);
+    expect(Buffer.compare(await readFile(target), bytes)).toBe(0);
+    expect(lock[0]).toBe(0);
+  }, 10_000);
 });

@@ -1,6 +1,9 @@
 import { type FileIo, localIo } from '../dicom/file-thread.js';
 import { openTempMakingDir, publishTempPartsSync } from '../dicom/publish.js';
 
+/** A publish under the lock takes about a millisecond; a holder this late is taken for dead. */
+const LOCK_TIMEOUT_MS = 1000;
+
 /**
  * A pool worker's file calls: those of the calling thread (dicom/file-thread.ts localIo),
  * except that publishing an output (create, write, rename) takes a lock shared by the
@@ -17,7 +20,12 @@ import { openTempMakingDir, publishTempPartsSync } from '../dicom/publish.js';
 export function lockedIo(lock: Int32Array): FileIo {
   const local = localIo();
   const locked = <T>(f: () => T): T => {
-    while (Atomics.compareExchange(lock, 0, 0, 1) !== 0) Atomics.wait(lock, 0, 1);
+    // A worker ended inside the lock (terminate(), out of memory: no finally runs) would
+    // leave it taken for good and the other workers asleep here. The lock only spares the
+    // kernel's spinning (publishing is safe without it), so a wait that times out takes it.
+    while (Atomics.compareExchange(lock, 0, 0, 1) !== 0) {
+      if (Atomics.wait(lock, 0, 1, LOCK_TIMEOUT_MS) === 'timed-out') break;
+    }
     try {
       return f();
     } finally {

@@ -88,7 +88,7 @@ interface PatientContext {
   needles: Map<string, Needle[]>;
 }
 
-export { RefusedError, secretNeededFor };
+export { RefusedError };
 
 const PIXEL_DATA = 0x7fe00010;
 const BURNED_IN_ANNOTATION = 0x00280301;

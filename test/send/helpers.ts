@@ -10,6 +10,9 @@ import { startSshd, type Sshd } from '../peers/sshd.js';
 import { filesUnder } from '../helpers/files.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import { afterAll, beforeAll } from 'vitest';
+import { readFileSync } from 'node:fs';
+import type { SFTPWrapper } from 'ssh2';
+import SftpClient from 'ssh2-sftp-client';
 
 // The shared walk; re-exported because the send tests import it from here.
 export { filesUnder };
@@ -134,6 +137,23 @@ export function withSshd(prefix: string, ready: (tmp: TempDir, sshd: Sshd) => vo
   afterAll(async () => {
     await sshd?.stop();
     await tmp?.cleanup();
+  });
+}
+
+/**
+ * An ssh2-sftp-client session to the sshd (given late: it starts in beforeAll), opened in
+ * beforeAll (handed to `ready` with its SFTP channel) and ended in afterAll.
+ */
+export function withSftpSession(sshd: () => Sshd, ready: (client: SftpClient, sftp: SFTPWrapper) => void): void {
+  let client: SftpClient | undefined;
+  beforeAll(async () => {
+    const s = sshd();
+    client = new SftpClient('test');
+    await client.connect({ host: '127.0.0.1', port: s.port, username: s.user, privateKey: readFileSync(s.identity) });
+    ready(client, (client as unknown as { sftp: SFTPWrapper }).sftp);
+  });
+  afterAll(async () => {
+    await client?.end();
   });
 }
 

@@ -5,17 +5,15 @@
  * held until the server has answered.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SFTPWrapper } from 'ssh2';
-import SftpClient from 'ssh2-sftp-client';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { BlockHasher } from '../../src/lib/transport/sftp-hash.js';
 import { hasherFor, uploadFile } from '../../src/lib/transport/sftp-upload.js';
 import { WRITE_HEAD, writerFor, writesInPlace } from '../../src/lib/transport/sftp-write.js';
 import type { Sshd } from '../peers/sshd.js';
-import { withSshd, type TempDir } from './helpers.js';
+import { withSftpSession, withSshd, type TempDir } from './helpers.js';
 
 let tmp: TempDir;
 let sshd: Sshd;
@@ -64,15 +62,9 @@ function masked(req: Buffer): string {
 }
 
 describe('WRITE requests built in place', () => {
-  let client: SftpClient;
   let sftp: SFTPWrapper;
-  beforeAll(async () => {
-    client = new SftpClient('test');
-    await client.connect({ host: '127.0.0.1', port: sshd.port, username: sshd.user, privateKey: readFileSync(sshd.identity) });
-    sftp = (client as unknown as { sftp: SFTPWrapper }).sftp;
-  });
-  afterAll(async () => {
-    await client?.end();
+  withSftpSession(() => sshd, (_client, s) => {
+    sftp = s;
   });
 
   test('the channel carries the same WRITE requests as with ssh2\'s own write; the files arrive whole', async () => {

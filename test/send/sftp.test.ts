@@ -6,13 +6,13 @@
  */
 import { execa } from 'execa';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, writeSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { SFTPWrapper } from 'ssh2';
 import SftpClient from 'ssh2-sftp-client';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { beforeAll, describe, expect, test } from 'vitest';
 import { EMPTY_DIGEST, type HashAlg } from '../../src/lib/transport/checksum.js';
 import { sshOf, type SshExec } from '../../src/lib/transport/sftp-exec.js';
 import { BlockHasher } from '../../src/lib/transport/sftp-hash.js';
@@ -22,7 +22,7 @@ import { tunePackets } from '../../src/lib/transport/sftp-packets.js';
 import { hasherFor, uploadFile } from '../../src/lib/transport/sftp-upload.js';
 import { requireProgram } from '../peers/process.js';
 import { startSshd, type Sshd } from '../peers/sshd.js';
-import { binPath, filesUnder, md5, parseEvents, send, sftpArgs, withSshd, type TempDir } from './helpers.js';
+import { binPath, filesUnder, md5, parseEvents, send, sftpArgs, withSftpSession, withSshd, type TempDir } from './helpers.js';
 
 // The server side of --verify sha256 (the sshd here runs on this machine): a missing openssl
 // fails the tests with the install command instead of quietly testing the md5sum fallback.
@@ -387,13 +387,9 @@ describe('servers with fewer tools', () => {
 describe('upload pieces against the real sshd', () => {
   let client: SftpClient;
   let sftp: SFTPWrapper;
-  beforeAll(async () => {
-    client = new SftpClient('test');
-    await client.connect({ host: '127.0.0.1', port: sshd.port, username: sshd.user, privateKey: readFileSync(sshd.identity) });
-    sftp = (client as unknown as { sftp: SFTPWrapper }).sftp;
-  });
-  afterAll(async () => {
-    await client?.end();
+  withSftpSession(() => sshd, (c, s) => {
+    client = c;
+    sftp = s;
   });
 
   test('cheaper packets: the same layout as ssh2\'s own for every payload length, padding random; uploads after it arrive whole', async () => {

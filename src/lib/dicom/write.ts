@@ -294,14 +294,7 @@ export function writePlanNow(
 }
 
 /** The rest of writePlanNow: a deflated or large output, or one to a stream, through a staging Sink. */
-async function writePlan(
-  inputFd: number | undefined,
-  header: Header,
-  head: Plan,
-  body: Plan | undefined,
-  output: Output,
-  opts: { fsync: boolean; verbatim: boolean; keep?: { start: number; end: number } },
-): Promise<number> {
+async function writePlan(...[inputFd, header, head, body, output, opts]: Parameters<typeof writePlanNow>): Promise<number> {
   const deflate = header.inflated && !opts.verbatim;
   const inFd = deflate ? undefined : inputFd;
   // The windows of a deflated file hold the inflated stream: only good for the body.

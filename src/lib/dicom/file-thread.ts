@@ -180,7 +180,6 @@ function replyError(r: IoReply): Error {
 }
 
 interface Pending {
-  request: IoRequest;
   resolve: (r: IoReply) => void;
   reject: (e: Error) => void;
   /** Done again in the calling thread if the thread dies with it in hand. */
@@ -297,7 +296,7 @@ export function fileThread(o: FileThreadOptions = {}): FileThread {
 
   const send = (request: IoRequest, redo: () => Promise<IoReply>): Promise<IoReply> => {
     const p = new Promise<IoReply>((resolve, reject) => {
-      pending.set(request.id, { request, resolve, reject, redo });
+      pending.set(request.id, { resolve, reject, redo });
     });
     worker!.ref();
     batch.push(request);

@@ -10,7 +10,7 @@ import { UsageError } from '../lib/errors.js';
 // a dicom:// run needs neither the outbox, the SFTP code, the stdin reader nor the site locks.
 import { EventWriter } from '../lib/events/writer.js';
 import { makeEvent, type BaseEvent } from '../lib/events/types.js';
-import { parseDestination } from '../lib/transport/destination.js';
+import { DEFAULT_PARALLEL, parseDestination } from '../lib/transport/destination.js';
 import { deliver, type DeliverHooks } from '../lib/transport/deliver.js';
 import { expandPaths } from '../lib/transport/files.js';
 import type { RetryPolicy } from '../lib/transport/retry.js';
@@ -70,7 +70,7 @@ export async function main(argv: string[]): Promise<number> {
     .addOption(new Option('--verify <mode>', 'sftp check before publishing: sha256 (openssl on the server), md5sum, size, readback, or auto (sha256, else md5sum, else size)').choices(['auto', 'sha256', 'md5sum', 'size', 'readback']).default('auto'))
     .option('--md5-file', 'sftp: also write <name>.md5 (md5sum format) beside each file')
     .option('--associations <n>', 'dicom: associations in parallel (a PACS may limit them; storescp without --fork takes one at a time)', parseIntOption('--associations', 1, 64), 1)
-    .option('--parallel <n>', 'sftp: files uploaded at the same time over the one connection', parseIntOption('--parallel', 1, 64), 16)
+    .option('--parallel <n>', 'sftp: files uploaded at the same time over the one connection', parseIntOption('--parallel', 1, 64), DEFAULT_PARALLEL)
     .option('--retries <n>', 'retries per file after the first attempt', parseIntOption('--retries', 0, 1000), 3)
     .addOption(durationOption('--retry-delay <duration>', 'wait before the first retry; doubles each time', '2s'))
     .addOption(durationOption('--max-delay <duration>', 'longest wait between retries', '5m'))

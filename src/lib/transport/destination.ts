@@ -26,6 +26,12 @@ export interface SftpDestination {
 
 export type Destination = DicomDestination | SftpDestination;
 
+/**
+ * Files uploaded at once over one SFTP connection when the caller does not say (fiona-send's
+ * --parallel default). Here, not in sftp.ts, so fiona-send can show it without loading ssh2.
+ */
+export const DEFAULT_PARALLEL = 16;
+
 function decode(part: string, what: string, text: string): string {
   try {
     return decodeURIComponent(part);

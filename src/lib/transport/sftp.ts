@@ -31,7 +31,7 @@ import { stat } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type { SFTPWrapper } from 'ssh2';
 import SftpClient from 'ssh2-sftp-client';
-import type { SftpDestination } from './destination.js';
+import { DEFAULT_PARALLEL, type SftpDestination } from './destination.js';
 import { EMPTY_DIGEST, remoteHashCommand, stdinSum, verificationName, type HashAlg } from './checksum.js';
 import { LocalHasher } from './local-hash.js';
 import { execText, hashCommand, parseSums, sshOf } from './sftp-exec.js';
@@ -84,8 +84,6 @@ export interface SftpTransportOptions {
   connectMs?: number;
 }
 
-/** Files uploaded at once over one connection when the caller does not say (fiona-send's --parallel default too). */
-export const DEFAULT_PARALLEL = 16;
 /** Files per hashing process on the server. */
 const SUM_BATCH = 64;
 /**

@@ -66,8 +66,6 @@ interface Io {
   stats: BatchStats;
   /** Input bytes read and not yet published. */
   bytesHeld: number;
-  /** Recent average of a publish on the calling thread (ms; -1: none yet). */
-  publishMs: number;
   /** Which way is faster here and now, measured (see Chooser). */
   chooser: Chooser;
 }
@@ -234,7 +232,7 @@ function named(err: unknown, job: RewriteJob): Error {
 function offload(io: Io): boolean {
   if (io.always) return io.thread!.ready;
   if (!io.thread) {
-    if (io.stats.here >= 16 && io.publishMs > START_ABOVE_MS) io.thread = new PublishThread();
+    if (io.stats.here >= 16 && (io.stats.publishMs ?? 0) > START_ABOVE_MS) io.thread = new PublishThread();
     return false;
   }
   if (!io.thread.ready) return false;
@@ -295,8 +293,8 @@ function publishHere(io: Io, output: string, parts: Uint8Array[], fsync: boolean
   const t = performance.now();
   const n = publishPartsSync(output, parts, fsync);
   const ms = performance.now() - t;
-  io.publishMs = io.publishMs < 0 ? ms : io.publishMs * 0.75 + ms * 0.25;
-  io.stats.publishMs = io.publishMs;
+  const avg = io.stats.publishMs;
+  io.stats.publishMs = avg === undefined ? ms : avg * 0.75 + ms * 0.25;
   io.stats.here++;
   return n;
 }
@@ -404,7 +402,6 @@ export async function* rewriteFiles(jobs: Iterable<RewriteJob> | AsyncIterable<R
     scratch: new SharedBuffers(inFlight + 2),
     stats: opts.stats ?? { onThread: 0, here: 0 },
     bytesHeld: 0,
-    publishMs: -1,
     chooser: new Chooser(),
   };
   const queue: (RewriteOutcome | Promise<RewriteOutcome>)[] = [];

@@ -19,7 +19,7 @@ const COMMAND: Record<HashAlg, [string, string[]]> = {
   sha256: ['openssl', ['dgst', '-sha256', '-r', '--']],
 };
 
-export async function hashInProcess(alg: HashAlg, path: string): Promise<string> {
+async function hashInProcess(alg: HashAlg, path: string): Promise<string> {
   const h = createHash(alg);
   for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) h.update(chunk as Buffer);
   return h.digest('hex');

@@ -23,7 +23,7 @@ import { remoteHashCommand, stdinSum, type HashAlg } from './checksum.js';
 import { openExec, shellQuote, type SshExec, type ExecStream } from './sftp-exec.js';
 
 /** dd block: every segment starts on one. */
-export const DD_BLOCK = 1024 * 1024;
+const DD_BLOCK = 1024 * 1024;
 /** Bytes the server may hash before the upload ends, per request (a multiple of DD_BLOCK). */
 export const SEGMENT = 64 * DD_BLOCK;
 /**
@@ -31,7 +31,7 @@ export const SEGMENT = 64 * DD_BLOCK;
  * request, as dd is), so it is asked in smaller steps and only the last 8 MiB are left to hash
  * after the upload (~5 ms instead of ~40 ms for 64 MiB), read while still in the page cache.
  */
-export const SHA_SEGMENT = 8 * DD_BLOCK;
+const SHA_SEGMENT = 8 * DD_BLOCK;
 
 /**
  * The SHA-256 reader: lines `s c` (c blocks from block s) or `s` (from block s to the end of

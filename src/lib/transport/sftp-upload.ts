@@ -122,7 +122,7 @@ export function corkWhileReading(sftp: SFTPWrapper): void {
 }
 
 /** ssh2 learns the server's limits (limits@openssh.com) but keeps them private. */
-export function maxWriteOf(sftp: SFTPWrapper): number {
+function maxWriteOf(sftp: SFTPWrapper): number {
   const n = (sftp as unknown as { _maxWriteLen?: number })._maxWriteLen;
   const max = typeof n === 'number' && n > 0 ? n : 32 * 1024;
   // Whole pages, at most 256 KiB: the server writes page-aligned ranges.

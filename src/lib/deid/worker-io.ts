@@ -1,5 +1,4 @@
 import { type FileIo, localIo } from '../dicom/file-thread.js';
-import { openTempMakingDir, publishTempPartsSync } from '../dicom/publish.js';
 
 /** A publish under the lock takes about a millisecond; a holder this late is taken for dead. */
 const LOCK_TIMEOUT_MS = 1000;
@@ -35,15 +34,10 @@ export function lockedIo(lock: Int32Array): FileIo {
   };
   return {
     readHead: local.readHead,
-    write: (job) => {
-      // With fsync: the calling thread's way (fdatasyncs overlapping on the thread pool).
-      if (job.fsync) return local.write(job);
-      try {
-        return Promise.resolve(locked(() => publishTempPartsSync(job.tmp, job.target, job.parts, false, openTempMakingDir)));
-      } catch (err) {
-        return Promise.reject(err);
-      }
-    },
+    // With fsync: the calling thread's way (fdatasyncs overlapping on the thread pool).
+    // Without: local.write makes only synchronous calls (create, write, rename) before it
+    // returns its settled promise, so all of them run inside the lock.
+    write: (job) => (job.fsync ? local.write(job) : locked(() => local.write(job))),
     close: local.close,
   };
 }

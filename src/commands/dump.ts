@@ -1,4 +1,3 @@
-import { stat } from 'node:fs/promises';
 import { collect, createProgram } from '../lib/cli/program.js';
 import { createLogger } from '../lib/cli/output.js';
 import { describeJson, describeText, selectValues, type JsonDataset } from '../lib/dicom/describe.js';
@@ -49,19 +48,19 @@ function checkTags(keys: string[]): void {
 async function load(file: string, all: boolean): Promise<Header> {
   if (all) return indexFile(file);
   const header = await readHeaderFull(file, { stopBeforePixels: true });
-  await checkPixelDataFits(file, header);
+  checkPixelDataFits(file, header);
   return header;
 }
 
 /**
  * The header read stops before the pixel data's value, so a file cut inside it would print
- * as whole: its declared length is checked against the file's size (one stat), as the full
- * walk (--all) checks every value.
+ * as whole: its declared length is checked against the file's size, as the full walk
+ * (--all) checks every value. Not for a deflated file: its offsets are in the inflated stream.
  */
-async function checkPixelDataFits(file: string, header: Header): Promise<void> {
+function checkPixelDataFits(file: string, header: Header): void {
   const last = header.elements.at(-1);
-  if (last === undefined || last.length === 0xffffffff) return;
-  const { size } = await stat(file);
+  const size = header.fileSize;
+  if (last === undefined || last.length === 0xffffffff || size === undefined || header.inflated) return;
   if (last.valueOffset + last.length > size) {
     throw new DicomParseError(`value of length ${last.length} runs past the end of the file (${size} bytes): truncated or wrong length`, last.valueOffset, { file, tag: last.tag });
   }

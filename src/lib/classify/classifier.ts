@@ -3,14 +3,14 @@ import { join, resolve, sep } from 'node:path';
 import { DicomParseError, isPathSafeUid, readHeaderFull, type Header } from '../dicom/index.js';
 import { errorMessage } from '../errors.js';
 import { makeEvent, type BaseEvent } from '../events/index.js';
-import type { SiteLayout } from '../site/layout.js';
+import { seriesJsonPath, type SiteLayout } from '../site/layout.js';
 import { quarantineFile } from '../site/quarantine.js';
 import { firstValue } from './header-values.js';
 import { instanceLookup } from './lookup.js';
 import { linkInstance, linkParticipant } from './links.js';
 import { evaluateInstance } from './rules-eval.js';
 import { emptyDelta, fieldsFromHeader, mergeSeries, minSlice, type IncomingConnection, type SeriesDelta, type SeriesJson } from './series.js';
-import { flushSeries, readSeriesJson, seriesJsonPath } from './series-store.js';
+import { flushSeries, readSeriesJson } from './series-store.js';
 import type { RuleSet } from './types.js';
 
 /**

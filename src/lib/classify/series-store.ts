@@ -1,10 +1,9 @@
 import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../site/atomic.js';
-import { readTextIfExists } from '../site/if-exists.js';
-import type { SiteLayout } from '../site/layout.js';
+import { countEntries, readTextIfExists } from '../site/if-exists.js';
+import { seriesJsonPath, type SiteLayout } from '../site/layout.js';
 import { withLock } from '../site/lock.js';
-import { countEntries } from '../study/site-scan.js';
 import { mergeSeries, type SeriesDelta, type SeriesJson } from './series.js';
 import type { RuleSet } from './types.js';
 
@@ -14,10 +13,6 @@ import type { RuleSet } from './types.js';
  * (unions and minima: order does not matter), counts the links for NumFiles, and writes
  * atomically. So concurrent writers never lose an update, and a crash leaves the old file.
  */
-export function seriesJsonPath(layout: SiteLayout, study: string, series: string): string {
-  return join(layout.raw, study, `${series}.json`);
-}
-
 function lockPath(layout: SiteLayout, study: string, series: string): string {
   return join(layout.raw, study, `.${series}.lock`);
 }

@@ -28,3 +28,9 @@ export async function readdirIfExists(dir: string): Promise<string[]> {
     throw err;
   }
 }
+
+/** Entries of a folder that are not hidden (temp names, locks). */
+export async function countEntries(dir: string, suffix?: string): Promise<number> {
+  const names = await readdirIfExists(dir);
+  return names.filter((n) => !n.startsWith('.') && (suffix === undefined || n.endsWith(suffix))).length;
+}

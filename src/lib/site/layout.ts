@@ -53,6 +53,11 @@ export function checkPathUid(field: string, value: string | undefined): string {
   return value;
 }
 
+/** raw/<Study>/<Series>.json: fiona-classify's record of a series (read by export, burned-in checks, manifests). */
+export function seriesJsonPath(layout: SiteLayout, study: string, series: string): string {
+  return join(layout.raw, study, `${series}.json`);
+}
+
 /** archive/<Study>/<Series>/<SOP>.dcm; throws UnsafeUidError when a UID is not path-safe. */
 export function archivePath(layout: SiteLayout, study: string | undefined, series: string | undefined, sop: string | undefined): string {
   return join(

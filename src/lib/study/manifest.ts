@@ -1,8 +1,9 @@
 import { join } from 'node:path';
-import type { SiteLayout } from '../site/layout.js';
+import { seriesJsonPath, type SiteLayout } from '../site/layout.js';
 import { writeFileVisible } from '../site/atomic.js';
 import { readJsonObject } from '../site/state-json.js';
-import { countEntries, listSeries } from './site-scan.js';
+import { countEntries } from '../site/if-exists.js';
+import { listSeries } from './site-scan.js';
 
 /**
  * studies/<Study>.json: what a complete study holds, built from the site itself (the link
@@ -60,7 +61,7 @@ export async function buildManifest(layout: SiteLayout, study: string, arrivals:
   const series: SeriesEntry[] = [];
   const studyFields: Partial<StudyManifest> = {};
   for (const uid of await listSeries(layout, study)) {
-    const json = await readJsonObject(join(layout.raw, study, `${uid}.json`));
+    const json = await readJsonObject(seriesJsonPath(layout, study, uid));
     const links = await countEntries(join(layout.raw, study, uid));
     const files = links > 0 ? links : await countEntries(join(layout.archive, study, uid), '.dcm');
     const types = Array.isArray(json?.ClassifyType) ? (json.ClassifyType as unknown[]).filter((t): t is string => typeof t === 'string') : [];

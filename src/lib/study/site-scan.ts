@@ -1,7 +1,6 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isPathSafeUid } from '../dicom/uid.js';
-import { readdirIfExists } from '../site/if-exists.js';
 import type { SiteLayout } from '../site/layout.js';
 
 /**
@@ -62,8 +61,3 @@ export async function studyActivity(layout: SiteLayout, study: string): Promise<
   return { newest, oldest };
 }
 
-/** Entries of a folder that are not hidden (temp names, locks). */
-export async function countEntries(dir: string, suffix?: string): Promise<number> {
-  const names = await readdirIfExists(dir);
-  return names.filter((n) => !n.startsWith('.') && (suffix === undefined || n.endsWith(suffix))).length;
-}

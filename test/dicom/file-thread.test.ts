@@ -1,8 +1,10 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 // The built module: its worker script (file-worker.js) is beside it.
-import { fileThread } from '../../dist/lib/dicom/file-thread.js';
+import { fileThread, workerExecArgv } from '../../dist/lib/dicom/file-thread.js';
 import { dyingWorker, useThreadTest } from './thread-test.js';
 
 function shared(text: string): Buffer {
@@ -50,5 +52,27 @@ describe('the core file thread, in both publish styles', () => {
     expect(readFileSync(join(dir, 'out', 'o'), 'utf8')).toBe('abcd');
     expect(t.isStopped()).toBe(true);
     expect(warnings.join('\n')).toMatch(/exit code 9/);
+  });
+
+  it('starts from a script run by `node --input-type=module -e` (a Worker inherits those options and died at once with them)', () => {
+    const dir = s.dir();
+    const dist = fileURLToPath(new URL('../../dist/lib/dicom/file-thread.js', import.meta.url));
+    const script = `
+      import { fileThread } from ${JSON.stringify(dist)};
+      const t = fileThread({ eager: true, style: { makeDir: false, overlapSyncs: false } });
+      await t.ready();
+      const n = await t.write({ tmp: process.argv[1] + '/.t.tmp', target: process.argv[1] + '/o', parts: [Buffer.from(new SharedArrayBuffer(2)).fill(0x61)], fsync: false });
+      console.log(JSON.stringify({ ready: t.isReady(), stopped: t.isStopped(), n }));
+      await t.close();`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, dir], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ ready: true, stopped: false, n: 2 });
+    expect(readFileSync(join(dir, 'o'), 'utf8')).toBe('aa');
+  });
+
+  it("passes the calling thread's other options on, without the entry-point ones and their code", () => {
+    expect(workerExecArgv(['--input-type=module', '-e', 'x()', '--max-old-space-size=512'])).toEqual(['--max-old-space-size=512']);
+    expect(workerExecArgv(['--input-type', 'module', '--eval', 'x()', '--stack-size=900'])).toEqual(['--stack-size=900']);
+    expect(workerExecArgv(['-pe', 'x()', '--eval=y()', '--print=z()', '--cpu-prof'])).toEqual(['--cpu-prof']);
   });
 });

@@ -412,7 +412,7 @@ export async function* rewriteFiles(jobs: Iterable<RewriteJob> | AsyncIterable<R
       queue.push(runJob(job, fsync, memoryLimit, io));
       // Until the thread has started, files are published here with no turn of the event
       // loop in between: give it one now and then, or its "ready" would never be heard.
-      if (io.thread && !io.thread.ready && ++sinceTurn >= 8) {
+      if (io.thread && !io.thread.ready && !io.thread.stopped && ++sinceTurn >= 8) {
         sinceTurn = 0;
         await turn();
       }

@@ -223,6 +223,28 @@ function defaultWorkerUrl(): URL {
 }
 
 /**
+ * The Node options the thread is started with: the calling thread's, without those that
+ * only make sense for its own entry (`--input-type`, `-e`/`--eval`, `-p`/`--print` and their
+ * code). A Worker inherits execArgv by default, and one started from `node
+ * --input-type=module -e ...` died at once ("--input-type can only be used with string
+ * input"), so every file was then published on the calling thread after paying for the
+ * thread's start.
+ */
+export function workerExecArgv(argv: readonly string[] = process.execArgv): string[] {
+  const out: string[] = [];
+  for (let k = 0; k < argv.length; k++) {
+    const a = argv[k]!;
+    if (a === '-e' || a === '--eval' || a === '-p' || a === '--print' || a === '-pe' || a === '--input-type') {
+      k++; // and its argument
+      continue;
+    }
+    if (a.startsWith('--input-type=') || a.startsWith('--eval=') || a.startsWith('--print=')) continue;
+    out.push(a);
+  }
+  return out;
+}
+
+/**
  * The file thread, started at the second request (or at once with `eager`) and used once it
  * has loaded; until then, and if it stops, the calling thread does the work.
  * The pools given to readHead must be shared (BufferPool(..., shared = true)).
@@ -254,7 +276,7 @@ export function fileThread(o: FileThreadOptions = {}): FileThread {
   };
 
   const start = (): void => {
-    const w = new Worker(o.workerUrl ?? defaultWorkerUrl());
+    const w = new Worker(o.workerUrl ?? defaultWorkerUrl(), { execArgv: workerExecArgv() });
     worker = w;
     // An idle thread does not keep the process alive; a request in flight refs it.
     w.unref();

@@ -43,6 +43,18 @@ describe('finishParts', () => {
     expect(Buffer.from(parts[0]!.subarray(0, 128)).equals(Buffer.alloc(128))).toBe(true);
   });
 
+  it('checks an output of two parts (nothing after the pixel data) as one of three', () => {
+    const withWord = Buffer.from(file);
+    const el = parseBytes(withWord, {}).elements.find((e) => !e.items && e.length >= 16 && e.length < 200 && e.tag < 0x7fe00000 && e.vr !== 'UI' && e.vr !== 'OB')!;
+    withWord.fill(0x20, el.valueOffset, el.valueOffset + el.length);
+    Buffer.from('Secretstreet 12').copy(withWord, el.valueOffset);
+    const [head, value] = split(withWord, Buffer.alloc(0));
+    expect(() => finishParts([head!, value!], { needles })).toThrow(/leak check: the output still holds the PatientAddress/);
+    const [cleanHead, cleanValue] = split(file, Buffer.alloc(0));
+    expect(() => finishParts([cleanHead!, cleanValue!], { needles })).not.toThrow();
+    expect(() => finishParts([cleanHead!, cleanValue!.subarray(1)], { needles })).toThrow(/a bug; nothing was released/);
+  });
+
   it('finds a value after the pixel data and one before it', () => {
     expect(() => finishParts(split(file, Buffer.from('\0\0 SECRETSTREET 12 \0')), { needles })).toThrow(/leak check: the output still holds the PatientAddress/);
     // Written over the value of a header element (one long enough), padded with spaces.

@@ -11,6 +11,8 @@ import { RefusedError } from './refused.js';
  */
 const PIXEL_DATA = 0x7fe00010;
 
+const NO_BYTES = new Uint8Array(0);
+
 export interface FinishInput {
   needles: Needle[];
 }
@@ -55,13 +57,14 @@ function finishInMemory(bytes: Buffer, o: FinishInput): void {
 
 /**
  * finishInMemory for an output in parts (MemorySink.parts()): one part, or the bytes before
- * the top-level pixel data value, the value (kept by reference from the input), the bytes
- * after it. The parts outside the value are checked as finishInMemory checks them.
+ * the top-level pixel data value, the value (kept by reference from the input), and the
+ * bytes after it if there are any. The parts outside the value are checked as
+ * finishInMemory checks them.
  */
 export function finishParts(parts: Uint8Array[], o: FinishInput): void {
   if (parts.length === 1) return finishInMemory(Buffer.from(parts[0]!.buffer, parts[0]!.byteOffset, parts[0]!.byteLength), o);
-  const [headPart, value, tail] = parts;
-  if (parts.length !== 3 || !headPart || !value || !tail) throw new Error(`the written output has ${parts.length} parts (a bug; nothing was released)`);
+  const [headPart, value, tail = NO_BYTES] = parts;
+  if (parts.length > 3 || !headPart || !value) throw new Error(`the written output has ${parts.length} parts (a bug; nothing was released)`);
   const head = Buffer.from(headPart.buffer, headPart.byteOffset, headPart.byteLength);
   // The head alone parses up to the pixel data (stopping before its value, which is not there).
   const out = parseOutput(head);

@@ -87,7 +87,9 @@ export class MemorySink implements ByteSink {
 
   /**
    * The output in order: views of the pooled buffer and the pieces kept by reference (valid
-   * until release(), and while the kept pieces' owner holds them). One part when nothing was kept.
+   * until release(), and while the kept pieces' owner holds them). One part when nothing was
+   * kept; no empty last part after a kept piece (the pixel data usually ends the file, and
+   * an empty piece costs the writer one more system call: libuv writes it alone).
    */
   parts(): Uint8Array[] {
     const out: Uint8Array[] = [];
@@ -96,7 +98,7 @@ export class MemorySink implements ByteSink {
       out.push(this.buf.subarray(from, k.at), k.bytes);
       from = k.at;
     }
-    out.push(this.buf.subarray(from, this.used));
+    if (this.kept.length === 0 || this.used > from) out.push(this.buf.subarray(from, this.used));
     return out;
   }
 

@@ -157,6 +157,17 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
     }
     return p;
   };
+  // The files in flight start a new series together: one mkdir for all of them, not one
+  // each on the thread pool (ensureDir remembers a folder only once it is made).
+  const making = new Map<string, Promise<void>>();
+  const makeDir = (dir: string): Promise<void> => {
+    let p = making.get(dir);
+    if (!p) {
+      p = ensureDir(dir).finally(() => making.delete(dir));
+      making.set(dir, p);
+    }
+    return p;
+  };
   const methodTexts = new Map<boolean, string[]>();
   const methodTextFor = (m: MarkingInput): string[] => {
     let t = methodTexts.get(m.pixelsCleaned);
@@ -277,7 +288,7 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
     const modality = sanitizePathPart(h.string(MODALITY), 'OT', 16);
     const target = join(outDir, newStudy, newSeries, `${modality}.${newSop}.dcm`);
     const tmp = tempNameFor(target);
-    await ensureDir(dirname(target));
+    await makeDir(dirname(target));
     // The identifiers whose own attribute was not kept must not appear anywhere in the output.
     const needles = (): Needle[] => {
       const replaced = ids.filter((id) => {

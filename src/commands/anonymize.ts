@@ -147,13 +147,38 @@ export async function main(argv: string[]): Promise<number> {
   // modules) overlaps this thread's (config, rules, secret). One file named alone is done
   // here, with no worker to start.
   const inputs = program.args;
-  const workers = threads >= 2 && !isOneFile(inputs) ? startWorkers(threads) : undefined;
+  const oneFile = isOneFile(inputs);
+  const workers = threads >= 2 && !oneFile ? startWorkers(threads) : undefined;
   try {
-    return await run(program.version(), o, inputs, workers, threads);
+    return await run(program.version(), o, inputs, workers, threads, oneFile);
   } finally {
     // Workers a failed start-up left unused (a usage error) must not keep the process alive.
     for (const w of workers?.workers ?? []) void w.terminate();
   }
+}
+
+/**
+ * The event lines written in one turn of the event loop go out in one write: outcomes come
+ * in bursts (the files that one answer of the I/O thread completes), and a line per write
+ * cost a system call each and woke the pipe's reader each time (Node writes a corked
+ * pipe's lines with one writev). Uncorked at the end of the turn, so no line waits longer.
+ */
+function corkPerTurn(out: NodeJS.WriteStream): { cork(): void; flush(): void } {
+  let corked = false;
+  const flush = (): void => {
+    if (!corked) return;
+    corked = false;
+    out.uncork();
+  };
+  return {
+    cork(): void {
+      if (corked) return;
+      corked = true;
+      out.cork();
+      setImmediate(flush);
+    },
+    flush,
+  };
 }
 
 /** True when the inputs are one regular file (not a folder, not stdin). */
@@ -166,7 +191,7 @@ function isOneFile(inputs: string[]): boolean {
   }
 }
 
-async function run(version: string | undefined, o: Opts, inputs: string[], workers: StartedWorkers | undefined, requested: number): Promise<number> {
+async function run(version: string | undefined, o: Opts, inputs: string[], workers: StartedWorkers | undefined, requested: number, oneFile: boolean): Promise<number> {
   const config = loadConfig(o.config);
   const log = createLogger('fiona-anonymize', o.quiet);
   const site = o.site ?? config.site;
@@ -192,7 +217,8 @@ async function run(version: string | undefined, o: Opts, inputs: string[], worke
   let pool;
   try {
     pool = await createAnonymizerPool(
-      { rules, secret, pseudonymTable, quarantineDir, site: siteDir, fsync: o.fsync, ioThread: o.ioThread ? undefined : false, version },
+      // One file is done here: no thread to start for it.
+      { rules, secret, pseudonymTable, quarantineDir, site: siteDir, fsync: o.fsync, ioThread: o.ioThread && !oneFile ? undefined : false, version },
       workers ? requested : 1,
       (m) => log.warn(m),
       workers,
@@ -203,6 +229,7 @@ async function run(version: string | undefined, o: Opts, inputs: string[], worke
   }
 
   const events = new EventWriter(process.stdout);
+  const corkTurn = corkPerTurn(process.stdout);
   const mapping = o.mapping ? new MappingRecorder() : undefined;
   if (inputs.length === 0 && process.stdin.isTTY) throw new UsageError('no input: give files or folders, or pipe events or paths on stdin');
   const units: AsyncIterable<InputUnit> =
@@ -214,6 +241,7 @@ async function run(version: string | undefined, o: Opts, inputs: string[], worke
   const progress = createProgress('anonymize');
   const onOutcome = (r: BatchOutcome): void => {
     progress.tick();
+    corkTurn.cork();
     if (r.status === 'anonymized') {
       events.write(makeEvent('anonymized', { source: r.source, path: r.path, study: r.study, series: r.series, sop: r.sop, project: rules.name }));
       for (const w of r.warnings) log.warn(`${r.source}: ${w}`);
@@ -229,7 +257,10 @@ async function run(version: string | undefined, o: Opts, inputs: string[], worke
   // summary. A second signal ends at once (no half file is ever under a final name).
   const stop = new AbortController();
   const onSignal = (sig: NodeJS.Signals): void => {
-    if (stop.signal.aborted) process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
+    if (stop.signal.aborted) {
+      corkTurn.flush();
+      process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
+    }
     log.warn(`${sig}: finishing the instances in flight, then stopping`);
     stop.abort();
   };

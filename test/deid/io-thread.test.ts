@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 // The built module: the core's worker script (dist/lib/dicom/file-worker.js) is found
 // beside the file thread it imports.
-import { threadIo } from '../../dist/lib/deid/io-thread.js';
+import { publishingThreadIo, threadIo } from '../../dist/lib/deid/io-thread.js';
 import { BufferPool } from '../../dist/lib/deid/output.js';
 import { dyingWorker, useThreadTest } from '../dicom/thread-test.js';
 
@@ -81,5 +81,31 @@ describe('file I/O thread', () => {
     // Later requests are done in the calling thread.
     await io.write({ tmp: join(dir, 'out', '.b.tmp'), target: join(dir, 'out', 'b.dcm'), parts: [bytes], fsync: false });
     expect(Buffer.compare(readFileSync(join(dir, 'out', 'b.dcm')), bytes)).toBe(0);
+  });
+
+  it("the anonymizer's I/O reads and publishes byte for byte, reading in either thread as outputs queue up", async () => {
+    const dir = s.dir();
+    const warnings: string[] = [];
+    const io = s.own(publishingThreadIo({ onWarning: (m) => warnings.push(m) }));
+    await io.ready();
+    const pool = new BufferPool(1024, 64, true);
+    mkdirSync(join(dir, 'out'));
+    const files = Array.from({ length: 24 }, (_, k) => {
+      const f = join(dir, `in-${k}`);
+      writeFileSync(f, content(k, 20_000 + k));
+      return f;
+    });
+    // Each file read, then its output queued without waiting: the later reads come while
+    // several outputs wait in the thread (read in this thread), the first ones while none do.
+    const writes: Array<Promise<number>> = [];
+    for (const [k, f] of files.entries()) {
+      const head = await io.readHead({ file: f, wholeLimit: 1 << 20, headBytes: 1 << 15 }, pool);
+      expect(Buffer.compare(head.bytes!, content(k, 20_000 + k))).toBe(0);
+      writes.push(io.write({ tmp: join(dir, 'out', `.t${k}.tmp`), target: join(dir, 'out', `o${k}.dcm`), parts: [head.bytes!], fsync: false }));
+    }
+    expect(await Promise.all(writes)).toEqual(files.map((_, k) => 20_000 + k));
+    files.forEach((_, k) => expect(Buffer.compare(readFileSync(join(dir, 'out', `o${k}.dcm`)), content(k, 20_000 + k))).toBe(0));
+    expect(readdirSync(join(dir, 'out')).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    expect(warnings).toEqual([]);
   });
 });

@@ -111,9 +111,10 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
   const dirs = new DirSyncer();
   const io = opts.io ?? localIo();
   const sharedPools = opts.io !== undefined;
-  // Buffers an I/O thread fills or writes are shared with it, not copied.
-  const headBuffers = new BufferPool(HEAD_BYTES, 32, sharedPools);
-  const outputBuffers = new BufferPool(256 * 1024, 32, sharedPools);
+  // Buffers an I/O thread fills or writes are shared with it, not copied. Each pool keeps
+  // more buffers than fiona-anonymize has files in flight (48), or every file would allocate.
+  const headBuffers = new BufferPool(HEAD_BYTES, POOLED_BUFFERS, sharedPools);
+  const outputBuffers = new BufferPool(256 * 1024, POOLED_BUFFERS, sharedPools);
 
   const pseudonymFor = (h: DicomHeader): Pseudonym => {
     const original = (h.string(PATIENT_ID) ?? '').trim();
@@ -362,6 +363,9 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
     },
   };
 }
+
+/** Buffers kept by each of the anonymizer's pools. */
+const POOLED_BUFFERS = 64;
 
 /** Inputs up to this size are read whole and their output built in memory; larger ones stream. */
 export const IN_MEMORY_LIMIT = 1024 * 1024;

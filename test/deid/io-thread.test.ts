@@ -83,7 +83,7 @@ describe('file I/O thread', () => {
     expect(Buffer.compare(readFileSync(join(dir, 'out', 'b.dcm')), bytes)).toBe(0);
   });
 
-  it("the anonymizer's I/O reads and publishes byte for byte, reading in either thread as outputs queue up", async () => {
+  it("the anonymizer's I/O reads here and publishes in the thread, byte for byte, with many outputs queued", async () => {
     const dir = s.dir();
     const warnings: string[] = [];
     const io = s.own(publishingThreadIo({ onWarning: (m) => warnings.push(m) }));
@@ -95,8 +95,7 @@ describe('file I/O thread', () => {
       writeFileSync(f, content(k, 20_000 + k));
       return f;
     });
-    // Each file read, then its output queued without waiting: the later reads come while
-    // several outputs wait in the thread (read in this thread), the first ones while none do.
+    // Each file read, then its output queued without waiting for the earlier ones.
     const writes: Array<Promise<number>> = [];
     for (const [k, f] of files.entries()) {
       const head = await io.readHead({ file: f, wholeLimit: 1 << 20, headBytes: 1 << 15 }, pool);

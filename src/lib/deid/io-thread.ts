@@ -15,39 +15,22 @@ export function threadIo(o: ThreadIoOptions = {}): FileThread {
 }
 
 /**
- * The anonymizer's I/O with one anonymizing thread: outputs published in the file thread
- * (started now, so that its start-up overlaps the calling thread's), inputs read there
- * while it keeps up, and in the calling thread while outputs wait in its queue.
+ * The anonymizer's I/O with one anonymizing thread: inputs read in the calling thread,
+ * outputs published in the file thread, which is started now so that its start-up overlaps
+ * the calling thread's.
  *
- * Why: a read (open, one pread of ~130 KB, close) costs 30-90 us; creating an output on a
- * busy ext4 without a journal costs the file thread 0.3-0.9 ms (docs/fiona-anonymize.md).
- * There the file thread is the slower of the two, and a read sent to it waited behind the
- * outputs queued before it while the calling thread, with nothing else in hand, sat idle:
- * a CPU profile of 1,000 files showed 330 ms of the calling thread's 1.29 s idle, and as
- * much of the file thread's. Where creating is cheap (tmpfs, a journalled file system) the
- * calling thread's JavaScript is the slower part, and reading in the file thread spares it.
+ * Why the reads stay here: a read (open, one pread of ~130 KB, close) costs some 30-90 us,
+ * while creating an output on the benchmark's ext4 (no journal, files deleted minutes
+ * before) costs the file thread 0.3-0.9 ms, so the file thread is the slower of the two. A
+ * read sent there waited behind the outputs queued before it, with the calling thread idle
+ * meanwhile (a CPU profile of 1,000 files: 330 ms of its 1.29 s). Measured with the
+ * settings below, 6 alternating rounds of 1,000 files: reads here 1.06 s median, reads in
+ * the file thread 1.08 s, reads there only while fewer than 4 outputs waited 1.18 s.
  */
 export function publishingThreadIo(o: ThreadIoOptions = {}): FileIo & Pick<FileThread, 'ready'> {
   const thread = threadIo({ ...o, eager: true, sendAt: SEND_AT });
-  const local = localIo(ANONYMIZER_STYLE);
-  let queued = 0;
-  return {
-    readHead: (r, pool) => (queued >= READ_HERE_AT ? local.readHead(r, pool) : thread.readHead(r, pool)),
-    write: async (job) => {
-      queued++;
-      try {
-        return await thread.write(job);
-      } finally {
-        queued--;
-      }
-    },
-    close: () => thread.close(),
-    ready: () => thread.ready(),
-  };
+  return { readHead: localIo(ANONYMIZER_STYLE).readHead, write: (job) => thread.write(job), close: () => thread.close(), ready: () => thread.ready() };
 }
-
-/** Outputs waiting in the file thread from which the calling thread reads its inputs itself. */
-const READ_HERE_AT = 4;
 
 /**
  * Requests go to the thread as soon as this many wait, not only at the end of the event-loop

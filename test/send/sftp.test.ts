@@ -416,6 +416,19 @@ describe('upload pieces against the real sshd', () => {
     x.fill(1);
     y.fill(2);
     expect(x.every((v) => v === 1)).toBe(true);
+    // ssh2 copies payloads in with packet.set: from shared memory (the upload's blocks) by the
+    // fast copy, from anything else as before; the same bytes at the same place, nothing around them.
+    const shared = Buffer.from(new SharedArrayBuffer(300));
+    for (let i = 0; i < shared.length; i++) shared[i] = (i * 7 + 3) & 0xff;
+    for (const src of [shared.subarray(17, 217), Buffer.from(shared.subarray(17, 217)), [...shared.subarray(17, 217)]]) {
+      const p = cipher.allocPacket(250);
+      p.fill(0xee);
+      p.set(src, 9);
+      expect(p.subarray(9, 209).equals(shared.subarray(17, 217))).toBe(true);
+      expect(p.subarray(0, 9).every((v) => v === 0xee) && p.subarray(209).every((v) => v === 0xee)).toBe(true);
+      expect(() => p.set(src, p.length - 10)).toThrow(RangeError);
+    }
+    expect(Buffer.isBuffer(cipher.allocPacket(10))).toBe(true);
   });
 
   test('the digests of the sent bytes come from the same read; the server file is byte-identical', async () => {

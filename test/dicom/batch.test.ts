@@ -198,6 +198,8 @@ describe('PublishThread', () => {
       const err = await t.publish({ tmp: join(d, 'missing', '.y.tmp'), target: join(d, 'missing', 'y'), parts: [a], fsync: false }).catch((e: NodeJS.ErrnoException) => e);
       expect(err).toBeInstanceOf(Error);
       expect((err as NodeJS.ErrnoException).code).toBe('ENOENT');
+      // With fsync (fdatasyncs in flight together) a missing folder is not made either.
+      await expect(t.publish({ tmp: join(d, 'missing', '.z.tmp'), target: join(d, 'missing', 'z'), parts: [a], fsync: true })).rejects.toMatchObject({ code: 'ENOENT' });
       expect(await readdir(d)).toEqual(['x']);
       expect(t.ready).toBe(true);
     } finally {

@@ -43,8 +43,8 @@ export interface BatchOptions {
   stats?: BatchStats;
   /**
    * 'auto' (default): the publishing thread is started only once publishing on the calling
-   * thread is measured to be slow (above START_ABOVE_MS on average), then used while it is
-   * measured to be the faster way (see Chooser);
+   * thread is measured to be slow (the median of a window of files above START_ABOVE_MS),
+   * then used while it is measured to be the faster way (see Chooser);
    * 'always': started at once and every file handed to it once it is ready (tests).
    */
   thread?: 'auto' | 'always';
@@ -68,6 +68,10 @@ interface Io {
   bytesHeld: number;
   /** Which way is faster here and now, measured (see Chooser). */
   chooser: Chooser;
+  /** Publish times here (ms) since the start rule last looked, while there is no thread. */
+  samples: number[];
+  /** The batch's fsync: with it, once the thread runs, it takes every file. */
+  fsync: boolean;
 }
 
 export type RewriteOutcome =
@@ -225,17 +229,28 @@ function named(err: unknown, job: RewriteJob): Error {
  * when publishing here costs more (creating a file on ext4 after deletes: 0.4-2 ms a file
  * measured), not when creates are cheap (tmpfs, a fresh file system: 0.06-0.14 ms, where a
  * batch with the thread was 5-15% slower than without). So the cost of publishing here is
- * measured, and the thread is started once that average (the first 16 files in, when the
- * first creates in a new folder are past) is above START_ABOVE_MS; from then on the
- * Chooser measures which way is faster.
+ * measured, and the thread is started once the median of a window of START_WINDOW files
+ * (from the 17th file on, past the slow first creates in a new folder) is above
+ * START_ABOVE_MS; from then on the Chooser measures which way is faster. A median, not a
+ * running average: single slow publishes (5 ms now and then, writeback or another process)
+ * pushed the average over the bar on cheap-create runs (median 0.1 ms), where the thread
+ * then made the batch slower than the one-by-one loop.
  */
 function offload(io: Io): boolean {
   if (io.always) return io.thread!.ready;
   if (!io.thread) {
-    if (io.stats.here >= 16 && (io.stats.publishMs ?? 0) > START_ABOVE_MS) io.thread = new PublishThread();
+    if (io.samples.length >= START_WINDOW) {
+      const slow = median(io.samples) > START_ABOVE_MS;
+      io.samples.length = 0;
+      if (slow) io.thread = new PublishThread();
+    }
     return false;
   }
   if (!io.thread.ready) return false;
+  // With fsync every file goes to the thread: its publishes are mostly waits for the device,
+  // many in flight together (PublishThread), which the calling thread cannot match whatever
+  // the second core is doing (1,000 files: 412-644 ms against 741-1,027 with the Chooser).
+  if (io.fsync) return true;
   return io.chooser.next(performance.now());
 }
 
@@ -287,6 +302,14 @@ const WINDOW = 48;
 const KEEP = 512;
 
 const START_ABOVE_MS = 0.25;
+const START_WINDOW = 32;
+/** Publishes not counted by the start rule: the first creates in a new folder are slow on any file system. */
+const START_SKIP = 16;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1]!;
+}
 
 /** Publish on this thread, timing it (an average over the last few such files). */
 function publishHere(io: Io, output: string, parts: Uint8Array[], fsync: boolean): number {
@@ -296,6 +319,7 @@ function publishHere(io: Io, output: string, parts: Uint8Array[], fsync: boolean
   const avg = io.stats.publishMs;
   io.stats.publishMs = avg === undefined ? ms : avg * 0.75 + ms * 0.25;
   io.stats.here++;
+  if (!io.thread && io.stats.here > START_SKIP) io.samples.push(ms);
   return n;
 }
 
@@ -403,6 +427,8 @@ export async function* rewriteFiles(jobs: Iterable<RewriteJob> | AsyncIterable<R
     stats: opts.stats ?? { onThread: 0, here: 0 },
     bytesHeld: 0,
     chooser: new Chooser(),
+    samples: [],
+    fsync,
   };
   const queue: (RewriteOutcome | Promise<RewriteOutcome>)[] = [];
   let sinceTurn = 0;

@@ -1,6 +1,6 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { DirSyncer, openTempMakingDir, publishSync, writeAndPublish } from './publish.js';
+import { DirSyncer, openPlain, openTempMakingDir, publishSync, writeAndPublish } from './publish.js';
 
 /**
  * The file work of a batch on a second thread: the one file thread of the DICOM core, used
@@ -110,9 +110,10 @@ function headOf(buffer: Buffer, read: number, want: number, size: number): Head 
 
 /** Publish one output with `style` in this thread (either thread calls this). Resolves with the bytes written. */
 export function publishJob(job: WriteJob, style: PublishStyle, dirs: DirSyncer): Promise<number> {
-  if (style.overlapSyncs) return writeAndPublish(job.tmp, job.target, job.parts, job.fsync, dirs);
+  const open = style.makeDir ? openTempMakingDir : openPlain;
+  if (style.overlapSyncs) return writeAndPublish(job.tmp, job.target, job.parts, job.fsync, dirs, open);
   try {
-    return Promise.resolve(publishSync(job.tmp, job.target, job.parts, job.fsync, style.makeDir ? openTempMakingDir : undefined));
+    return Promise.resolve(publishSync(job.tmp, job.target, job.parts, job.fsync, open));
   } catch (err) {
     return Promise.reject(err);
   }

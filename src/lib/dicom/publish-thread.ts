@@ -18,7 +18,7 @@ export class PublishThread {
   constructor() {
     // A few requests a message (each message costs both threads some 10 us), and the rest
     // when this thread next waits, so the other thread is never left without work.
-    this.thread = fileThread({ eager: true, queueUntilReady: true, sendAt: 4, style: { makeDir: false, overlapSyncs: false } });
+    this.thread = fileThread({ eager: true, queueUntilReady: true, sendAt: 4, style: { makeDir: false, overlapSyncs: true } });
   }
 
   /** True once the thread takes requests (and has not stopped since). */

@@ -14,7 +14,8 @@ import { fsyncDir } from '../site/fsync-dir.js';
 /** How to create the temp name (default: open it; openTempMakingDir also remakes a vanished folder). */
 export type OpenTemp = (tmp: string) => number;
 
-const openPlain: OpenTemp = (tmp) => openSync(tmp, 'w', 0o644);
+/** Create `tmp` for writing (its folder must exist). */
+export const openPlain: OpenTemp = (tmp) => openSync(tmp, 'w', 0o644);
 
 /** Pieces per writev call (IOV_MAX on Linux is 1024). */
 const IOV_RUN = 512;
@@ -165,12 +166,12 @@ export const openTempMakingDir: OpenTemp = (tmp) => {
  * through the thread pool each), fdatasync on the thread pool (many in flight at once, so
  * the filesystem commits them together), rename to `target`, and sync the folder through
  * `dirs` (once for all the renames that arrived while the previous folder sync ran).
- * The folder is remade if it vanished. Returns the bytes written.
+ * `open` creates the temp name (default: the folder is remade if it vanished). Returns the bytes written.
  */
-export async function writeAndPublish(tmp: string, target: string, parts: readonly Uint8Array[], fsync: boolean, dirs?: DirSyncer): Promise<number> {
+export async function writeAndPublish(tmp: string, target: string, parts: readonly Uint8Array[], fsync: boolean, dirs?: DirSyncer, open: OpenTemp = openTempMakingDir): Promise<number> {
   // Without fsync: all synchronous calls.
-  if (!fsync) return publishTempPartsSync(tmp, target, parts, false, openTempMakingDir);
-  const { fd, written } = writeTemp(tmp, parts, openTempMakingDir);
+  if (!fsync) return publishTempPartsSync(tmp, target, parts, false, open);
+  const { fd, written } = writeTemp(tmp, parts, open);
   try {
     await syncData(fd);
   } catch (err) {

@@ -6,14 +6,15 @@ import { publishPartsSync, tempNameFor, type ByteSink } from './write.js';
 
 /**
  * Rewriting many files in one process. rewriteDicom writes a small output synchronously
- * (open the temp name, writev, [fdatasync], close, rename): cheap in JavaScript, but the
- * kernel's share (creating a file right after deletes on ext4 costs 0.1-1 ms) then runs on
- * the calling thread between two files' parse/plan/render, while a second core idles.
- * rewriteFiles reads and renders each output into memory on the calling thread and hands
- * its creation, write, fdatasync, close and rename to a second thread (publish-thread.ts),
- * a bounded number of files at a time, so the next file's JavaScript runs while the
- * previous outputs are published. Until that thread has started, and if it dies, the
- * calling thread publishes itself (the same synchronous calls as rewriteDicom).
+ * (open the temp name, writev, [fdatasync], close, rename, [folder fsync]): with fsync
+ * (the default) the calling thread then waits for the device between two files'
+ * parse/plan/render. rewriteFiles reads and renders each output into memory on the calling
+ * thread and, with fsync and once publishing is measured slow, hands its creation, write,
+ * fdatasync, close and rename to a second thread (publish-thread.ts), a bounded number of
+ * files at a time: the next files' JavaScript runs while the previous outputs are made
+ * durable, many fdatasyncs in flight together. Without fsync, until that thread has
+ * started, and if it dies, the calling thread publishes itself (the same synchronous calls
+ * as rewriteDicom; see offload for why not the thread without fsync).
  *
  * Same guarantees as rewriteDicom one by one: the same bytes; a temp name beside the
  * target renamed into place only once written (and fdatasynced with the folder synced
@@ -42,9 +43,9 @@ export interface BatchOptions {
   /** Filled in as files are published: how many by the second thread, how many by the calling thread (diagnostics, tests). */
   stats?: BatchStats;
   /**
-   * 'auto' (default): the publishing thread is started only once publishing on the calling
-   * thread is measured to be slow (the median of a window of files above START_ABOVE_MS),
-   * then used while it is measured to be the faster way (see Chooser);
+   * 'auto' (default): with fsync, the publishing thread is started once publishing on the
+   * calling thread is measured to be slow (the median of a window of files above
+   * START_ABOVE_MS) and then takes every file; without fsync it is not used (see offload);
    * 'always': started at once and every file handed to it once it is ready (tests).
    */
   thread?: 'auto' | 'always';
@@ -66,11 +67,9 @@ interface Io {
   stats: BatchStats;
   /** Input bytes read and not yet published. */
   bytesHeld: number;
-  /** Which way is faster here and now, measured (see Chooser). */
-  chooser: Chooser;
   /** Publish times here (ms) since the start rule last looked, while there is no thread. */
   samples: number[];
-  /** The batch's fsync: with it, once the thread runs, it takes every file. */
+  /** The batch's fsync: the thread is only started with it (see offload). */
   fsync: boolean;
 }
 
@@ -223,18 +222,22 @@ function named(err: unknown, job: RewriteJob): Error {
 
 /**
  * Whether to hand this file to the thread. A thread is not free: starting it costs some
- * 40 ms of CPU (a Node worker and its JIT), and handing a file over costs this thread some
- * 30-40 us (messages, a copy of the header pieces, the collector), all on a machine whose
- * second core is also busy with V8's compiler and collector threads during a batch. It pays
- * when publishing here costs more (creating a file on ext4 after deletes: 0.4-2 ms a file
- * measured), not when creates are cheap (tmpfs, a fresh file system: 0.06-0.14 ms, where a
- * batch with the thread was 5-15% slower than without). So the cost of publishing here is
- * measured, and the thread is started once the median of a window of START_WINDOW files
- * (from the 17th file on, past the slow first creates in a new folder) is above
- * START_ABOVE_MS; from then on the Chooser measures which way is faster. A median, not a
- * running average: single slow publishes (5 ms now and then, writeback or another process)
- * pushed the average over the bar on cheap-create runs (median 0.1 ms), where the thread
- * then made the batch slower than the one-by-one loop.
+ * 40 ms of CPU (a Node worker and its JIT), and each file handed over costs CPU on both
+ * sides (messages, a copy of the header pieces, the collector; a 1,000-file batch took
+ * 0.1-0.5 s more CPU in all than the calling thread alone), on a machine whose second core
+ * is also busy with V8's compiler and collector threads and with other processes. It pays
+ * only where a publish mostly waits for the device: with fsync (0.5-2 ms a file on ext4),
+ * where the thread keeps many fdatasyncs in flight together. Without fsync a publish is
+ * CPU in the kernel (a create: 0.06-0.2 ms, up to 1 ms on ext4 after many deletes), and
+ * the thread lost to publishing here in most runs: the 1,000-file bench's rounds with
+ * creates at 0.1-0.2 ms took 300-930 ms with the thread against 210-700 ms here, and a
+ * measured choice between the two ways (timing each over a window) favoured the thread
+ * wrongly, as its backlog drained into the window measured here. So without fsync the
+ * calling thread publishes, as rewriteDicom does. With fsync the cost of publishing here is
+ * measured (fsync is free on tmpfs), and the thread is started once the median of a
+ * window of START_WINDOW files (from the 17th file on, past the slow first creates in a new
+ * folder) is above START_ABOVE_MS; from then on it takes every file. A median, not a
+ * running average: single slow publishes (5 ms now and then) move an average over the bar.
  */
 function offload(io: Io): boolean {
   if (io.always) return io.thread!.ready;
@@ -246,60 +249,8 @@ function offload(io: Io): boolean {
     }
     return false;
   }
-  if (!io.thread.ready) return false;
-  // With fsync every file goes to the thread: its publishes are mostly waits for the device,
-  // many in flight together (PublishThread), which the calling thread cannot match whatever
-  // the second core is doing (1,000 files: 412-644 ms against 741-1,027 with the Chooser).
-  if (io.fsync) return true;
-  return io.chooser.next(performance.now());
+  return io.thread.ready;
 }
-
-/**
- * Once the thread runs, which way is faster is measured, not guessed: the thread only helps
- * when the second core is free, and on a shared machine (other processes, V8's own compiler
- * and collector threads) it often is not. So the pace of the batch (the calling thread's
- * time per file, which waits for the thread when it is behind) is timed over WINDOW files
- * each way, after SETTLE files to let the queue fill or drain, and the faster way is kept
- * for KEEP files, then measured again.
- */
-class Chooser {
-  private phase: 'thread' | 'here' | 'keep' = 'thread';
-  private n = 0;
-  private t0 = 0;
-  private threadMs = Infinity;
-  private useThread = true;
-
-  /** Called once per file, in order: whether this one goes to the thread. */
-  next(now: number): boolean {
-    this.n++;
-    if (this.phase === 'keep') {
-      if (this.n >= KEEP) this.switchTo('thread');
-      return this.useThread;
-    }
-    if (this.n === SETTLE) this.t0 = now;
-    if (this.n === SETTLE + WINDOW) {
-      const ms = (now - this.t0) / WINDOW;
-      if (this.phase === 'thread') {
-        this.threadMs = ms;
-        this.switchTo('here');
-      } else {
-        this.useThread = this.threadMs < ms;
-        this.switchTo('keep');
-        return this.useThread;
-      }
-    }
-    return this.phase === 'thread';
-  }
-
-  private switchTo(phase: 'thread' | 'here' | 'keep'): void {
-    this.phase = phase;
-    this.n = 0;
-  }
-}
-
-const SETTLE = 16;
-const WINDOW = 48;
-const KEEP = 512;
 
 const START_ABOVE_MS = 0.25;
 const START_WINDOW = 32;
@@ -319,7 +270,7 @@ function publishHere(io: Io, output: string, parts: Uint8Array[], fsync: boolean
   const avg = io.stats.publishMs;
   io.stats.publishMs = avg === undefined ? ms : avg * 0.75 + ms * 0.25;
   io.stats.here++;
-  if (!io.thread && io.stats.here > START_SKIP) io.samples.push(ms);
+  if (io.fsync && !io.thread && io.stats.here > START_SKIP) io.samples.push(ms);
   return n;
 }
 
@@ -350,7 +301,7 @@ function runJob(job: RewriteJob, fsync: boolean, memoryLimit: number, io: Io): R
   io.bytesHeld += input.bytes.length;
   // Decided before rendering: a file published here needs no copy into shared memory.
   if (offload(io)) return runOnThread(job, fsync, input, io);
-  // Until the thread is started and ready, after it stopped, or while here measures faster (Chooser): here, as rewriteDicom does.
+  // Until the thread is started and ready, after it stopped, and without fsync: here, as rewriteDicom does.
   let handedOn = false;
   try {
     const refs = new Refs(input.bytes.buffer);
@@ -426,7 +377,6 @@ export async function* rewriteFiles(jobs: Iterable<RewriteJob> | AsyncIterable<R
     scratch: new SharedBuffers(inFlight + 2),
     stats: opts.stats ?? { onThread: 0, here: 0 },
     bytesHeld: 0,
-    chooser: new Chooser(),
     samples: [],
     fsync,
   };

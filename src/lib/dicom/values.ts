@@ -39,10 +39,16 @@ export function decodeStrings(bytes: Uint8Array, start: number, length: number, 
   if (length === 0) return [];
   if (STRING_VRS.has(vr)) {
     const text = decodeString(bytes, start, length, vr, ctx.charsets);
-    const parts = SINGLE_VALUE_VRS.has(vr) ? [text] : text.split('\\');
-    const out = parts.map((p) => trimValue(p, vr));
-    // A value that was only padding is no value.
-    return out.length === 1 && out[0] === '' ? [] : out;
+    // Most values are single: split (a runtime call, an array of slices) only when there is
+    // a backslash to split on; a loop, not map with a closure, for the rest.
+    if (SINGLE_VALUE_VRS.has(vr) || text.indexOf('\\') < 0) {
+      const one = trimValue(text, vr);
+      // A value that was only padding is no value.
+      return one === '' ? [] : [one];
+    }
+    const out = text.split('\\');
+    for (let k = 0; k < out.length; k++) out[k] = trimValue(out[k]!, vr);
+    return out;
   }
   if (vr === 'AT') {
     return decodeNumbers(bytes, start, length, vr, ctx).map((t) => formatTag(t));

@@ -95,7 +95,7 @@ export async function main(argv: string[]): Promise<number> {
 
   let transport: Transport;
   if (dest.kind === 'sftp') {
-    const { openTransport } = await import('../lib/transport/index.js');
+    const { openTransport } = await import('../lib/transport/open.js');
     if (!o.identity) throw new UsageError('sftp:// needs --identity KEY (key authentication only)');
     if (!existsSync(o.identity)) throw new UsageError(`--identity ${o.identity}: no such file`);
     const knownHosts = o.knownHosts ?? join(homedir(), '.ssh', 'known_hosts');

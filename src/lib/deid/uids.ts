@@ -48,7 +48,8 @@ export function createUidMapper(secret: Uint8Array, project: string, root?: stri
     root: checkedRoot,
     map(uid: string): string {
       // Padding (NUL or space) is not part of the UID; an original with and without it is one UID.
-      const key = uid.replace(/[\0 ]+$/, '').trim();
+      // Decoded UIDs come trimmed: a printable character at both ends leaves nothing to strip.
+      const key = isBare(uid) ? uid : uid.replace(/[\0 ]+$/, '').trim();
       let out = cache.get(key);
       if (out !== undefined) return out;
       out = previous.get(key);
@@ -64,6 +65,13 @@ export function createUidMapper(secret: Uint8Array, project: string, root?: stri
       return out;
     },
   };
+}
+
+/** Whether a UID starts and ends with a printable ASCII character (nothing for trim or the padding rule to remove). */
+function isBare(uid: string): boolean {
+  const first = uid.charCodeAt(0);
+  const last = uid.charCodeAt(uid.length - 1);
+  return first > 0x20 && first < 0x7f && last > 0x20 && last < 0x7f;
 }
 
 /** 2.25.<decimal of a version-8 UUID made of the first 16 bytes of the hash>. */

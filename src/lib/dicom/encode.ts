@@ -30,6 +30,7 @@ export function formatDS(n: number): string {
 }
 
 function toTexts(vr: string, value: Exclude<Value, Uint8Array>): string[] {
+  if (typeof value === 'string') return [value];
   const list: (string | number)[] = Array.isArray(value) ? value : [value];
   return list.map((v) => {
     if (typeof v === 'string') return v;
@@ -42,6 +43,15 @@ function toTexts(vr: string, value: Exclude<Value, Uint8Array>): string[] {
   });
 }
 
+/** Text as Latin-1 bytes (each UTF-16 unit's low byte, as Buffer.from(text, 'latin1')) padded to even length: one allocation, no copy. */
+function latin1Padded(text: string, vr: string): Uint8Array {
+  const n = text.length;
+  const out = Buffer.allocUnsafe(n + (n & 1));
+  out.write(text, 0, n, 'latin1');
+  if (n & 1) out[n] = padByte(vr);
+  return out;
+}
+
 function pad(bytes: Uint8Array, vr: string): Uint8Array {
   if (bytes.length % 2 === 0) return bytes;
   const out = new Uint8Array(bytes.length + 1);
@@ -50,12 +60,28 @@ function pad(bytes: Uint8Array, vr: string): Uint8Array {
   return out;
 }
 
+/** Digits and dots only (by char codes: a regular expression per UID cost more than the rest of its encoding). */
+function isUidText(t: string): boolean {
+  for (let k = 0; k < t.length; k++) {
+    const c = t.charCodeAt(k);
+    if (c !== 0x2e && (c < 0x30 || c > 0x39)) return false;
+  }
+  return true;
+}
+
+function isAscii(t: string): boolean {
+  for (let k = 0; k < t.length; k++) if (t.charCodeAt(k) > 0x7f) return false;
+  return true;
+}
+
 function checkText(vr: string, texts: string[]): void {
   const max = MAX_LENGTH[vr];
+  const single = SINGLE_VALUE_VRS.has(vr);
   for (const t of texts) {
-    if (!SINGLE_VALUE_VRS.has(vr) && t.includes('\\')) throw new Error(`${vr} value contains a backslash: ${t}`);
-    if (vr === 'UI' && t !== '' && !/^[0-9.]+$/.test(t)) throw new Error(`UI value is not a UID: ${t}`);
-    if (max !== undefined && vr !== 'PN' && Buffer.byteLength(t, 'latin1') > max) {
+    if (!single && t.includes('\\')) throw new Error(`${vr} value contains a backslash: ${t}`);
+    if (vr === 'UI' && t !== '' && !isUidText(t)) throw new Error(`UI value is not a UID: ${t}`);
+    // The Latin-1 byte length is the string's length.
+    if (max !== undefined && vr !== 'PN' && t.length > max) {
       throw new Error(`${vr} value longer than ${max} characters: ${t}`);
     }
   }
@@ -154,9 +180,10 @@ export function encodeValueFor(vr: string, value: Value, opts: { charsets: reado
   if (STRING_VRS.has(vr)) {
     const texts = toTexts(vr, value);
     checkText(vr, texts);
-    const joined = texts.join('\\');
-    const bytes = CHARSET_VRS.has(vr) ? encodeText(joined, opts.charsets) : Buffer.from(joined, 'latin1');
-    return pad(bytes, vr);
+    const joined = texts.length === 1 ? texts[0]! : texts.join('\\');
+    // ASCII is the same bytes in every character set this writes (what encodeText gives it).
+    if (!CHARSET_VRS.has(vr) || isAscii(joined)) return latin1Padded(joined, vr);
+    return pad(encodeText(joined, opts.charsets), vr);
   }
   if (vr in NUMBER_SIZES) {
     if (typeof value === 'string' && value === '') return new Uint8Array(0);

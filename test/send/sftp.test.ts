@@ -428,6 +428,29 @@ describe('upload pieces against the real sshd', () => {
       expect(p.subarray(0, 9).every((v) => v === 0xee) && p.subarray(209).every((v) => v === 0xee)).toBe(true);
       expect(() => p.set(src, p.length - 10)).toThrow(RangeError);
     }
+    // Against Uint8Array's own set, for source alignments, lengths and offsets (out of range,
+    // negative, fractional, a string): the same bytes, or the same error class and nothing copied.
+    const outcome = (q: Uint8Array, src: Uint8Array, at: unknown): string => {
+      let err = '';
+      try {
+        q.set(src, at as number);
+      } catch (e) {
+        err = (e as Error).constructor.name;
+      }
+      return `${err}:${Buffer.from(q.buffer, q.byteOffset, q.length).toString('hex')}`;
+    };
+    const size = cipher.allocPacket(1).length;
+    for (const start of [0, 1, 3, 8]) {
+      for (const len of [1, 7, 16, 33]) {
+        const src = shared.subarray(start, start + len);
+        for (const at of [0, 1, 3, size - len, size + 1 - len, -1, 2.5, Number.NaN, '3', undefined]) {
+          const p = cipher.allocPacket(1);
+          p.fill(0xee);
+          const plain = new Uint8Array(p.length).fill(0xee);
+          expect(outcome(p, src, at), `${start} ${len} ${String(at)}`).toBe(outcome(plain, src, at));
+        }
+      }
+    }
     expect(Buffer.isBuffer(cipher.allocPacket(10))).toBe(true);
   });
 

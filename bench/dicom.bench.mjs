@@ -107,13 +107,15 @@ try {
     // fiona writes each edited file into an output folder (temp name, rename), as
     // fiona-anonymize does and as gdcmanon -o does; dcmodify can only edit in place.
     // fiona's side is the core's batch API, rewriteFiles: each file is read, parsed, edited
-    // and rendered on the main thread, and published there (temp name, writev, rename) while
-    // that is measured cheap; once publishing is measured slow (creates on ext4 after
-    // deletes, fsync) a second thread is started and the previous outputs are created,
-    // written (fdatasynced with fsync) and renamed there while the next files render, at
-    // most 16 files in flight. The job is the same as the C++ tools': 1,000 files in, 1,000
+    // and rendered on the main thread. Without fsync it is published there too (temp name,
+    // writev, rename), as rewriteDicom does; with fsync, once publishing is measured slow,
+    // a second thread is started and the previous outputs are created, written,
+    // fdatasynced (many in flight) and renamed there while the next files render, at most
+    // 16 files in flight. The job is the same as the C++ tools': 1,000 files in, 1,000
     // edited files out (temp name + rename each), one process; the thread's start-up is
-    // inside the timed part.
+    // inside the timed part. (The script runs under `node --input-type=module -e`; until
+    // 29b6d44 the thread inherited those options and died at start, so the fsync line
+    // measured the calling thread alone.)
     // The "one by one" line is the earlier way (await rewriteDicom in a loop, all the file
     // work on the main thread), kept to show what the batch API changes.
     const fionaEdit = (fsync, loop = false) => `

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -70,6 +70,26 @@ describe('the core file thread, in both publish styles', () => {
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout)).toEqual({ ready: true, stopped: false, n: 2 });
     expect(readFileSync(join(dir, 'o'), 'utf8')).toBe('aa');
+  });
+
+  it('starts under options Node refuses to pass to a worker explicitly (--no-opt): the worker inherits them', () => {
+    const dir = s.dir();
+    const dist = fileURLToPath(new URL('../../dist/lib/dicom/file-thread.js', import.meta.url));
+    const script = `
+      import { fileThread } from ${JSON.stringify(dist)};
+      const warnings = [];
+      const t = fileThread({ eager: true, style: { makeDir: false, overlapSyncs: false }, onWarning: (m) => warnings.push(m) });
+      await t.ready();
+      const n = await t.write({ tmp: process.argv[2] + '/.t.tmp', target: process.argv[2] + '/o', parts: [Buffer.from(new SharedArrayBuffer(2)).fill(0x62)], fsync: false });
+      console.log(JSON.stringify({ stopped: t.isStopped(), n, warnings }));
+      await t.close();`;
+    const file = join(dir, 'run.mjs');
+    writeFileSync(file, script);
+    const r = spawnSync(process.execPath, ['--no-opt', file, dir], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout) as { stopped: boolean; n: number; warnings: string[] };
+    expect(out).toEqual({ stopped: false, n: 2, warnings: [] });
+    expect(readFileSync(join(dir, 'o'), 'utf8')).toBe('bb');
   });
 
   it("passes the calling thread's other options on, without the entry-point ones and their code", () => {

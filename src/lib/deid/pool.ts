@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { newWorker } from '../dicom/file-thread.js';
 // Types only: the anonymizer (and the DICOM core under it) is loaded by the worker threads,
 // and by the calling thread only when it anonymizes itself (one thread, or a worker died).
 import type { AnonymizeResult, Anonymizer, AnonymizerOptions } from './anonymizer.js';
@@ -99,7 +100,7 @@ export interface StartedWorkers {
 export function startWorkers(n: number): StartedWorkers {
   const url = new URL('./worker.js', import.meta.url);
   const workers: Worker[] = [];
-  for (let k = 0; k < n; k++) workers.push(new Worker(url));
+  for (let k = 0; k < n; k++) workers.push(newWorker(url));
   return { workers };
 }
 

@@ -1,5 +1,5 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
+import { Worker, type WorkerOptions } from 'node:worker_threads';
 import { DirSyncer, openPlain, openTempMakingDir, publishSync, writeAndPublish } from './publish.js';
 
 /**
@@ -246,6 +246,20 @@ export function workerExecArgv(argv: readonly string[] = process.execArgv): stri
 }
 
 /**
+ * A worker with the caller's options (less the entry point's). Node refuses some options given
+ * explicitly (per-process V8 flags such as --no-opt) but accepts them inherited: then the
+ * worker inherits them, and under `-e` dies at once, which its owner handles like any death.
+ */
+export function newWorker(url: URL, options: Omit<WorkerOptions, 'execArgv'> = {}): Worker {
+  try {
+    return new Worker(url, { ...options, execArgv: workerExecArgv() });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw err;
+    return new Worker(url, options);
+  }
+}
+
+/**
  * The file thread, started at the second request (or at once with `eager`) and used once it
  * has loaded; until then, and if it stops, the calling thread does the work.
  * The pools given to readHead must be shared (BufferPool(..., shared = true)).
@@ -277,7 +291,17 @@ export function fileThread(o: FileThreadOptions = {}): FileThread {
   };
 
   const start = (): void => {
-    const w = new Worker(o.workerUrl ?? defaultWorkerUrl(), { execArgv: workerExecArgv() });
+    let w: Worker;
+    try {
+      w = newWorker(o.workerUrl ?? defaultWorkerUrl());
+    } catch (err) {
+      // A thread that cannot start (resource limits): the calling thread does the work, as
+      // after a thread that stopped.
+      dead = true;
+      started();
+      o.onWarning?.(`file I/O thread could not start (${(err as Error).message}); its work is done in the main thread`);
+      return;
+    }
     worker = w;
     // An idle thread does not keep the process alive; a request in flight refs it.
     w.unref();
@@ -313,7 +337,7 @@ export function fileThread(o: FileThreadOptions = {}): FileThread {
 
   const useThread = (): boolean => {
     requests++;
-    if (!worker && requests >= 2) start();
+    if (!worker && !dead && requests >= 2) start();
     return (ready || (o.queueUntilReady === true && worker !== undefined)) && !dead;
   };
 

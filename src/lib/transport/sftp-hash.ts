@@ -153,7 +153,9 @@ export class BlockHasher {
     if (this.started) return;
     this.started = true;
     try {
-      const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { sab: this.sab, stride: this.stride, head: this.head, piece: this.piece } });
+      // No inherited options: under `node --input-type=module -e` the CommonJS source would
+      // be read as a module and the thread would end at once.
+      const w = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { sab: this.sab, stride: this.stride, head: this.head, piece: this.piece } });
       w.unref();
       w.on('message', (m: Msg) => this.onMessage(m));
       w.on('error', (err) => this.fail(w, err));

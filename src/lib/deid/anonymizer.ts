@@ -13,7 +13,7 @@ import { finishOnDisk, finishParts } from './finish.js';
 import { RefusedError } from './refused.js';
 import { type Scrubber, createScrubber } from './clean.js';
 import { derivedDateOffset } from './dates.js';
-import { type Identifier, collectIdentifiers, scrubWords } from './identifiers.js';
+import { type Identifier, IdentifierRun, scrubWords } from './identifiers.js';
 import { type Needle, identifierNeedles, uidNeedles } from './leak.js';
 import { BufferPool, MemorySink } from './output.js';
 import { type FileIo, localIo } from '../dicom/file-thread.js';
@@ -86,6 +86,8 @@ interface PatientContext {
   scrubber: Scrubber;
   /** Leak needles by the set of identifier tags that were not kept. */
   needles: Map<string, Needle[]>;
+  /** Whether the context depends on the study (no PatientID or PatientName to key it by). */
+  byStudy: boolean;
 }
 
 export { RefusedError };
@@ -149,14 +151,31 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
    */
   const patients = new Map<string, PatientContext>();
   const patientContext = (h: DicomHeader, ids: Identifier[]): PatientContext => {
-    const key = `${ids.map((i) => `${i.tag}=${i.value}`).join('\n')}\n${h.string(PATIENT_ID) || h.string(PATIENT_NAME) ? '' : (h.string(STUDY_INSTANCE_UID) ?? '')}`;
+    const byStudy = !(h.string(PATIENT_ID) || h.string(PATIENT_NAME));
+    const key = `${ids.map((i) => `${i.tag}=${i.value}`).join('\n')}\n${byStudy ? (h.string(STUDY_INSTANCE_UID) ?? '') : ''}`;
     let p = patients.get(key);
     if (!p) {
-      p = { pseudonym: pseudonymFor(h), dateOffset: dateOffsetFor(h), scrubber: createScrubber(scrubWords(ids)), needles: new Map() };
+      p = { pseudonym: pseudonymFor(h), dateOffset: dateOffsetFor(h), scrubber: createScrubber(scrubWords(ids)), needles: new Map(), byStudy };
       if (patients.size >= 256) patients.clear();
       patients.set(key, p);
     }
     return p;
+  };
+  /**
+   * The context of the previous file, when the identifiers gave it alone (not the study): a
+   * file whose identifying bytes are the previous file's (identifierRun) has the same context,
+   * found without decoding or building its key. Cleared before any other context is made, so
+   * that a failure leaves none behind for the next file of that run.
+   */
+  const identifierRun = new IdentifierRun();
+  let lastPatient: PatientContext | undefined;
+  const contextOf = (h: Header): { ids: Identifier[]; patient: PatientContext } => {
+    const run = identifierRun.collect(h);
+    if (run.same && lastPatient !== undefined) return { ids: run.ids, patient: lastPatient };
+    lastPatient = undefined;
+    const patient = patientContext(h, run.ids);
+    if (!patient.byStudy) lastPatient = patient;
+    return { ids: run.ids, patient };
   };
   // The files in flight start a new series together: one mkdir for all of them, not one
   // each on the thread pool (ensureDir remembers a folder only once it is made).
@@ -246,8 +265,7 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
     if (!study) throw new RefusedError('Study Instance UID (0020,000D) is missing');
     if (!series) throw new RefusedError('Series Instance UID (0020,000E) is missing');
     const maskedPixels = await burnedIn(h, input);
-    const ids = collectIdentifiers(h);
-    const patient = patientContext(h, ids);
+    const { ids, patient } = contextOf(h);
     const { pseudonym, dateOffset, scrubber } = patient;
     const newStudy = mapUid(study);
     const newSeries = mapUid(series);

@@ -1,4 +1,4 @@
-import type { DicomHeader } from '../dicom/index.js';
+import type { DicomHeader, Header } from '../dicom/index.js';
 import { dateSpellings, nameParts } from './clean.js';
 
 /**
@@ -66,4 +66,67 @@ export function scrubWords(ids: Identifier[]): string[] {
     else words.push(id.value);
   }
   return words;
+}
+
+/**
+ * collectIdentifiers over a batch, which is mostly long runs of one patient's files: when a
+ * file's identifying elements hold the same bytes as the previous file's (same VRs, same
+ * character set and byte order), its identifiers are the same, and the previous ones are
+ * handed back without decoding anything. The bytes compared are copies: the previous
+ * file's buffer may already hold another file.
+ */
+export class IdentifierRun {
+  private raws: Array<Uint8Array | null> = [];
+  private vrs: string[] = [];
+  private encoding = '';
+  private ids: Identifier[] | undefined;
+
+  /** The identifiers of `h`, and whether they are the previous call's (same bytes). */
+  collect(h: Header): { ids: Identifier[]; same: boolean } {
+    const encoding = `${h.littleEndian}\\${h.charsets.join('\\')}`;
+    if (this.ids !== undefined && encoding === this.encoding && this.sameBytes(h)) return { ids: this.ids, same: true };
+    const ids = collectIdentifiers(h);
+    this.remember(h, encoding, ids);
+    return { ids, same: false };
+  }
+
+  private sameBytes(h: Header): boolean {
+    for (let k = 0; k < IDENTIFYING_ATTRIBUTES.length; k++) {
+      const el = h.element(IDENTIFYING_ATTRIBUTES[k]![0]);
+      const before = this.raws[k];
+      if (el === undefined) {
+        if (before !== null) return false;
+        continue;
+      }
+      if (before === null || before === undefined || el.vr !== this.vrs[k]) return false;
+      const now = h.bytesOf(el);
+      if (now === undefined || !equalBytes(now, before)) return false;
+    }
+    return true;
+  }
+
+  private remember(h: Header, encoding: string, ids: Identifier[]): void {
+    this.ids = undefined;
+    for (let k = 0; k < IDENTIFYING_ATTRIBUTES.length; k++) {
+      const el = h.element(IDENTIFYING_ATTRIBUTES[k]![0]);
+      if (el === undefined) {
+        this.raws[k] = null;
+        this.vrs[k] = '';
+        continue;
+      }
+      const bytes = h.bytesOf(el);
+      // A value that is not in memory cannot be compared: no run starts from this file.
+      if (bytes === undefined) return;
+      this.raws[k] = Uint8Array.from(bytes);
+      this.vrs[k] = el.vr;
+    }
+    this.encoding = encoding;
+    this.ids = ids;
+  }
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return false;
+  return true;
 }

@@ -46,11 +46,21 @@ function toTexts(vr: string, value: Exclude<Value, Uint8Array>): string[] {
 /** Text as Latin-1 bytes (each UTF-16 unit's low byte, as Buffer.from(text, 'latin1')) padded to even length: one allocation, no copy. */
 function latin1Padded(text: string, vr: string): Uint8Array {
   const n = text.length;
-  const out = Buffer.allocUnsafe(n + (n & 1));
-  out.write(text, 0, n, 'latin1');
+  if (n > SHORT_TEXT) {
+    const out = Buffer.allocUnsafe(n + (n & 1));
+    out.write(text, 0, n, 'latin1');
+    if (n & 1) out[n] = padByte(vr);
+    return out;
+  }
+  // Most values are short: a loop costs less than a call into Buffer's native writer.
+  const out = new Uint8Array(n + (n & 1));
+  for (let k = 0; k < n; k++) out[k] = text.charCodeAt(k) & 0xff;
   if (n & 1) out[n] = padByte(vr);
   return out;
 }
+
+/** Values up to this many characters are copied into their bytes by a loop. */
+const SHORT_TEXT = 64;
 
 function pad(bytes: Uint8Array, vr: string): Uint8Array {
   if (bytes.length % 2 === 0) return bytes;

@@ -3,7 +3,7 @@ import { implicitVr } from './dictionary.js';
 import { DicomParseError } from './errors.js';
 import { formatTag, privateBlockKey } from './tags.js';
 import { UNDEFINED_LENGTH, type DicomElement, type ItemRange } from './types.js';
-import { BULK_VRS, LONG_VRS, vrFromBytes } from './vr.js';
+import { BULK_VRS, isLongVrBytes, vrFromBytes } from './vr.js';
 
 /**
  * The element index: a resumable, iterative walk over a dataset's bytes.
@@ -160,7 +160,7 @@ export class ElementParser {
           this.fail(`invalid VR "${printable(bytes[i + 4]!, bytes[i + 5]!)}" (is the transfer syntax right?)`, p, tag);
         }
         vr = v;
-        if (LONG_VRS.has(vr)) {
+        if (isLongVrBytes(bytes[i + 4]!, bytes[i + 5]!)) {
           if (p + 12 > lim) {
             if (p + 12 > this.fileEnd) this.truncatedHeader(p, f);
             return { offset: p, length: 12 };

@@ -37,12 +37,33 @@ export function vrCode(a: number, b: number): number {
   return (a << 8) | b;
 }
 
-const VR_BY_CODE = new Map<number, string>();
-for (const vr of KNOWN_VRS) VR_BY_CODE.set(vrCode(vr.charCodeAt(0), vr.charCodeAt(1)), vr);
+/** Index of two capital letters in the tables below (26 x 26), or -1 when they are not both A-Z. */
+function letterIndex(a: number, b: number): number {
+  const x = a - 0x41;
+  const y = b - 0x41;
+  return x >= 0 && x < 26 && y >= 0 && y < 26 ? x * 26 + y : -1;
+}
+
+// Array lookups: the parser asks for every element's VR and header length, where a Map and
+// a Set of strings cost a hash each.
+const VR_BY_INDEX: Array<string | undefined> = Array.from({ length: 26 * 26 }, () => undefined);
+const LONG_BY_INDEX = new Uint8Array(26 * 26);
+for (const vr of KNOWN_VRS) {
+  const k = letterIndex(vr.charCodeAt(0), vr.charCodeAt(1));
+  VR_BY_INDEX[k] = vr;
+  if (LONG_VRS.has(vr)) LONG_BY_INDEX[k] = 1;
+}
 
 /** The interned VR string for two bytes, or undefined when they are not a VR. */
 export function vrFromBytes(a: number, b: number): string | undefined {
-  return VR_BY_CODE.get(vrCode(a, b));
+  const k = letterIndex(a, b);
+  return k < 0 ? undefined : VR_BY_INDEX[k];
+}
+
+/** Whether two bytes name a VR with a 4-byte length in explicit VR (LONG_VRS). */
+export function isLongVrBytes(a: number, b: number): boolean {
+  const k = letterIndex(a, b);
+  return k >= 0 && LONG_BY_INDEX[k] === 1;
 }
 
 /** The byte a value of this VR is padded with to even length (PS3.5 6.2). */

@@ -119,5 +119,10 @@ describe('patient context across a run of files', () => {
     expect(await pid(3)).toBe(a0);
     expect(await pid(4)).toBe(a0); // the pseudonym comes from the PatientID
     expect(await pid(13)).toBe(a0);
+    // Neither PatientID nor PatientName: one pseudonym per study, not one for all such patients.
+    const s200 = await pid(10);
+    expect(s200).not.toBe(a0);
+    expect(await pid(11)).not.toBe(s200);
+    expect(await pid(12)).toBe(await pid(11));
   });
 });

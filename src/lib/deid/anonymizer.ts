@@ -124,7 +124,10 @@ export function createAnonymizer(rules: ProjectRules, opts: AnonymizerOptions = 
     if (opts.pseudonymTable && !entry && rules.patientId === undefined && rules.unmappedPatient === 'quarantine') {
       throw new RefusedError('PatientID is not in the pseudonym table (pseudonym.unmapped is "quarantine")');
     }
-    const derived = (): string => derivePatientPseudonym(opts.secret!, rules.name, original || `(no id) ${h.string(PATIENT_NAME) ?? ''}`, rules.pseudonymPrefix);
+    // Without an ID, the name; without both, the study (as for the date offset): two
+    // unnamed patients of different studies must not share one pseudonym.
+    const key = (): string => original || `(no id) ${h.string(PATIENT_NAME) || `study:${h.string(STUDY_INSTANCE_UID) ?? ''}`}`;
+    const derived = (): string => derivePatientPseudonym(opts.secret!, rules.name, key(), rules.pseudonymPrefix);
     const patientId = rules.patientId ?? entry?.patientId ?? derived();
     const patientName = rules.patientName ?? entry?.patientName ?? patientId;
     return { patientId, patientName };

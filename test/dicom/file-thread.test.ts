@@ -18,7 +18,7 @@ describe('the core file thread, in both publish styles', () => {
 
   it("rewriteFiles' style: a missing output folder is ENOENT; fsynced writes answered with their byte counts", async () => {
     const dir = s.dir();
-    const t = s.own(fileThread({ eager: true, sendAt: 4, style: { makeDir: false, overlapSyncs: true } }));
+    const t = s.own(fileThread({ eager: true, sendAt: 4, style: { makeDir: false } }));
     await t.ready();
     mkdirSync(join(dir, 'out'));
     const ns = await Promise.all(
@@ -46,7 +46,7 @@ describe('the core file thread, in both publish styles', () => {
   it('a dying thread: the file it had in hand is published by the calling thread, same bytes and count', async () => {
     const dir = s.dir();
     const warnings: string[] = [];
-    const t = s.own(fileThread({ eager: true, sendAt: 4, style: { makeDir: false, overlapSyncs: false }, workerUrl: dyingWorker(dir, 9), onWarning: (m) => warnings.push(m) }));
+    const t = s.own(fileThread({ eager: true, sendAt: 4, style: { makeDir: false }, workerUrl: dyingWorker(dir, 9), onWarning: (m) => warnings.push(m) }));
     await t.ready();
     mkdirSync(join(dir, 'out'));
     const n = await t.write({ tmp: join(dir, 'out', '.t.tmp'), target: join(dir, 'out', 'o'), parts: [shared('ab'), shared('cd')], fsync: true });
@@ -61,7 +61,7 @@ describe('the core file thread, in both publish styles', () => {
     const dist = fileURLToPath(new URL('../../dist/lib/dicom/file-thread.js', import.meta.url));
     const script = `
       import { fileThread } from ${JSON.stringify(dist)};
-      const t = fileThread({ eager: true, style: { makeDir: false, overlapSyncs: false } });
+      const t = fileThread({ eager: true, style: { makeDir: false } });
       await t.ready();
       const n = await t.write({ tmp: process.argv[1] + '/.t.tmp', target: process.argv[1] + '/o', parts: [Buffer.from(new SharedArrayBuffer(2)).fill(0x61)], fsync: false });
       console.log(JSON.stringify({ ready: t.isReady(), stopped: t.isStopped(), n }));
@@ -78,7 +78,7 @@ describe('the core file thread, in both publish styles', () => {
     const script = `
       import { fileThread } from ${JSON.stringify(dist)};
       const warnings = [];
-      const t = fileThread({ eager: true, style: { makeDir: false, overlapSyncs: false }, onWarning: (m) => warnings.push(m) });
+      const t = fileThread({ eager: true, style: { makeDir: false }, onWarning: (m) => warnings.push(m) });
       await t.ready();
       const n = await t.write({ tmp: process.argv[2] + '/.t.tmp', target: process.argv[2] + '/o', parts: [Buffer.from(new SharedArrayBuffer(2)).fill(0x62)], fsync: false });
       console.log(JSON.stringify({ stopped: t.isStopped(), n, warnings }));

@@ -1,6 +1,6 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
-import { DirSyncer, openPlain, openTempMakingDir, publishSync, writeAndPublish } from './publish.js';
+import { DirSyncer, openPlain, openTempMakingDir, writeAndPublish } from './publish.js';
 
 /**
  * The file work of a batch on a second thread: the one file thread of the DICOM core, used
@@ -67,14 +67,12 @@ export interface FileIo {
  * How outputs are published, the same in the thread and in the calling thread.
  * - makeDir: a vanished output folder is made again (the anonymizer's output tree);
  *   without it the write fails with ENOENT.
- * - overlapSyncs: with fsync, the fdatasyncs run on the thread pool, many in flight (the
- *   filesystem commits them together), folder syncs coalesced by a DirSyncer; without it,
- *   each file's fdatasync is synchronous and the folder is synced once for the few files
- *   answered together.
+ * With fsync the fdatasyncs run on the thread pool, many in flight (the filesystem commits
+ * them together), and folder syncs are coalesced by a DirSyncer: a write is answered once
+ * its fdatasync has completed and a folder fsync begun after its rename has completed.
  */
 export interface PublishStyle {
   makeDir: boolean;
-  overlapSyncs: boolean;
 }
 
 /** How much of a file of `size` bytes to read. */
@@ -110,17 +108,11 @@ function headOf(buffer: Buffer, read: number, want: number, size: number): Head 
 
 /** Publish one output with `style` in this thread (either thread calls this). Resolves with the bytes written. */
 export function publishJob(job: WriteJob, style: PublishStyle, dirs: DirSyncer): Promise<number> {
-  const open = style.makeDir ? openTempMakingDir : openPlain;
-  if (style.overlapSyncs) return writeAndPublish(job.tmp, job.target, job.parts, job.fsync, dirs, open);
-  try {
-    return Promise.resolve(publishSync(job.tmp, job.target, job.parts, job.fsync, open));
-  } catch (err) {
-    return Promise.reject(err);
-  }
+  return writeAndPublish(job.tmp, job.target, job.parts, job.fsync, dirs, style.makeDir ? openTempMakingDir : openPlain);
 }
 
 /** The anonymizer's style (its output tree is made as it goes; many fdatasyncs in flight). */
-export const ANONYMIZER_STYLE: PublishStyle = { makeDir: true, overlapSyncs: true };
+export const ANONYMIZER_STYLE: PublishStyle = { makeDir: true };
 
 /** File work in the calling thread. */
 export function localIo(style: PublishStyle = ANONYMIZER_STYLE): FileIo {

@@ -1,7 +1,6 @@
-import { dirname } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { type IoReply, type IoRequest, publishJob, readShared } from './file-thread.js';
-import { DirSyncer, fsyncDirSync, openTempMakingDir, publishTempPartsSync } from './publish.js';
+import { DirSyncer, openTempMakingDir, publishTempPartsSync } from './publish.js';
 
 /**
  * The file thread (see file-thread.ts): reads into the caller's shared buffers and
@@ -39,30 +38,13 @@ function read(q: Extract<IoRequest, { op: 'read' }>): void {
   }
 }
 
-/** Replies of fsynced writes whose folder sync is still to come, and those folders (one sync serves many renames). */
-let held: IoReply[] = [];
-let heldDirs = new Set<string>();
-
-/** A write with synchronous calls only: no fsync, or an fsync whose folder sync is done once for this turn's writes. */
+/** A write without fsync: synchronous calls only, answered with the others of this turn. */
 function writeNow(q: WriteRequest): void {
   try {
-    const written = publishTempPartsSync(q.tmp, q.target, q.parts, q.fsync, q.makeDir ? openTempMakingDir : undefined);
-    if (!q.fsync) reply({ id: q.id, written });
-    else {
-      held.push({ id: q.id, written });
-      heldDirs.add(dirname(q.target));
-    }
+    reply({ id: q.id, written: publishTempPartsSync(q.tmp, q.target, q.parts, false, q.makeDir ? openTempMakingDir : undefined) });
   } catch (err) {
     reply(failed(q.id, err));
   }
-}
-
-/** Sync the folders of this turn's fsynced writes, then let their replies go. */
-function releaseHeld(): void {
-  for (const d of heldDirs) fsyncDirSync(d);
-  heldDirs = new Set();
-  for (const r of held) reply(r);
-  held = [];
 }
 
 /** Writes waiting, done a few at a time so that reads asked for meanwhile are not held up. */
@@ -73,16 +55,15 @@ const WRITES_PER_TURN = 4;
 function pump(): void {
   for (let k = 0; k < WRITES_PER_TURN && queue.length > 0; k++) {
     const q = queue.shift()!;
-    if (q.fsync && q.overlapSyncs) {
+    if (q.fsync) {
       // The fdatasyncs overlap (on the thread pool; the filesystem commits them together),
-      // as in the calling thread; each is answered when done.
+      // as in the calling thread; each is answered once it and its folder's sync are done.
       void publishJob(q, q, dirs).then(
         (written) => reply({ id: q.id, written }),
         (err: unknown) => reply(failed(q.id, err)),
       ).then(sendReplies);
     } else writeNow(q);
   }
-  releaseHeld();
   // Answered as they are done: the calling thread starts its next files meanwhile.
   sendReplies();
   if (queue.length > 0) setImmediate(pump);

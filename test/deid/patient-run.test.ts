@@ -125,4 +125,14 @@ describe('patient context across a run of files', () => {
     expect(await pid(11)).not.toBe(s200);
     expect(await pid(12)).toBe(await pid(11));
   });
+
+  it('leaves no context behind from a file that failed: the next file with its bytes fails too', async () => {
+    // Only patient A is in the table; B's files are quarantined (pseudonym.unmapped).
+    const rules = defaultProjectRules('run');
+    const table = new Map([['PATA0001', { patientId: 'TABLE-A' }]]);
+    const batch = createAnonymizer(rules, { secret: SECRET, fsync: false, pseudonymTable: table });
+    const statuses: string[] = [];
+    for (const k of [0, 2, 2, 0, 2]) statuses.push((await batch.anonymizeFile(files[k]!, join(tmp.dir, 'table'))).status);
+    expect(statuses).toEqual(['anonymized', 'quarantined', 'quarantined', 'anonymized', 'quarantined']);
+  });
 });

@@ -262,7 +262,7 @@ function median(xs: number[]): number {
   return s[s.length >> 1]!;
 }
 
-/** Publish on this thread, timing it (an average over the last few such files). */
+/** Publish on this thread, timing it (stats.publishMs; with fsync, the samples of the thread's start rule). */
 function publishHere(io: Io, output: string, parts: Uint8Array[], fsync: boolean): number {
   const t = performance.now();
   const n = publishPartsSync(output, parts, fsync);

@@ -28,17 +28,18 @@ export class PublishThread {
     return this.thread.isReady();
   }
 
-  /** True once the thread has died or was closed: publish() rejects from then on. */
+  /** True once the thread has died or was closed: publish() runs on the calling thread from then on. */
   get stopped(): boolean {
     return this.thread.isStopped();
   }
 
   /**
    * Publish; resolves with the bytes written once the file is under its final name (and
-   * durable with fsync). Should the thread die with it in hand, the calling thread publishes it.
+   * durable with fsync). Once the thread has stopped (it can die between rewriteFiles'
+   * choice and this call, while an async visitor answers), and should it die with the file
+   * in hand, the calling thread publishes it.
    */
   publish(req: WriteJob): Promise<number> {
-    if (this.thread.isStopped()) return Promise.reject(new Error('the publishing thread stopped or was closed'));
     return this.thread.write(req);
   }
 

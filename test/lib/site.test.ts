@@ -7,6 +7,8 @@ import {
   archivePath, ensureSite, quarantineFile, sanitizePathPart, tryLock, writeFileAtomic, UnsafeUidError,
 } from '../../src/lib/site/index.js';
 import { makeTempDir } from '../helpers/tmp.js';
+import { dirSyncUnsupported, fsyncDir } from '../../src/lib/site/fsync-dir.js';
+import { fsyncDirSync } from '../../src/lib/dicom/publish.js';
 
 describe('site', () => {
   let dir: string;
@@ -71,5 +73,22 @@ describe('site', () => {
     expect(b).toBeDefined();
     await b!.release();
     expect(existsSync(path)).toBe(false);
+  });
+});
+
+describe('folder fsync', () => {
+  it('syncs a folder, and throws what is not "folders cannot be synced here" (a file must not be reported durable after a failed sync)', async () => {
+    const t = await makeTempDir('fiona-fsyncdir-');
+    try {
+      await expect(fsyncDir(t.dir)).resolves.toBeUndefined();
+      expect(() => fsyncDirSync(t.dir)).not.toThrow();
+      const gone = join(t.dir, 'gone');
+      await expect(fsyncDir(gone)).rejects.toMatchObject({ code: 'ENOENT' });
+      expect(() => fsyncDirSync(gone)).toThrow(/ENOENT/);
+      for (const code of ['EINVAL', 'ENOTSUP', 'EOPNOTSUPP', 'EBADF', 'EISDIR', 'EACCES']) expect(dirSyncUnsupported(Object.assign(new Error(code), { code }))).toBe(true);
+      for (const code of ['EIO', 'EMFILE', 'ENOSPC', 'ENOENT', undefined]) expect(dirSyncUnsupported(Object.assign(new Error(String(code)), { code }))).toBe(false);
+    } finally {
+      await t.cleanup();
+    }
   });
 });

@@ -1,7 +1,7 @@
 import { closeSync, constants, fdatasync, fdatasyncSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync, writevSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { fsyncDir } from '../site/fsync-dir.js';
+import { dirSyncUnsupported, fsyncDir } from '../site/fsync-dir.js';
 
 /**
  * The publish steps, one copy for every caller and thread: create a temp name beside the
@@ -110,8 +110,8 @@ export function fsyncDirSync(dir: string): void {
   try {
     fd = openSync(dir, constants.O_RDONLY);
     fsyncSync(fd);
-  } catch {
-    // Some filesystems refuse fsync on a directory; the rename is still atomic.
+  } catch (err) {
+    if (!dirSyncUnsupported(err)) throw err;
   } finally {
     if (fd !== undefined) closeSync(fd);
   }

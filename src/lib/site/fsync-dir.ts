@@ -11,9 +11,20 @@ export async function fsyncDir(dir: string): Promise<void> {
   try {
     fh = await open(dir, constants.O_RDONLY);
     await fh.sync();
-  } catch {
-    // Some filesystems refuse fsync on a directory; the rename is still atomic.
+  } catch (err) {
+    if (!dirSyncUnsupported(err)) throw err;
   } finally {
     await fh?.close();
   }
+}
+
+/**
+ * Errors that mean "this file system (or OS) does not sync folders", after which the rename
+ * is still atomic and nothing better can be done (PostgreSQL's fsync_fname ignores the same).
+ * Any other failure (EIO, EMFILE, a folder gone) is thrown: a file must not be reported
+ * durable when its folder's sync failed.
+ */
+export function dirSyncUnsupported(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'EINVAL' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'EBADF' || code === 'EISDIR' || code === 'EACCES';
 }

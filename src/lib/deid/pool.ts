@@ -9,7 +9,7 @@ import type { PseudonymTableEntry } from './pseudonyms.js';
 
 /**
  * Anonymizing on every core. With one thread the calling thread does everything (and an
- * I/O thread reads and writes for it). With N >= 2, N worker threads each run the whole
+ * I/O thread publishes its outputs). With N >= 2, N worker threads each run the whole
  * pipeline for the files they are handed (read, decide, rewrite, leak check, publish, all
  * with synchronous file calls), and the calling thread only walks the inputs, hands paths
  * out in batches and writes the events. Each worker has its own anonymizer built from the

@@ -14,6 +14,7 @@
  * a sequence in Implicit VR Little Endian (PS3.5 6.2.2).
  */
 import { formatTag } from '../dicom/tags.js';
+import { LONG_VRS as LONG_VR_NAMES } from '../dicom/vr.js';
 
 export interface WalkerEncoding {
   explicitVr: boolean;
@@ -33,8 +34,8 @@ export interface WalkResult {
 function vrCode(vr: string): number {
   return (vr.charCodeAt(0) << 8) | vr.charCodeAt(1);
 }
-/** VRs whose explicit-VR header has 2 reserved bytes and a 4-byte length (PS3.5 7.1.2). */
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV'].map(vrCode));
+/** VRs whose explicit-VR header has 2 reserved bytes and a 4-byte length (PS3.5 7.1.2), as codes. */
+const LONG_VRS = new Set([...LONG_VR_NAMES].map(vrCode));
 const VR_SQ = vrCode('SQ');
 const VR_UN = vrCode('UN');
 const VR_OB = vrCode('OB');

@@ -14,7 +14,7 @@
  * a sequence in Implicit VR Little Endian (PS3.5 6.2.2).
  */
 import { formatTag } from '../dicom/tags.js';
-import { LONG_VRS as LONG_VR_NAMES } from '../dicom/vr.js';
+import { isLongVrBytes, vrCode as vrBytesCode } from '../dicom/vr.js';
 
 export interface WalkerEncoding {
   explicitVr: boolean;
@@ -32,10 +32,8 @@ export interface WalkResult {
 
 /** A VR as its two bytes in one number ('SQ' = 0x5351): no string per element on the hot path. */
 function vrCode(vr: string): number {
-  return (vr.charCodeAt(0) << 8) | vr.charCodeAt(1);
+  return vrBytesCode(vr.charCodeAt(0), vr.charCodeAt(1));
 }
-/** VRs whose explicit-VR header has 2 reserved bytes and a 4-byte length (PS3.5 7.1.2), as codes. */
-const LONG_VRS = new Set([...LONG_VR_NAMES].map(vrCode));
 const VR_SQ = vrCode('SQ');
 const VR_UN = vrCode('UN');
 const VR_OB = vrCode('OB');
@@ -160,7 +158,7 @@ export class DatasetWalker {
     if (this.headFill < 8 || !this.mode.explicitVr) return 8;
     const group = this.mode.littleEndian ? this.head.readUInt16LE(0) : this.head.readUInt16BE(0);
     if (group === 0xfffe) return 8;
-    return LONG_VRS.has(((this.head[4] as number) << 8) | (this.head[5] as number)) ? 12 : 8;
+    return isLongVrBytes(this.head[4] as number, this.head[5] as number) ? 12 : 8;
   }
 
   private fail(message: string): void {
@@ -190,8 +188,8 @@ export class DatasetWalker {
         this.fail(`bad VR bytes 0x${h.toString('hex', at + 4, at + 6)} in element ${formatTag(tag)} at byte ${offset}`);
         return 8;
       }
-      vr = (v0 << 8) | v1;
-      if (LONG_VRS.has(vr)) {
+      vr = vrBytesCode(v0, v1);
+      if (isLongVrBytes(v0, v1)) {
         length = littleEndian ? h.readUInt32LE(at + 8) : h.readUInt32BE(at + 8);
         headerLength = 12;
       } else {

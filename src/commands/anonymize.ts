@@ -20,7 +20,7 @@ import { loadSecret } from '../lib/deid/secret.js';
 import { checkUidRoot } from '../lib/deid/uids.js';
 import { ConfigError, EXIT, UnavailableError, UsageError } from '../lib/errors.js';
 import { makeEvent } from '../lib/events/types.js';
-import { EventWriter } from '../lib/events/writer.js';
+import { EventWriter, corkPerTurn } from '../lib/events/writer.js';
 import { siteLayout } from '../lib/site/layout.js';
 
 const EXTRA_HELP = `
@@ -158,30 +158,6 @@ export async function main(argv: string[]): Promise<number> {
     // Workers a failed start-up left unused (a usage error) must not keep the process alive.
     for (const w of workers?.workers ?? []) void w.terminate();
   }
-}
-
-/**
- * The event lines written in one turn of the event loop go out in one write: outcomes come
- * in bursts (the files that one answer of the I/O thread completes), and a line per write
- * cost a system call each and woke the pipe's reader each time (Node writes a corked
- * pipe's lines with one writev). Uncorked at the end of the turn, so no line waits longer.
- */
-function corkPerTurn(out: NodeJS.WriteStream): { cork(): void; flush(): void } {
-  let corked = false;
-  const flush = (): void => {
-    if (!corked) return;
-    corked = false;
-    out.uncork();
-  };
-  return {
-    cork(): void {
-      if (corked) return;
-      corked = true;
-      out.cork();
-      setImmediate(flush);
-    },
-    flush,
-  };
 }
 
 /** True when the inputs are one regular file (not a folder, not stdin). */

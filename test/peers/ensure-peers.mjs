@@ -29,13 +29,16 @@ function have(bin, path) {
 }
 
 // Debian's python3 (not a pyenv one on PATH): that is where python3-pydicom installs.
-function havePydicom() {
-  return spawnSync('/usr/bin/python3', ['-c', 'import pydicom'], { stdio: 'ignore' }).status === 0;
+function havePython(module) {
+  return spawnSync('/usr/bin/python3', ['-c', `import ${module}`], { stdio: 'ignore' }).status === 0;
 }
 
 const missing = new Set();
 for (const [bin, pkg, path] of PEERS) if (!have(bin, path)) missing.add(pkg);
-if (!havePydicom()) missing.add('python3-pydicom');
+if (!havePython('pydicom')) missing.add('python3-pydicom');
+// pydicom decodes pixel data only with NumPy, which is merely a Recommends of python3-pydicom
+// (and we install with --no-install-recommends): the synth tests read pixels with it.
+if (!havePython('numpy')) missing.add('python3-numpy');
 
 if (missing.size > 0) {
   const pkgs = [...missing];

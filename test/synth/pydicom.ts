@@ -56,6 +56,7 @@ export async function readWithPydicom(files: string[], keywords: string[]): Prom
   const r = await execa('/usr/bin/python3', ['-c', SCRIPT, JSON.stringify(keywords), ...files], { reject: false });
   if (r.exitCode !== 0) {
     if (/No module named 'pydicom'/.test(r.stderr)) throw new Error('pydicom is missing: run `apt-get install -y python3-pydicom python3-numpy`');
+    if (/No module named 'numpy'|req\. NumPy/.test(r.stderr)) throw new Error('NumPy is missing (pydicom needs it for pixel data): run `apt-get install -y python3-numpy`');
     throw new Error(`pydicom failed: ${r.stderr}`);
   }
   return JSON.parse(r.stdout) as Record<string, PyRecord>;

@@ -1,5 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { PassThrough, Readable } from 'node:stream';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -81,5 +82,20 @@ describe('events', () => {
     const file = join(dir, 'plain');
     await (await import('node:fs/promises')).writeFile(file, '');
     await expect(FifoWriter.open(file)).rejects.toThrow(/not a FIFO/);
+  });
+  it('corkPerTurn: lines corked in a turn still go out when the process dies of an uncaught exception', async () => {
+    const writer = pathToFileURL(join(process.cwd(), 'dist/lib/events/writer.js')).href;
+    const script = `
+      import { EventWriter, corkPerTurn } from ${JSON.stringify(writer)};
+      const events = new EventWriter(process.stdout);
+      const turn = corkPerTurn(process.stdout);
+      turn.cork();
+      events.write({ event: 'anonymized', n: 1 });
+      events.write({ event: 'anonymized', n: 2 });
+      throw new Error('boom');`;
+    const r = await execa(process.execPath, ['--input-type=module', '-e', script], { reject: false });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('boom');
+    expect(r.stdout.split('\n').map((l) => JSON.parse(l).n)).toEqual([1, 2]);
   });
 });

@@ -30,7 +30,9 @@ export class EventWriter {
  * The event lines written in one turn of the event loop go out in one write: outcomes come
  * in bursts (the files that one answer of the I/O thread completes), and a line per write
  * cost a system call each and woke the pipe's reader each time (Node writes a corked
- * pipe's lines with one writev). Uncorked at the end of the turn, so no line waits longer.
+ * pipe's lines with one writev). Uncorked at the end of the turn, so no line waits longer,
+ * and at exit: a process that dies of an uncaught exception in the middle of a turn still
+ * writes the lines of the files it finished (stdout to a pipe or file is synchronous on Linux).
  */
 export function corkPerTurn(out: Writable): { cork(): void; flush(): void } {
   let corked = false;
@@ -39,6 +41,7 @@ export function corkPerTurn(out: Writable): { cork(): void; flush(): void } {
     corked = false;
     out.uncork();
   };
+  process.on('exit', flush);
   return {
     cork(): void {
       if (corked) return;

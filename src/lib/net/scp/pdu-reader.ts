@@ -110,16 +110,21 @@ export class PduReader {
     throw new ProtocolError(message);
   }
 
+  /** Copies what is missing of a 6-byte PDU or PDV header from buf at off; returns the bytes taken. */
+  private fillHead(buf: Buffer, off: number): number {
+    const n = Math.min(6 - this.headFill, buf.length - off);
+    buf.copy(this.head, this.headFill, off, off + n);
+    this.headFill += n;
+    return n;
+  }
+
   private consume(buf: Buffer): void {
     let off = 0;
     const len = buf.length;
     while (off < len) {
       switch (this.state) {
         case 'pduHeader': {
-          const n = Math.min(6 - this.headFill, len - off);
-          buf.copy(this.head, this.headFill, off, off + n);
-          this.headFill += n;
-          off += n;
+          off += this.fillHead(buf, off);
           if (this.headFill < 6) break;
           this.headFill = 0;
           this.pduType = this.head[0] as number;
@@ -149,10 +154,7 @@ export class PduReader {
           break;
         }
         case 'pdvHeader': {
-          const n = Math.min(6 - this.headFill, len - off);
-          buf.copy(this.head, this.headFill, off, off + n);
-          this.headFill += n;
-          off += n;
+          off += this.fillHead(buf, off);
           if (this.headFill < 6) break;
           this.headFill = 0;
           if (this.pduRemaining < 6) this.fail(`P-DATA-TF has ${this.pduRemaining} bytes left, too few for a PDV header`);

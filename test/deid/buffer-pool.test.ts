@@ -48,3 +48,35 @@ describe('MemorySink', () => {
     expect(empty.parts()).toHaveLength(1);
   });
 });
+
+describe('BufferPool, files growing past its buffers', () => {
+  const isOneOf = (b: Buffer, list: Buffer[]): boolean => list.some((x) => x === b);
+
+  it('drops a free buffer too small for the file (the pool does not grow by the files in flight each time they get larger)', () => {
+    const pool = new BufferPool(32 * 1024, 64);
+    const inFlight = 8;
+    const first = Array.from({ length: inFlight }, () => pool.acquire(982_814));
+    for (const b of first) pool.release(b);
+    const later = Array.from({ length: inFlight }, () => pool.acquire(1_100_000));
+    for (const b of later) {
+      expect(isOneOf(b, first)).toBe(false);
+      pool.release(b);
+    }
+    // Only the larger buffers are left: the next files take them, none is allocated, and a
+    // small file gets one of them too.
+    const again = Array.from({ length: inFlight }, () => pool.acquire(1_100_000));
+    expect(again.every((b) => isOneOf(b, later))).toBe(true);
+    expect(new Set(again).size).toBe(inFlight);
+    for (const b of again) pool.release(b);
+    // Nothing of the first, too small buffers is kept.
+    const all = Array.from({ length: 2 * inFlight }, () => pool.acquire(1));
+    expect(all.some((b) => isOneOf(b, first))).toBe(false);
+  });
+
+  it('serves files a few bytes past a 16 KB step with the buffers of the files before them', () => {
+    const pool = new BufferPool(32 * 1024, 64);
+    const a = pool.acquire(982_814);
+    pool.release(a);
+    expect(pool.acquire(983_296)).toBe(a);
+  });
+});

@@ -114,3 +114,44 @@ describe('batch memory', () => {
     expect(fresh.map(study)).toBe(first);
   });
 });
+
+describe('batch bytes in flight', () => {
+  /** Files of `size` bytes answered after a timer; the most ever in flight at once. */
+  async function mostInFlight(size: number, inFlightBytes: number | undefined): Promise<{ most: number; mostAfterFirst: number }> {
+    let running = 0;
+    let most = 0;
+    let mostAfterFirst = 0;
+    let doneOnce = false;
+    const anonymizer: Anonymizer = {
+      rules: defaultProjectRules('test'),
+      async anonymizeFile(input: string): Promise<AnonymizeResult> {
+        running++;
+        most = Math.max(most, running);
+        if (doneOnce) mostAfterFirst = Math.max(mostAfterFirst, running);
+        await new Promise((r) => setTimeout(r, 1));
+        running--;
+        doneOnce = true;
+        const ids = { study: '1.2', series: '1.2.3', sop: input };
+        return { status: 'anonymized', source: input, path: input, ...ids, original: ids, bytes: size, warnings: [] };
+      },
+    };
+    async function* units(): AsyncGenerator<InputUnit> {
+      for (let k = 0; k < 200; k++) yield { kind: 'file', path: `/in/${k}.dcm` };
+    }
+    const summary = await runBatch(units(), { anonymizer, outDir: '/nowhere', inFlight: 48, inFlightBytes, onOutcome: () => {} });
+    expect(summary.anonymized).toBe(200);
+    return { most, mostAfterFirst };
+  }
+
+  it('holds fewer large files in flight: 32 MB of 1 MB files is 32, and the first ones are 16 at most', async () => {
+    const r = await mostInFlight(1024 * 1024, 32 * 1024 * 1024);
+    expect(r.most).toBeLessThanOrEqual(32);
+    expect(r.mostAfterFirst).toBe(32);
+  });
+
+  it('keeps the file count for small files, and at least 4 files for huge ones', async () => {
+    expect((await mostInFlight(130 * 1024, 32 * 1024 * 1024)).mostAfterFirst).toBe(48);
+    expect((await mostInFlight(64 * 1024 * 1024, 32 * 1024 * 1024)).mostAfterFirst).toBe(4);
+    expect((await mostInFlight(64 * 1024 * 1024, undefined)).most).toBe(48);
+  });
+});

@@ -24,6 +24,12 @@ export interface BatchOptions {
   outDir: string;
   /** Files in flight at once (enough to keep every worker and the disk busy). */
   inFlight: number;
+  /**
+   * Bytes of input in flight at most, as far as the sizes of the files done so far tell:
+   * fewer files in flight when they are large (each holds its input in memory). Until the
+   * first file is done, FIRST_FILES are started.
+   */
+  inFlightBytes?: number;
   mapping?: MappingRecorder;
   onOutcome(o: BatchOutcome): void;
   onOther?(e: BaseEvent): void;
@@ -36,6 +42,7 @@ export async function runBatch(units: AsyncIterable<InputUnit>, o: BatchOptions)
   const started = performance.now();
   const summary: BatchSummary = { anonymized: 0, quarantined: 0, failed: 0, invalid: 0, seconds: 0, interrupted: false };
   let running = 0;
+  const room = flightLimit(o.inFlight, o.inFlightBytes);
   // Woken when a file is done and the batch waits for room.
   let wake: (() => void) | undefined;
   // Outcomes are reported in input order, whichever thread finishes first: the previous
@@ -45,6 +52,7 @@ export async function runBatch(units: AsyncIterable<InputUnit>, o: BatchOptions)
   const report = (outcome: BatchOutcome): void => {
     if (outcome.status === 'anonymized') {
       summary.anonymized++;
+      room.done(outcome.bytes);
       o.mapping?.add('StudyInstanceUID', outcome.original.study, outcome.study);
       o.mapping?.add('SeriesInstanceUID', outcome.original.series, outcome.series);
     } else if (outcome.status === 'quarantined') summary.quarantined++;
@@ -85,11 +93,35 @@ export async function runBatch(units: AsyncIterable<InputUnit>, o: BatchOptions)
       continue;
     }
     one(u.path);
-    while (running >= o.inFlight) await new Promise<void>((resolve) => (wake = resolve));
+    while (running >= room.limit()) await new Promise<void>((resolve) => (wake = resolve));
   }
   await previous;
   summary.seconds = (performance.now() - started) / 1000;
   return summary;
+}
+
+/** Files started before any is done, with a byte bound (their size is not known yet). */
+const FIRST_FILES = 16;
+
+/** Files in flight at least, however large. */
+const MIN_FILES = 4;
+
+/**
+ * How many files may be in flight: `files`, or fewer when `bytes` bounds the input held in
+ * memory, by a running mean of the sizes of the files done (a batch's files are mostly of a
+ * size, series by series).
+ */
+function flightLimit(files: number, bytes: number | undefined): { limit(): number; done(size: number): void } {
+  if (bytes === undefined) return { limit: () => files, done: () => {} };
+  let mean = 0;
+  let limit = Math.min(files, FIRST_FILES);
+  return {
+    limit: () => limit,
+    done(size: number): void {
+      mean = mean === 0 ? size : mean + (size - mean) / 8;
+      limit = Math.max(MIN_FILES, Math.min(files, Math.floor(bytes / Math.max(mean, 1))));
+    },
+  };
 }
 
 /**

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 // The built module: its worker script (file-worker.js) is beside it.
-import { fileThread, workerExecArgv } from '../../dist/lib/dicom/file-thread.js';
+import { bufferSizeFor, fileThread, readShared, workerExecArgv } from '../../dist/lib/dicom/file-thread.js';
 import { dyingWorker, useThreadTest } from './thread-test.js';
 
 function shared(text: string): Buffer {
@@ -96,5 +96,21 @@ describe('the core file thread, in both publish styles', () => {
     expect(workerExecArgv(['--input-type=module', '-e', 'x()', '--max-old-space-size=512'])).toEqual(['--max-old-space-size=512']);
     expect(workerExecArgv(['--input-type', 'module', '--eval', 'x()', '--stack-size=900'])).toEqual(['--stack-size=900']);
     expect(workerExecArgv(['-pe', 'x()', '--eval=y()', '--print=z()', '--cpu-prof'])).toEqual(['--cpu-prof']);
+  });
+});
+
+describe('reads into shared buffers', () => {
+  const s = useThreadTest('fiona-file-read-');
+
+  it('a head larger than the buffer given comes in a new buffer with room for the next files, a few bytes larger', () => {
+    const file = join(s.dir(), 'in');
+    writeFileSync(file, Buffer.alloc(983_296, 7));
+    const reply = readShared(1, { file, wholeLimit: 1 << 20, headBytes: 1 << 15 }, new Uint8Array(new SharedArrayBuffer(32 * 1024)));
+    expect(reply).toMatchObject({ size: 983_296, read: 983_296, want: 983_296 });
+    expect(reply.grown!.byteLength).toBe(bufferSizeFor(983_296));
+    expect(reply.grown!.byteLength).toBeGreaterThanOrEqual(983_296 + 983_296 / 32);
+    expect(bufferSizeFor(983_296) % (16 * 1024)).toBe(0);
+    // The file read whole, in the new buffer.
+    expect(new Uint8Array(reply.grown!, 0, 983_296).every((b) => b === 7)).toBe(true);
   });
 });

@@ -1,3 +1,4 @@
+import { bufferSizeFor } from '../dicom/file-thread.js';
 import type { ByteSink } from '../dicom/write.js';
 
 /**
@@ -5,10 +6,6 @@ import type { ByteSink } from '../dicom/write.js';
  * buffer per file leaves garbage outside the JavaScript heap faster than the collector looks
  * at it (hundreds of MB); with a pool, memory is the buffers of the files in flight.
  */
-const ROUND = 16 * 1024;
-
-/** A new buffer has 1/HEADROOM of its size to spare (beside the rounding). */
-const HEADROOM = 32;
 
 export class BufferPool {
   private readonly free: Buffer[] = [];
@@ -38,7 +35,7 @@ export class BufferPool {
     // sized to one exactly would not serve the next one a little larger (a new allocation
     // per file, the old one left to a collector that, in an I/O thread which allocates
     // little, seldom runs).
-    const n = Math.ceil(Math.max(size + size / HEADROOM, this.minSize) / ROUND) * ROUND;
+    const n = Math.max(bufferSizeFor(size), this.minSize);
     return this.shared ? Buffer.from(new SharedArrayBuffer(n)) : Buffer.allocUnsafe(n);
   }
 

@@ -158,9 +158,23 @@ export interface IoReply {
   grown?: SharedArrayBuffer;
 }
 
+/**
+ * The size of a buffer made for `size` bytes: rounded up to 16 KB, with 1/32 to spare, so
+ * that it also serves the next files of a batch, a few bytes larger. The anonymizer's buffer
+ * pools make theirs so, and a buffer the thread makes for a read joins such a pool: made to
+ * the byte, the first reads of a batch (before the thread's answers tell their size) left
+ * buffers that fitted no later file (1,600 inputs of 983 KB: 172 MB peak RSS against 142).
+ */
+export function bufferSizeFor(size: number): number {
+  return Math.ceil((size + size / BUFFER_HEADROOM) / BUFFER_ROUND) * BUFFER_ROUND;
+}
+
+const BUFFER_ROUND = 16 * 1024;
+const BUFFER_HEADROOM = 32;
+
 /** Read a head into the caller's shared `buf` (or a new shared buffer when it is too small): the answer to a read, in either thread. */
 export function readShared(id: number, r: HeadRequest, buf: Uint8Array): IoReply {
-  const h = readHeadSync(r, buf, (n) => new Uint8Array(new SharedArrayBuffer(n)));
+  const h = readHeadSync(r, buf, (n) => new Uint8Array(new SharedArrayBuffer(bufferSizeFor(n))));
   return { id, size: h.size, read: h.read, want: h.want, grown: h.buffer === buf ? undefined : (h.buffer.buffer as SharedArrayBuffer) };
 }
 

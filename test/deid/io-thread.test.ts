@@ -83,7 +83,7 @@ describe('file I/O thread', () => {
     expect(Buffer.compare(readFileSync(join(dir, 'out', 'b.dcm')), bytes)).toBe(0);
   });
 
-  it("the anonymizer's I/O reads here and publishes in the thread, byte for byte, with many outputs queued", async () => {
+  it("the anonymizer's I/O reads and publishes in the thread, byte for byte, with many outputs queued", async () => {
     const dir = s.dir();
     const warnings: string[] = [];
     const io = s.own(publishingThreadIo({ onWarning: (m) => warnings.push(m) }));

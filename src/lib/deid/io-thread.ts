@@ -1,4 +1,4 @@
-import { ANONYMIZER_STYLE, type FileIo, type FileThread, type FileThreadOptions, fileThread, localIo } from '../dicom/file-thread.js';
+import { ANONYMIZER_STYLE, type FileIo, type FileThread, type FileThreadOptions, fileThread } from '../dicom/file-thread.js';
 
 /**
  * The anonymizer's file I/O thread is the DICOM core's file thread (dicom/file-thread.ts):
@@ -15,21 +15,24 @@ export function threadIo(o: ThreadIoOptions = {}): FileThread {
 }
 
 /**
- * The anonymizer's I/O with one anonymizing thread: inputs read in the calling thread,
- * outputs published in the file thread, which is started now so that its start-up overlaps
- * the calling thread's.
+ * The anonymizer's I/O with one anonymizing thread: inputs read and outputs published in the
+ * file thread, which is started now so that its start-up overlaps the calling thread's
+ * (until it has loaded, the calling thread reads and publishes itself).
  *
- * Why the reads stay here: a read (open, one pread of ~130 KB, close) costs some 30-90 us,
- * while creating an output on the benchmark's ext4 (no journal, files deleted minutes
- * before) costs the file thread 0.3-0.9 ms, so the file thread is the slower of the two. A
- * read sent there waited behind the outputs queued before it, with the calling thread idle
- * meanwhile (a CPU profile of 1,000 files: 330 ms of its 1.29 s). Measured with the
- * settings below, 6 alternating rounds of 1,000 files: reads here 1.06 s median, reads in
- * the file thread 1.08 s, reads there only while fewer than 4 outputs waited 1.18 s.
+ * Reads go to the thread too. The calling thread (which parses, decides and renders) is the
+ * slower of the two whenever creates are cheap, and its reads of ~130 KB took it 50-250 ms
+ * per 1,000 files; the thread answers reads before the writes it has queued, so a read waits
+ * at most for the writes of one turn there, while the calling thread works on other files.
+ * Measured, 1,000 files on the benchmark's ext4, alternating rounds: faster in 20 of 29
+ * (medians of four sets: 0.82 s against 0.92 s with the reads here in 10 rounds with the
+ * order rotating, 0.69 against 0.80 in 5, 0.86 against 0.87 in 6, 0.83 against 0.80 in 8);
+ * on tmpfs 0.76 against 0.80 and 0.67 against 0.70 (5 rounds each). An earlier round measured
+ * 1.08 s against 1.06 s, when 16 files were in flight and requests went over only at the end
+ * of each turn.
  */
 export function publishingThreadIo(o: ThreadIoOptions = {}): FileIo & Pick<FileThread, 'ready'> {
   const thread = threadIo({ ...o, eager: true, sendAt: SEND_AT });
-  return { readHead: localIo(ANONYMIZER_STYLE).readHead, write: (job) => thread.write(job), close: () => thread.close(), ready: () => thread.ready() };
+  return { readHead: (r, pool) => thread.readHead(r, pool), write: (job) => thread.write(job), close: () => thread.close(), ready: () => thread.ready() };
 }
 
 /**

@@ -99,6 +99,18 @@ describe('the core file thread, in both publish styles', () => {
   });
 });
 
+describe('the file thread, started while the calling thread is busy', () => {
+  const s = useThreadTest('fiona-file-up-');
+
+  it('is taken as up without its ready message (a batch runs long turns without reading messages)', () => {
+    const t = s.own(fileThread({ eager: true }));
+    const end = Date.now() + 5000;
+    // Busy: no turn of the event loop, so no message is read here.
+    while (!t.isReady() && Date.now() < end);
+    expect(t.isReady()).toBe(true);
+  });
+});
+
 describe('reads into shared buffers', () => {
   const s = useThreadTest('fiona-file-read-');
 

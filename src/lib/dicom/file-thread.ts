@@ -137,6 +137,11 @@ function readHeadLocal(r: HeadRequest, pool: Buffers): Head {
   }
 }
 
+/** The file thread's workerData: `up`, set to 1 when it takes requests (before it says 'ready'). */
+export interface FileWorkerData {
+  up: Int32Array;
+}
+
 /** Requests to the file thread (posted in batches). */
 export type IoRequest =
   | ({ op: 'read'; id: number; buf: Uint8Array } & HeadRequest)
@@ -278,6 +283,12 @@ export function fileThread(o: FileThreadOptions = {}): FileThread {
   const sendAt = o.sendAt ?? Infinity;
   let worker: Worker | undefined;
   let ready = false;
+  // Set by the thread as it says 'ready' (file-worker.ts). The message only arrives when this
+  // thread's event loop next turns, and a batch's first files ran in one long turn of promise
+  // callbacks: the thread was up some 40 ms after its start, but known to be only 150-200 ms
+  // later, the calling thread reading and publishing 50-100 files itself meanwhile.
+  const up = new Int32Array(new SharedArrayBuffer(4));
+  const isUp = (): boolean => !dead && (ready || Atomics.load(up, 0) === 1);
   let dead = false;
   let requests = 0;
   let nextId = 1;
@@ -299,7 +310,7 @@ export function fileThread(o: FileThreadOptions = {}): FileThread {
   const start = (): void => {
     let w: Worker;
     try {
-      w = newWorker(o.workerUrl ?? defaultWorkerUrl());
+      w = newWorker(o.workerUrl ?? defaultWorkerUrl(), { workerData: { up } satisfies FileWorkerData });
     } catch (err) {
       // A thread that cannot start (resource limits): the calling thread does the work, as
       // after a thread that stopped.
@@ -344,7 +355,7 @@ export function fileThread(o: FileThreadOptions = {}): FileThread {
   const useThread = (): boolean => {
     requests++;
     if (!worker && !dead && requests >= 2) start();
-    return (ready || (o.queueUntilReady === true && worker !== undefined)) && !dead;
+    return isUp() || (o.queueUntilReady === true && worker !== undefined && !dead);
   };
 
   const send = (request: IoRequest, redo: () => Promise<IoReply>): Promise<IoReply> => {
@@ -369,7 +380,7 @@ export function fileThread(o: FileThreadOptions = {}): FileThread {
 
   return {
     ready: () => readyPromise,
-    isReady: () => ready && !dead,
+    isReady: isUp,
     isStopped: () => dead,
     async readHead(r: HeadRequest, pool: Buffers): Promise<Head> {
       if (!useThread()) return readHeadLocal(r, pool);

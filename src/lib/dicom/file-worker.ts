@@ -1,5 +1,5 @@
-import { parentPort } from 'node:worker_threads';
-import { type IoReply, type IoRequest, publishJob, readShared } from './file-thread.js';
+import { parentPort, workerData } from 'node:worker_threads';
+import { type FileWorkerData, type IoReply, type IoRequest, publishJob, readShared } from './file-thread.js';
 import { DirSyncer, openTempMakingDir, publishTempPartsSync } from './publish.js';
 
 /**
@@ -82,4 +82,7 @@ parentPort!.on('message', (requests: IoRequest[]) => {
     setImmediate(pump);
   }
 });
+// Told through shared memory too: the calling thread may not read its messages for a while.
+const up = (workerData as FileWorkerData | undefined)?.up;
+if (up) Atomics.store(up, 0, 1);
 parentPort!.postMessage('ready');

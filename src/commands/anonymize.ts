@@ -146,7 +146,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--quarantine <dir>', 'copy instances that are not released here, with a reason file')
     .option('--threads <n>', 'anonymizing threads (default: one less than the cores, at least 1, at most 8); with 2 or more, worker threads each read, anonymize and write their files and this thread hands out paths', parseIntOption('--threads', 1, 64))
     .option('--no-fsync', 'do not fsync outputs (faster; a power cut may lose the last files written)')
-    .option('--no-io-thread', 'with --threads 1: write the outputs in the anonymizing thread, not in a second thread (for a machine with no core to spare)')
+    .option('--no-io-thread', 'with --threads 1: read the inputs and write the outputs in the anonymizing thread, not in a second thread (for a machine with no core to spare)')
     .option('--pass', 'pass events this tool does not handle through to stdout')
     .option('-q, --quiet', 'no summary line on stderr');
   program.parse(argv);

@@ -62,7 +62,7 @@ function checkPixelDataFits(file: string, header: Header): void {
   const size = header.fileSize;
   if (last === undefined || last.length === 0xffffffff || size === undefined || header.inflated) return;
   if (last.valueOffset + last.length > size) {
-    throw new DicomParseError(`value of length ${last.length} runs past the end of the file (${size} bytes): truncated or wrong length`, last.valueOffset, { file, tag: last.tag });
+    throw new DicomParseError(`value of length ${last.length} runs past the end of the file (${size} bytes): truncated or wrong length`, last.headerOffset, { file, tag: last.tag });
   }
 }
 

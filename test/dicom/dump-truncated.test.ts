@@ -17,5 +17,11 @@ describe('fiona-dump on a file cut inside its pixel data', () => {
     // The whole file is still printed; the cut one is not.
     expect(String(r.stdout).trim().split('\n')).toHaveLength(1);
     expect(String(r.stdout)).toContain(fx.synth!);
+    // The offset is the element's, as the full walk (--all, the parser every tool uses) says it.
+    const all = await runTool('fiona-dump', ['--all', cut]);
+    expect(all.exitCode).toBe(1);
+    const offsetOf = (text: string): string | undefined => /at offset (\d+), tag \(7FE0,0010\)/.exec(text)?.[1];
+    expect(offsetOf(String(r.stderr))).toBeDefined();
+    expect(offsetOf(String(r.stderr))).toBe(offsetOf(String(all.stderr)));
   });
 });

@@ -23,7 +23,9 @@ mkdirSync(work, { recursive: true });
 const site = join(work, 'site');
 const env = { ...process.env, NO_COLOR: process.env.NO_COLOR ?? '' };
 
-const say = (s) => process.stdout.write(`\n\x1b[1m== ${s}\x1b[0m\n`);
+// Bold headings only on a terminal, and not with NO_COLOR set (https://no-color.org).
+const bold = process.stdout.isTTY && !process.env.NO_COLOR;
+const say = (s) => process.stdout.write(bold ? `\n\x1b[1m== ${s}\x1b[0m\n` : `\n== ${s}\n`);
 const step = (s) => process.stdout.write(`   ${s}\n`);
 
 /** Run a fiona tool to completion; stop the demo with its stderr when it fails. */

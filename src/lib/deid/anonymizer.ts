@@ -4,6 +4,7 @@ import {
   DicomParseError, type DicomHeader, type Header, type Output, type RewriteOptions, type RewriteResult, type SetEntry, isPathSafeUid, readHeaderFull, rewriteDicom,
 } from '../dicom/index.js';
 import { parseBytes } from '../dicom/read.js';
+import { PIXEL_DATA } from '../dicom/tags.js';
 import { tempNameFor } from '../dicom/write.js';
 import { DirSyncer, ensureDir, publishTemp } from '../dicom/publish.js';
 import { quarantineFile } from '../site/quarantine.js';
@@ -91,8 +92,6 @@ interface PatientContext {
 }
 
 export { RefusedError };
-
-const PIXEL_DATA = 0x7fe00010;
 const BURNED_IN_ANNOTATION = 0x00280301;
 const PATIENT_ID = 0x00100020;
 const PATIENT_NAME = 0x00100010;

@@ -1,6 +1,7 @@
 import { open } from 'node:fs/promises';
 import { type Header, formatTag, readHeaderFull } from '../dicom/index.js';
 import { parseBytes } from '../dicom/read.js';
+import { PIXEL_DATA } from '../dicom/tags.js';
 import { type Needle, findNeedle, haystackOf } from './leak.js';
 import { RefusedError } from './refused.js';
 
@@ -9,7 +10,6 @@ import { RefusedError } from './refused.js';
  * anything, PS3.15 E.1.1 item 7), check that the output parses, and the leak check: no
  * identifying value outside the pixel data.
  */
-const PIXEL_DATA = 0x7fe00010;
 
 const NO_BYTES = new Uint8Array(0);
 

@@ -1,4 +1,5 @@
 import { type EditDecision, type ElementContext, formatTag, lookupTag } from '../dicom/index.js';
+import { PIXEL_DATA } from '../dicom/tags.js';
 import { decodeStrings } from '../dicom/values.js';
 import { type Operation, isBinaryVr, operationFor, resolveActionCode, unlistedRule } from './actions.js';
 import type { Scrubber } from './clean.js';
@@ -72,8 +73,6 @@ function isCodeAttribute(tag: number): boolean {
 
 /** The rule cleaning falls back on for unlisted text inside a C sequence (its basic action: dummy). */
 const CLEAN_TEXT_RULE: TableRule = { keyword: '(text in a cleaned sequence)', name: 'free text in a sequence kept with C', vr: 'LT', basic: 'D', inStandardIOD: false, options: {} };
-
-const PIXEL_DATA = 0x7fe00010;
 const OVERLAY_DATA_RULE_TAG = 0x60003000;
 
 const KEEP: EditDecision = { op: 'keep' };

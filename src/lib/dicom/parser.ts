@@ -1,7 +1,7 @@
 import { latin1 } from './charset.js';
 import { implicitVr } from './dictionary.js';
 import { DicomParseError } from './errors.js';
-import { formatTag, privateBlockKey } from './tags.js';
+import { PIXEL_DATA, formatTag, privateBlockKey } from './tags.js';
 import { UNDEFINED_LENGTH, type DicomElement, type ItemRange } from './types.js';
 import { BULK_VRS, isLongVrBytes, vrFromBytes } from './vr.js';
 
@@ -18,7 +18,6 @@ import { BULK_VRS, isLongVrBytes, vrFromBytes } from './vr.js';
 export const ITEM = 0xfffee000;
 export const ITEM_DELIMITER = 0xfffee00d;
 export const SEQUENCE_DELIMITER = 0xfffee0dd;
-export const PIXEL_DATA = 0x7fe00010;
 const FLOAT_PIXEL_DATA = 0x7fe00008;
 const DOUBLE_PIXEL_DATA = 0x7fe00009;
 

@@ -5,14 +5,13 @@ import { elementHeader, itemHeader, Plan, sequenceDelimiter } from './plan.js';
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import { DicomParseError } from './errors.js';
 import { INDEX_OPTIONS, parseBytes, readAt, walkFile } from './read.js';
-import { formatTag } from './tags.js';
+import { PIXEL_DATA, formatTag } from './tags.js';
 import { UNDEFINED_LENGTH, type DicomElement } from './types.js';
 import { parseCharsets } from './values.js';
 import { LONG_VRS } from './vr.js';
 import { acquireBlock, releaseBlock, writePlanNow, type Output } from './write.js';
 
 const SPECIFIC_CHARACTER_SET = 0x00080005;
-const PIXEL_DATA = 0x7fe00010;
 
 /**
  * Byte-preserving rewrite: decide edits on the element index, then write the output as the

@@ -14,6 +14,9 @@ export function tagHex(tag: number): string {
   return (tag >>> 0).toString(16).toUpperCase().padStart(8, '0');
 }
 
+/** (7FE0,0010) Pixel Data: where a header read stops, and the one value edits keep by reference. */
+export const PIXEL_DATA = 0x7fe00010;
+
 export const groupOf = (tag: number): number => tag >>> 16;
 export const elementOf = (tag: number): number => tag & 0xffff;
 export const isPrivateTag = (tag: number): boolean => (tag >>> 16) % 2 === 1;

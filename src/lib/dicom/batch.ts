@@ -59,9 +59,8 @@ export interface BatchStats {
 }
 
 interface Io {
-  /** The publishing thread, once started. */
+  /** The publishing thread, once started (at once with thread: 'always'). */
   thread: PublishThread | undefined;
-  always: boolean;
   inputs: SharedBuffers;
   scratch: SharedBuffers;
   stats: BatchStats;
@@ -240,16 +239,13 @@ function named(err: unknown, job: RewriteJob): Error {
  * running average: single slow publishes (5 ms now and then) move an average over the bar.
  */
 function offload(io: Io): boolean {
-  if (io.always) return io.thread!.ready;
-  if (!io.thread) {
-    if (io.samples.length >= START_WINDOW) {
-      const slow = median(io.samples) > START_ABOVE_MS;
-      io.samples.length = 0;
-      if (slow) io.thread = new PublishThread();
-    }
+  if (!io.thread && io.samples.length >= START_WINDOW) {
+    const slow = median(io.samples) > START_ABOVE_MS;
+    io.samples.length = 0;
+    if (slow) io.thread = new PublishThread();
     return false;
   }
-  return io.thread.ready;
+  return io.thread?.ready ?? false;
 }
 
 const START_ABOVE_MS = 0.25;
@@ -372,7 +368,6 @@ export async function* rewriteFiles(jobs: Iterable<RewriteJob> | AsyncIterable<R
   const memoryLimit = opts.memoryLimit ?? DEFAULT_MEMORY_LIMIT;
   const io: Io = {
     thread: opts.thread === 'always' ? new PublishThread() : undefined,
-    always: opts.thread === 'always',
     inputs: new SharedBuffers(inFlight + 2),
     scratch: new SharedBuffers(inFlight + 2),
     stats: opts.stats ?? { onThread: 0, here: 0 },

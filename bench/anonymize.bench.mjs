@@ -176,13 +176,13 @@ try {
   const limit = { pydicom: pyRounds, 'fiona (fsync)': fsyncRounds };
   const results = Object.fromEntries(Object.keys(tools).map((k) => [k, []]));
   const order = Object.keys(tools);
-  const outs = [];
   for (let r = 0; r < rounds; r++) {
     // The order rotates from round to round, each run starts with no dirty pages of another
     // run's output pending (`sync` first, untimed), and outputs are removed only when the round
     // is over (freeing 130 MB on this ext4 with `discard` slows the creates that follow it).
     // Without these the tool after fiona paid for writing back fiona's output (gdcmanon took
     // 0.44-0.63 s after a sync, 1.0-1.1 s right after fiona): fiona looked ~1.5x faster than it is.
+    const outs = [];
     for (let k = 0; k < order.length; k++) {
       const name = order[(k + r) % order.length];
       if (r >= (limit[name] ?? rounds)) continue;
@@ -197,8 +197,7 @@ try {
       console.log(`round ${r + 1} ${name.padEnd(18)} ${(n / m.seconds).toFixed(0).padStart(6)} files/s  ${m.seconds.toFixed(2)} s  CPU ${m.cpu.toFixed(2)} s (user ${m.user.toFixed(2)}, system ${m.sys.toFixed(2)})  peak RSS ${m.rssMb.toFixed(0)} MB`);
       outs.push(out);
     }
-    for (const out of outs.splice(0)) rmSync(out, { recursive: true, force: true });
-    spawnSync('sync');
+    for (const out of outs) rmSync(out, { recursive: true, force: true });
   }
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const rate = (name) => n / median(results[name].map((m) => m.seconds));
